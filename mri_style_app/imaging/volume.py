@@ -1,0 +1,303 @@
+"""Volume: a 3D image in canonical RAS voxel order, plus what is needed to write it back.
+
+Qt-free and torch-free. Every problem with an input file becomes a `VolumeError` whose
+message says which file, what is wrong and what to do about it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import tempfile
+import zlib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from nibabel import orientations as ornt_lib
+
+# Refuse a volume whose float32 copy would need more than this share of the available memory.
+MEMORY_SHARE_LIMIT = 0.5
+READABLE_SUFFIXES = (".nii", ".nii.gz", ".hdr", ".img", ".hdr.gz", ".img.gz")
+
+
+class VolumeError(Exception):
+    """A file cannot be used as a volume; the message is written for people."""
+
+
+@dataclass
+class Volume:
+    """float32 voxels in canonical RAS order: index i grows towards +x (patient Left), j towards
+    +y (Anterior), k towards +z (Superior); `affine` maps [i, j, k, 1] to world mm."""
+
+    data: np.ndarray  # (X, Y, Z) float32, canonical RAS voxel order, finite
+    affine: np.ndarray  # 4x4 canonical voxel -> world (RAS, mm)
+    name: str = "volume"
+    source_path: Path | None = None
+    source_affine: np.ndarray | None = None  # 4x4 file voxel -> world
+    source_header: object | None = None  # the file's own nibabel header (a copy)
+    source_shape: tuple[int, ...] = ()  # the file's full shape, all dimensions
+    n_volumes: int = 1  # number of volumes in a 4D file
+    volume_index: int = 0  # which of them `data` holds
+    nonfinite_count: int = 0  # NaN/inf voxels in the file, stored as 0 in `data`
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.data.shape)  # type: ignore[return-value]
+
+    @property
+    def voxel_sizes(self) -> np.ndarray:
+        """Voxel edge lengths in mm along the canonical axes."""
+        return np.sqrt((self.affine[:3, :3] ** 2).sum(axis=0))
+
+    @property
+    def source_axcodes(self) -> str:
+        """The file's own orientation, such as 'LAS' (RAS for a volume made in memory)."""
+        aff = self.affine if self.source_affine is None else self.source_affine
+        return "".join(ornt_lib.aff2axcodes(aff))
+
+    @property
+    def canonical_to_source(self) -> np.ndarray:
+        """4x4 matrix from canonical voxel indices to the file's own voxel indices."""
+        if self.source_affine is None:
+            return np.eye(4)
+        return np.linalg.inv(self.source_affine) @ self.affine
+
+    def source_index(self, ijk) -> tuple[int, int, int]:
+        """Canonical voxel index -> the same voxel's index in the file's own axis order."""
+        vec = self.canonical_to_source @ np.array([*ijk, 1.0])
+        return tuple(int(round(v)) for v in vec[:3])  # type: ignore[return-value]
+
+    def world(self, ijk) -> np.ndarray:
+        """Canonical voxel index (may be fractional) -> world position in mm."""
+        return (self.affine @ np.array([*ijk, 1.0]))[:3]
+
+    def index_of(self, xyz) -> np.ndarray:
+        """World position in mm -> fractional canonical voxel index."""
+        return (np.linalg.inv(self.affine) @ np.array([*xyz, 1.0]))[:3]
+
+    def with_data(self, data: np.ndarray, name: str | None = None) -> "Volume":
+        """A volume on the same grid and with the same source geometry, holding other voxels."""
+        data = np.asarray(data, dtype=np.float32)
+        if data.shape != self.data.shape:
+            raise ValueError(f"shape {data.shape} does not match the volume's grid {self.data.shape}")
+        return replace(self, data=data, name=name or self.name, source_path=None, n_volumes=1,
+                       volume_index=0, nonfinite_count=0, extra={})
+
+    def same_grid(self, other: "Volume", atol: float = 1e-3) -> bool:
+        return self.shape == other.shape and np.allclose(self.affine, other.affine, atol=atol)
+
+
+def _fail(path: Path, problem: str, advice: str) -> VolumeError:
+    return VolumeError(f"{path}: {problem}. {advice}")
+
+
+def _available_memory_bytes() -> int:
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 8 * 1024**3  # a conservative guess where /proc is missing (macOS, Windows)
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise _fail(path, "no such file", "Check the path and try again")
+    if path.is_dir():
+        raise _fail(path, "is a folder, not a file", "Choose a .nii, .nii.gz or .hdr/.img file")
+    if not os.access(path, os.R_OK):
+        raise _fail(path, "cannot be read (permission denied)", "Check the file's permissions")
+    if path.stat().st_size == 0:
+        raise _fail(path, "the file is empty (0 bytes)", "It may be an interrupted download or copy; get the file again")
+    name = path.name.lower()
+    if name.endswith(".gz"):
+        with open(path, "rb") as fh:
+            if fh.read(2) != b"\x1f\x8b":
+                raise _fail(path, "the name ends in .gz but the file is not gzip-compressed",
+                            "Rename it to .nii if it is an uncompressed NIfTI file, or get the file again")
+
+
+def _open_image(path: Path):
+    try:
+        img = nib.load(str(path))
+    except nib.filebasedimages.ImageFileError:
+        raise _fail(path, "is not a NIfTI or Analyze image (unknown format or bad magic)",
+                    "Open a .nii, .nii.gz or .hdr/.img file") from None
+    except FileNotFoundError as exc:
+        raise _fail(path, f"a file of the image pair is missing ({Path(exc.filename or '').name})",
+                    "Analyze images need both the .hdr and the .img file side by side") from None
+    except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
+        raise _fail(path, f"the file is truncated or damaged ({exc})", "Get the file again") from None
+    except Exception as exc:  # nibabel raises many types for bad headers
+        raise _fail(path, f"the header cannot be read ({exc})", "The file is damaged or not an image") from None
+    if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image, nib.AnalyzeImage)):
+        raise _fail(path, f"is a {type(img).__name__}, not a NIfTI or Analyze image",
+                    "Convert it to NIfTI first (for example with dcm2niix or mri_convert)")
+    return img
+
+
+def _spatial_shape(path: Path, shape: tuple[int, ...]) -> tuple[tuple[int, ...], int]:
+    """(3D shape, number of volumes) for a file shape, refusing what cannot be shown."""
+    dims = list(shape)
+    while len(dims) > 3 and dims[-1] == 1:  # trailing singleton dimensions mean nothing
+        dims.pop()
+    if any(d <= 0 for d in dims):
+        raise _fail(path, f"the header gives an empty shape {tuple(shape)}", "The file is damaged")
+    if len(dims) >= 5:
+        raise _fail(path, f"has {len(dims)} dimensions {tuple(shape)}; only 3D volumes and 4D series can be shown",
+                    "Split it into 3D volumes first (for example with fslsplit)")
+    if len(dims) == 4:
+        return tuple(dims[:3]), dims[3]
+    if len(dims) == 2:
+        # A single 2D slice is shown as a volume one voxel thick (documented in the README).
+        return (dims[0], dims[1], 1), 1
+    if len(dims) == 1:
+        raise _fail(path, f"holds a 1D array {tuple(shape)}, not an image", "Open a 2D, 3D or 4D image")
+    return tuple(dims), 1
+
+
+def load_volume(path, volume_index: int = 0) -> Volume:
+    """Read a NIfTI-1/2 or Analyze image; 4D files give volume `volume_index` (first by default)."""
+    path = Path(path)
+    _check_file(path)
+    img = _open_image(path)
+    header = img.header
+    dtype = header.get_data_dtype()
+    if dtype.kind == "c":
+        raise _fail(path, f"holds complex numbers ({dtype})", "Save the magnitude image and open that")
+    if dtype.kind not in "biuf":
+        raise _fail(path, f"holds data of type {dtype} (for example RGB), not scalar intensities",
+                    "Convert it to a scalar (grey-level) image first")
+    shape3, n_volumes = _spatial_shape(path, tuple(int(d) for d in img.shape))
+    if not 0 <= volume_index < n_volumes:
+        raise _fail(path, f"has {n_volumes} volume(s); volume {volume_index} does not exist",
+                    f"Choose a volume from 0 to {n_volumes - 1}")
+
+    needed = int(np.prod(shape3, dtype=np.int64)) * 4
+    if needed > MEMORY_SHARE_LIMIT * _available_memory_bytes():
+        raise _fail(path, f"one volume needs {needed / 1024**3:.1f} GiB of memory, more than this computer can spare",
+                    "Crop or downsample it first")
+    if not path.name.lower().endswith(".gz") and isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
+        # An uncompressed single file must hold what its header promises.
+        promised = int(header.get_data_offset()) + int(np.prod(img.shape, dtype=np.int64)) * dtype.itemsize
+        actual = path.stat().st_size
+        if promised > actual:
+            raise _fail(path, f"is truncated: the header promises {promised} bytes but the file has {actual}",
+                        "Get the file again; it may be an interrupted download or copy")
+
+    try:
+        proxy = img.dataobj
+        if len(img.shape) >= 4 and n_volumes > 1:
+            raw = proxy[..., volume_index]
+            while raw.ndim > 3:
+                raw = raw[..., 0]
+        else:
+            raw = np.asanyarray(proxy)
+        raw = np.asarray(raw, dtype=np.float32).reshape(shape3)  # applies scl_slope/inter
+    except MemoryError:
+        raise _fail(path, "there is not enough memory to read the data", "Close other programs or crop the image") from None
+    except (EOFError, gzip.BadGzipFile, zlib.error, OSError, ValueError) as exc:
+        raise _fail(path, f"the image data is truncated or damaged ({exc})", "Get the file again") from None
+
+    finite = np.isfinite(raw)
+    nonfinite = int(raw.size - np.count_nonzero(finite))
+    if nonfinite == raw.size:
+        raise _fail(path, "every voxel is NaN or infinite", "The file holds no usable image")
+    if nonfinite:
+        raw = np.where(finite, raw, np.float32(0))
+    if not np.any(raw):
+        raise _fail(path, "every voxel is zero", "The file holds no image (an empty mask or a failed export?)")
+
+    source_affine = img.affine.copy()
+    if not np.all(np.isfinite(source_affine)) or abs(np.linalg.det(source_affine[:3, :3])) < 1e-12:
+        raise _fail(path, "the voxel-to-world matrix is invalid (singular or not finite)", "The header is damaged")
+    to_ras = ornt_lib.ornt_transform(ornt_lib.io_orientation(source_affine), ornt_lib.axcodes2ornt("RAS"))
+    data = np.ascontiguousarray(ornt_lib.apply_orientation(raw, to_ras), dtype=np.float32)
+    affine = source_affine @ ornt_lib.inv_ornt_aff(to_ras, shape3)
+
+    name = path.name
+    for suffix in (".nii.gz", ".nii", ".hdr", ".img"):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return Volume(data=data, affine=affine, name=name, source_path=path.resolve(),
+                  source_affine=source_affine, source_header=header.copy(),
+                  source_shape=tuple(int(d) for d in img.shape), n_volumes=n_volumes,
+                  volume_index=volume_index, nonfinite_count=nonfinite)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return a.resolve() == b.resolve()
+
+
+def _protected_paths(volume: Volume) -> list[Path]:
+    """The files a save must never replace: the source, and both halves of an Analyze pair."""
+    paths = []
+    for source in (volume.source_path, volume.extra.get("derived_from")):
+        if source:
+            source = Path(source)
+            paths.append(source)
+            for a, b in ((".hdr", ".img"), (".img", ".hdr")):
+                if source.suffix.lower() == a:
+                    paths.append(source.with_suffix(b))
+    return paths
+
+
+def save_volume(volume: Volume, path) -> Path:
+    """Write `volume` as NIfTI in its source file's own axis order, affine, qform/sform and units.
+
+    The write goes to a temporary file in the target folder that is renamed into place, so a
+    crash never leaves half a file. The file the volume came from is never overwritten.
+    """
+    path = Path(path)
+    lower = path.name.lower()
+    if not (lower.endswith(".nii") or lower.endswith(".nii.gz")):
+        raise VolumeError(f"{path}: can only save NIfTI (.nii or .nii.gz). Choose a name ending in .nii.gz")
+    for protected in _protected_paths(volume):
+        if _same_file(path, protected):
+            raise VolumeError(f"{path}: this is the file the volume was loaded from and it is never "
+                              "overwritten. Choose another name")
+    if not path.parent.exists():
+        raise VolumeError(f"{path}: the folder {path.parent} does not exist. Choose an existing folder")
+
+    source_affine = volume.affine if volume.source_affine is None else volume.source_affine
+    to_source = ornt_lib.ornt_transform(ornt_lib.axcodes2ornt("RAS"), ornt_lib.io_orientation(source_affine))
+    data = np.ascontiguousarray(ornt_lib.apply_orientation(volume.data, to_source), dtype=np.float32)
+    source_header = volume.source_header
+    if isinstance(source_header, nib.Nifti2Header):
+        img = nib.Nifti2Image(data, source_affine, header=source_header)
+    elif isinstance(source_header, nib.Nifti1Header):
+        img = nib.Nifti1Image(data, source_affine, header=source_header)
+    else:  # Analyze source or made in memory: NIfTI-1 with the geometry set from the affine
+        img = nib.Nifti1Image(data, source_affine)
+        img.header.set_xyzt_units("mm")
+    if isinstance(source_header, (nib.Nifti1Header, nib.Nifti2Header)):
+        qform, qcode = source_header.get_qform(coded=True)
+        sform, scode = source_header.get_sform(coded=True)
+        img.set_qform(qform if qform is not None else source_affine, int(qcode))
+        img.set_sform(sform if sform is not None else source_affine, int(scode))
+        img.header.set_xyzt_units(*source_header.get_xyzt_units())
+    img.set_data_dtype(np.float32)
+    img.header["scl_slope"] = np.nan
+    img.header["scl_inter"] = np.nan
+
+    suffix = ".nii.gz" if lower.endswith(".gz") else ".nii"
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    os.close(fd)
+    try:
+        nib.save(img, tmp_name)
+        os.replace(tmp_name, path)
+    except OSError as exc:
+        raise VolumeError(f"{path}: could not be written ({exc}). Check free disk space and permissions") from None
+    finally:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+    return path
