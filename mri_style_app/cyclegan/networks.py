@@ -1,0 +1,125 @@
+"""CycleGAN networks for single-channel MRI slices (torch, no Qt).
+
+The generator follows the reference CycleGAN ResNet generator (Zhu et al. 2017): a 7x7 stem,
+two stride-2 downsamplings, residual blocks, two transposed-conv upsamplings and a 7x7 head,
+with instance norm and reflection padding. The module order matches the reference
+implementation, so its `model.N...` state-dict keys line up when importing reference weights.
+The discriminator is the 70x70 PatchGAN.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    ngf: int = 32
+    n_blocks: int = 6
+    in_channels: int = 1
+    out_channels: int = 1
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# name -> generator width and depth
+PRESETS: dict[str, GeneratorConfig] = {
+    "tiny": GeneratorConfig(ngf=16, n_blocks=6),
+    "small": GeneratorConfig(ngf=32, n_blocks=6),
+    "standard": GeneratorConfig(ngf=64, n_blocks=9),
+}
+
+# Spatial sizes must be a multiple of this (two stride-2 downsamplings).
+SIZE_MULTIPLE = 4
+
+
+class ResnetBlock(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv_block = nn.Sequential(
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(channels, channels, 3, bias=True),
+            nn.InstanceNorm2d(channels),
+            nn.ReLU(True),
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(channels, channels, 3, bias=True),
+            nn.InstanceNorm2d(channels),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv_block(x)
+
+
+class ResnetGenerator(nn.Module):
+    """Image in [-1, 1] -> image in [-1, 1], same size (a multiple of SIZE_MULTIPLE)."""
+
+    def __init__(self, config: GeneratorConfig = PRESETS["small"]):
+        super().__init__()
+        self.config = config
+        ngf = config.ngf
+        layers: list[nn.Module] = [
+            nn.ReflectionPad2d(3),
+            nn.Conv2d(config.in_channels, ngf, 7, bias=True),
+            nn.InstanceNorm2d(ngf),
+            nn.ReLU(True),
+        ]
+        channels = ngf
+        for _ in range(2):
+            layers += [nn.Conv2d(channels, channels * 2, 3, stride=2, padding=1, bias=True),
+                       nn.InstanceNorm2d(channels * 2), nn.ReLU(True)]
+            channels *= 2
+        layers += [ResnetBlock(channels) for _ in range(config.n_blocks)]
+        for _ in range(2):
+            layers += [nn.ConvTranspose2d(channels, channels // 2, 3, stride=2, padding=1,
+                                          output_padding=1, bias=True),
+                       nn.InstanceNorm2d(channels // 2), nn.ReLU(True)]
+            channels //= 2
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, config.out_channels, 7), nn.Tanh()]
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+class PatchDiscriminator(nn.Module):
+    """70x70 PatchGAN: a map of real/fake scores, one per overlapping image patch."""
+
+    def __init__(self, in_channels: int = 1, ndf: int = 64, n_layers: int = 3):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
+        mult = 1
+        for n in range(1, n_layers + 1):
+            prev, mult = mult, min(2**n, 8)
+            stride = 2 if n < n_layers else 1
+            layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, stride=stride, padding=1, bias=True),
+                       nn.InstanceNorm2d(ndf * mult), nn.LeakyReLU(0.2, True)]
+        layers += [nn.Conv2d(ndf * mult, 1, 4, stride=1, padding=1)]
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+def init_weights(module: nn.Module, gain: float = 0.02) -> None:
+    """Reference initialisation: conv weights N(0, 0.02), biases 0."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, gain)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+def build_generator(preset_or_config: str | GeneratorConfig | dict) -> ResnetGenerator:
+    if isinstance(preset_or_config, str):
+        if preset_or_config not in PRESETS:
+            raise ValueError(f"unknown preset {preset_or_config!r}; choose one of {', '.join(PRESETS)}")
+        config = PRESETS[preset_or_config]
+    elif isinstance(preset_or_config, dict):
+        config = GeneratorConfig(**preset_or_config)
+    else:
+        config = preset_or_config
+    return ResnetGenerator(config)
