@@ -83,8 +83,20 @@ class Volume:
         data = np.asarray(data, dtype=np.float32)
         if data.shape != self.data.shape:
             raise ValueError(f"shape {data.shape} does not match the volume's grid {self.data.shape}")
+        # Remember the file this came from, so a derived volume is never saved over it either.
+        origin = self.source_path or self.extra.get("derived_from")
         return replace(self, data=data, name=name or self.name, source_path=None, n_volumes=1,
-                       volume_index=0, nonfinite_count=0, extra={})
+                       volume_index=0, nonfinite_count=0, extra={"derived_from": origin} if origin else {})
+
+    def stored_as(self, axcodes: str) -> "Volume":
+        """The same voxels, to be saved in another axis order such as 'LIA' or 'SAR'.
+
+        Only the file geometry changes (a fresh NIfTI header); display and world positions stay.
+        """
+        to_file = ornt_lib.ornt_transform(ornt_lib.axcodes2ornt("RAS"), ornt_lib.axcodes2ornt(tuple(axcodes)))
+        file_affine = self.affine @ ornt_lib.inv_ornt_aff(to_file, self.shape)
+        return replace(self, source_affine=file_affine, source_header=None, source_path=None,
+                       source_shape=(), extra=dict(self.extra))
 
     def same_grid(self, other: "Volume", atol: float = 1e-3) -> bool:
         return self.shape == other.shape and np.allclose(self.affine, other.affine, atol=atol)
@@ -115,6 +127,13 @@ def _check_file(path: Path) -> None:
     if path.stat().st_size == 0:
         raise _fail(path, "the file is empty (0 bytes)", "It may be an interrupted download or copy; get the file again")
     name = path.name.lower()
+    for ours, partner in ((".hdr", ".img"), (".img", ".hdr"), (".hdr.gz", ".img.gz"), (".img.gz", ".hdr.gz")):
+        if name.endswith(ours):
+            other = path.with_name(path.name[: -len(ours)] + partner)
+            if not other.exists():
+                raise _fail(path, f"the other half of the Analyze/NIfTI pair, {other.name}, is missing",
+                            "Keep the .hdr and the .img file side by side in one folder")
+            break
     if name.endswith(".gz"):
         with open(path, "rb") as fh:
             if fh.read(2) != b"\x1f\x8b":
@@ -126,7 +145,9 @@ def _open_image(path: Path):
     try:
         img = nib.load(str(path))
     except nib.filebasedimages.ImageFileError:
-        raise _fail(path, "is not a NIfTI or Analyze image (unknown format or bad magic)",
+        if path.name.lower().endswith(".gz"):
+            _verify_gzip(path)  # a gzip cut short before the end of the header says so here
+        raise _fail(path, "is not a NIfTI or Analyze image (no valid NIfTI/Analyze header: wrong size or magic)",
                     "Open a .nii, .nii.gz or .hdr/.img file") from None
     except FileNotFoundError as exc:
         raise _fail(path, f"a file of the image pair is missing ({Path(exc.filename or '').name})",
@@ -139,6 +160,23 @@ def _open_image(path: Path):
         raise _fail(path, f"is a {type(img).__name__}, not a NIfTI or Analyze image",
                     "Convert it to NIfTI first (for example with dcm2niix or mri_convert)")
     return img
+
+
+def _verify_gzip(path: Path) -> int:
+    """Decompress the whole file once, checking every gzip checksum; return the unpacked size.
+
+    Reading one volume touches only the start of the stream, so a file cut short later (or with
+    a corrupt tail) would otherwise load silently.
+    """
+    size = 0
+    try:
+        with gzip.open(path, "rb") as fh:
+            while chunk := fh.read(1 << 22):
+                size += len(chunk)
+    except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
+        raise _fail(path, f"the compressed file is truncated or damaged ({exc})",
+                    "Get the file again; it may be an interrupted download or copy") from None
+    return size
 
 
 def _spatial_shape(path: Path, shape: tuple[int, ...]) -> tuple[tuple[int, ...], int]:
@@ -182,18 +220,20 @@ def load_volume(path, volume_index: int = 0) -> Volume:
     if needed > MEMORY_SHARE_LIMIT * _available_memory_bytes():
         raise _fail(path, f"one volume needs {needed / 1024**3:.1f} GiB of memory, more than this computer can spare",
                     "Crop or downsample it first")
-    if not path.name.lower().endswith(".gz") and isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
-        # An uncompressed single file must hold what its header promises.
-        promised = int(header.get_data_offset()) + int(np.prod(img.shape, dtype=np.int64)) * dtype.itemsize
-        actual = path.stat().st_size
-        if promised > actual:
-            raise _fail(path, f"is truncated: the header promises {promised} bytes but the file has {actual}",
-                        "Get the file again; it may be an interrupted download or copy")
+    # The data file must hold what the header promises (every volume, not just the first).
+    data_file = Path(img.file_map["image"].filename)
+    promised = int(header.get_data_offset()) + int(np.prod(img.shape, dtype=np.int64)) * dtype.itemsize
+    gz = data_file.name.lower().endswith(".gz")
+    actual = _verify_gzip(data_file) if gz else data_file.stat().st_size
+    if promised > actual:
+        raise _fail(data_file, f"is truncated: the header promises {promised} bytes of image but the file "
+                    f"{'unpacks to' if gz else 'has'} {actual}",
+                    "Get the file again; it may be an interrupted download or copy")
 
     try:
         proxy = img.dataobj
-        if len(img.shape) >= 4 and n_volumes > 1:
-            raw = proxy[..., volume_index]
+        if n_volumes > 1:
+            raw = proxy[:, :, :, volume_index]
             while raw.ndim > 3:
                 raw = raw[..., 0]
         else:
@@ -202,7 +242,8 @@ def load_volume(path, volume_index: int = 0) -> Volume:
     except MemoryError:
         raise _fail(path, "there is not enough memory to read the data", "Close other programs or crop the image") from None
     except (EOFError, gzip.BadGzipFile, zlib.error, OSError, ValueError) as exc:
-        raise _fail(path, f"the image data is truncated or damaged ({exc})", "Get the file again") from None
+        detail = " ".join(str(exc).split())  # nibabel's messages span lines; ours is one
+        raise _fail(path, f"the image data is truncated or damaged ({detail})", "Get the file again") from None
 
     finite = np.isfinite(raw)
     nonfinite = int(raw.size - np.count_nonzero(finite))
