@@ -1,0 +1,154 @@
+"""The wizard's teaching texts, and a diagnosis of a run from its own loss curves.
+
+Plain Python and numpy (no Qt), so the diagnosis is easy to test. The texts follow the
+reference CycleGAN objective (LSGAN adversarial loss, cycle weight 10, identity weight 0.5).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+# Short texts for tooltips, keyed by the curve or control they explain.
+TOOLTIPS: dict[str, str] = {
+    "G_A": "Adversarial loss of generator A (T1 -> T2): how far its fake T2 images are from "
+           "fooling discriminator A. Lower means more convincing fakes.",
+    "G_B": "Adversarial loss of generator B (T2 -> T1): how far its fake T1 images are from "
+           "fooling discriminator B.",
+    "D_A": "Loss of discriminator A, which tells real T2 slices from generated ones. "
+           "About 0.25 means it cannot tell them apart; near 0 means it always wins.",
+    "D_B": "Loss of discriminator B, which tells real T1 slices from generated ones.",
+    "cycle": "Cycle-consistency loss (A and B summed): translate a slice to the other contrast "
+             "and back, and measure how far the round trip lands from the original. It should "
+             "fall steadily: it is what keeps the anatomy in place.",
+    "identity": "Identity loss (A and B summed): feed a generator an image that is already in "
+                "its target contrast; it should change nothing. It keeps intensities honest.",
+    "smoothing": "Exponential moving average of the curves. Raw GAN losses are noisy; smoothing "
+                 "shows the trend. Set to 0 to see every step.",
+    "log_scale": "Logarithmic y axis: shows a loss falling from 2 to 0.02 as clearly as from 2 "
+                 "to 1, and makes a loss collapsing towards zero stand out.",
+    "preset": "Generator size. tiny: a quick test of the pipeline. small: a useful model on a "
+              "CPU. standard: the reference CycleGAN (64 filters, 9 residual blocks), for a GPU.",
+    "size": "Training images are resized to this many pixels square. Larger shows finer "
+            "detail and costs roughly quadratically more time.",
+    "iterations": "Number of training steps. Each step shows the networks one T1 and one T2 "
+                  "slice. Learning-rate decay runs over the second half.",
+    "domain_a": "A folder of T1-weighted images: NIfTI volumes or PNG slices. They do not need "
+                "to match the T2 images: CycleGAN learns from unpaired data.",
+    "domain_b": "A folder of T2-weighted images: NIfTI volumes or PNG slices.",
+    "cycle_map": "Translate to the other contrast and back, and show |original - round trip| as "
+                 "a heat overlay. Bright areas are where the model is unsure or invents detail.",
+    "planes": "Which direction the volume is cut into 2D slices for the network. 'tri' "
+              "translates along all three planes and averages them, which removes the stripes "
+              "that stacking independently translated slices can leave.",
+}
+
+HELP_HTML = """
+<h3>How CycleGAN learns</h3>
+<p>Two <b>generators</b> translate slices: <b>G_A</b> turns T1 into T2 and <b>G_B</b> turns T2
+into T1. Two <b>discriminators</b> judge them: <b>D_A</b> learns to tell real T2 slices from the
+fakes of G_A, and <b>D_B</b> does the same for T1. The generators improve by fooling the
+discriminators; the discriminators improve by not being fooled. Neither folder needs matching
+scans: the training data is unpaired.</p>
+
+<h3>What each loss measures</h3>
+<ul>
+<li><b>Adversarial</b> (G_A, G_B, D_A, D_B): the game between generators and discriminators,
+scored with least squares. A discriminator that cannot tell real from fake scores about 0.25;
+the generator's loss is then also near 0.25.</li>
+<li><b>Cycle</b>: T1 &rarr; T2 &rarr; T1 should give back the same slice (and the same from
+T2). Weighted 10 times the adversarial loss, it keeps the anatomy where it was.</li>
+<li><b>Identity</b>: a T2 slice given to the T1&rarr;T2 generator should come out unchanged. It
+keeps the generators from shifting intensities that are already right.</li>
+</ul>
+
+<h3>Healthy and failing curves</h3>
+<ul>
+<li><b>Healthy:</b> the adversarial losses wobble up and down around a level and never settle.
+That is the game being played, and it is normal. The cycle and identity losses fall quickly at
+first, then slowly.</li>
+<li><b>Discriminator winning:</b> D_A or D_B falls to almost zero and stays there while its
+generator's loss climbs. The generator gets no useful signal; try a smaller learning rate,
+more data or a smaller image size.</li>
+<li><b>Cycle stalls:</b> the cycle loss stops falling early and stays high. The translations
+will lose anatomy; train longer, or check that the two folders really hold T1 and T2.</li>
+<li><b>Diverged:</b> a loss becomes NaN or infinite. Stop the run and resume from the last
+checkpoint with a smaller learning rate.</li>
+</ul>
+<p>The status line under the curves applies these rules to <i>this</i> run as it trains.</p>
+"""
+
+# Thresholds of the diagnosis (LSGAN scale: a confused discriminator scores about 0.25).
+D_COLLAPSE_LEVEL = 0.02
+D_COLLAPSE_ITERATIONS = 200
+MIN_ITERATIONS_TO_JUDGE = 20
+CYCLE_STALL_FRACTION = 0.02  # cycle must fall at least 2% between the last two quarters
+
+
+@dataclass
+class Diagnosis:
+    level: str  # "info", "ok" or "warning"
+    message: str
+
+
+def _tail_mean(values: np.ndarray, start: int, stop: int) -> float:
+    part = values[start:stop]
+    return float(part.mean()) if part.size else math.nan
+
+
+def diagnose_run(iterations: np.ndarray, series: dict[str, np.ndarray]) -> list[Diagnosis]:
+    """Read a run's own curves and say, in words, whether it looks healthy.
+
+    `iterations` holds the iteration of each logged step; `series` maps curve names
+    (G_A, G_B, D_A, D_B, cycle, identity) to the loss at those steps.
+    """
+    iterations = np.asarray(iterations, dtype=np.float64)
+    n = iterations.size
+    if n == 0:
+        return [Diagnosis("info", "Waiting for the first training step...")]
+    last_iteration = int(iterations[-1])
+    for name, values in series.items():
+        values = np.asarray(values, dtype=np.float64)
+        if values.size and not np.isfinite(values[-1]):
+            return [Diagnosis("warning", f"{name} is {values[-1]} at iteration {last_iteration}: "
+                              "training has diverged. Stop, then resume from the last checkpoint "
+                              "with a smaller learning rate.")]
+    if last_iteration < MIN_ITERATIONS_TO_JUDGE or n < 4:
+        return [Diagnosis("info", f"Iteration {last_iteration}: too early to judge the curves.")]
+
+    findings: list[Diagnosis] = []
+    for d_name, g_name, target in (("D_A", "G_A", "T2"), ("D_B", "G_B", "T1")):
+        d = np.asarray(series.get(d_name, ()), dtype=np.float64)
+        if d.size != n:
+            continue
+        # How long has the discriminator loss stayed under the collapse level?
+        above = np.nonzero(d >= D_COLLAPSE_LEVEL)[0]
+        if above.size and above[-1] == n - 1:
+            continue  # not near zero right now
+        since = iterations[above[-1] + 1] if above.size else iterations[0]
+        if last_iteration - since >= D_COLLAPSE_ITERATIONS:
+            findings.append(Diagnosis(
+                "warning", f"{d_name} has stayed near zero for {int(last_iteration - since)} "
+                f"iterations: the discriminator is winning, so {g_name} gets little to learn "
+                f"from and its fake {target} slices will stay poor."))
+
+    cycle = np.asarray(series.get("cycle", ()), dtype=np.float64)
+    if cycle.size == n and n >= 8:
+        quarter = n // 4
+        before = _tail_mean(cycle, n - 2 * quarter, n - quarter)
+        latest = _tail_mean(cycle, n - quarter, n)
+        first = _tail_mean(cycle, 0, quarter)
+        if latest > before * (1 - CYCLE_STALL_FRACTION) and latest > 0.5 * first:
+            findings.append(Diagnosis(
+                "warning", f"The cycle loss has stopped falling ({before:.3f} -> {latest:.3f} over "
+                f"the last quarter of the run) while still at {latest / first:.0%} of where it "
+                "started: the round trip is losing anatomy. Train longer or check the data."))
+        elif not findings:
+            findings.append(Diagnosis(
+                "ok", f"Healthy so far: the cycle loss fell from {first:.3f} to {latest:.3f}, and "
+                "the adversarial losses wobble around a level, which is normal for a GAN."))
+    if not findings:
+        findings.append(Diagnosis("info", f"Iteration {last_iteration}: no problems seen."))
+    return findings
