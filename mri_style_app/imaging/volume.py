@@ -266,10 +266,13 @@ def load_volume(path, volume_index: int = 0) -> Volume:
         if name.lower().endswith(suffix):
             name = name[: -len(suffix)]
             break
+    # nibabel moves scl_slope/inter from the header into the data proxy; keep them for `info`.
+    slope, inter = getattr(img.dataobj, "slope", 1.0), getattr(img.dataobj, "inter", 0.0)
     return Volume(data=data, affine=affine, name=name, source_path=path.resolve(),
                   source_affine=source_affine, source_header=header.copy(),
                   source_shape=tuple(int(d) for d in img.shape), n_volumes=n_volumes,
-                  volume_index=volume_index, nonfinite_count=nonfinite)
+                  volume_index=volume_index, nonfinite_count=nonfinite,
+                  extra={"scaling": (float(slope), float(inter))})
 
 
 def _same_file(a: Path, b: Path) -> bool:

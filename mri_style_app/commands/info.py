@@ -1,0 +1,77 @@
+"""`mri-style info FILE [--json]`: a volume's geometry and intensities, without Qt or torch."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+EXIT_BAD_INPUT = 2
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", help="a .nii, .nii.gz or .hdr/.img file")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    parser.add_argument("--volume", type=int, default=0, help="which volume of a 4D file to summarise")
+
+
+def describe(path, volume_index: int = 0) -> dict:
+    """Everything `info` prints, as plain data. Raises VolumeError for unusable files."""
+    import numpy as np
+
+    from mri_style_app.imaging.intensity import robust_range
+    from mri_style_app.imaging.volume import load_volume
+
+    vol = load_volume(path, volume_index)
+    header = vol.source_header
+    dtype = header.get_data_dtype()
+    slope, inter = vol.extra.get("scaling", (1.0, 0.0))
+    lo, hi = robust_range(vol.data)
+    return {
+        "path": str(vol.source_path),
+        "format": {"Nifti1Header": "NIfTI-1", "Nifti2Header": "NIfTI-2"}.get(type(header).__name__, "Analyze 7.5"),
+        "shape": list(vol.source_shape),  # the file's own axis order, every dimension
+        "voxel_size_mm": [round(float(v), 6) for v in np.sqrt((vol.source_affine[:3, :3] ** 2).sum(axis=0))],
+        "orientation": vol.source_axcodes,
+        "dtype": dtype.name + (" (big-endian)" if dtype.byteorder == ">" else ""),
+        "scaling": None if (slope, inter) == (1.0, 0.0) else {"slope": slope, "inter": inter},
+        "n_volumes": vol.n_volumes,
+        "volume": vol.volume_index,
+        "data_range": [float(vol.data.min()), float(vol.data.max())],
+        "display_window": [lo, hi],  # robust 0.5-99.5 percentile window the viewer starts with
+        "nonfinite_voxels": vol.nonfinite_count,
+    }
+
+
+def _text(info: dict) -> str:
+    def join(values, fmt="{}"):
+        return " x ".join(fmt.format(v) for v in values)
+
+    lines = [
+        f"file:         {info['path']}",
+        f"format:       {info['format']}",
+        f"shape:        {join(info['shape'])}",
+        f"voxel size:   {join(info['voxel_size_mm'], '{:g}')} mm",
+        f"orientation:  {info['orientation']} (the file's own axis order; shown in RAS)",
+        f"dtype:        {info['dtype']}"
+        + (f", scaled by {info['scaling']['slope']:g} + {info['scaling']['inter']:g}" if info["scaling"] else ""),
+        f"volumes:      {info['n_volumes']}",
+        f"data range:   {info['data_range'][0]:g} .. {info['data_range'][1]:g}"
+        + (f" (volume {info['volume']})" if info["n_volumes"] > 1 else ""),
+        f"window:       {info['display_window'][0]:g} .. {info['display_window'][1]:g} (0.5-99.5 percentile)",
+    ]
+    if info["nonfinite_voxels"]:
+        lines.append(f"non-finite:   {info['nonfinite_voxels']} NaN/inf voxels (shown as 0)")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mri_style_app.imaging.volume import VolumeError
+
+    try:
+        info = describe(args.file, args.volume)
+    except VolumeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(json.dumps(info, indent=2) if args.json else _text(info))
+    return 0
