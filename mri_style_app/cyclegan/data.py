@@ -1,0 +1,358 @@
+"""Unpaired slice datasets for training: NIfTI volumes and/or PNG slices in a folder (no Qt).
+
+Every image gets the app's one intensity normalisation (the same as inference): the
+foreground mask of the volume (or of the PNG slice), scaled to [0, 1] by its 99.5th
+percentile there, then mapped to [-1, 1]. Slices are shown the way people look at them
+(superior or anterior up), padded to a square with background and resized to the training size.
+
+PNG files are decoded here with zlib (8- and 16-bit greyscale, grey+alpha, RGB and RGBA,
+non-interlaced) because the app has no imaging library outside Qt, and cyclegan/ must not use Qt.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import struct
+import tempfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from mri_style_app.imaging.intensity import foreground_mask, normalize_unit
+from mri_style_app.imaging.volume import READABLE_SUFFIXES, VolumeError, load_volume
+
+PLANES = ("axial", "coronal", "sagittal")  # canonical RAS axes 2, 1, 0
+_PLANE_AXIS = {"axial": 2, "coronal": 1, "sagittal": 0}
+# A volume slice is kept when its head area is at least this share of the plane's largest one:
+# the first and last slices through the top of the skull teach nothing.
+MIN_SLICE_AREA_SHARE = 0.25
+# A PNG slice is refused as blank when less than this share of its pixels is foreground.
+MIN_PNG_FOREGROUND = 0.02
+
+
+class DataError(Exception):
+    """A training folder cannot be used; the message says which file, what and what to do."""
+
+
+# ---------------------------------------------------------------- PNG
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}  # colour type -> samples per pixel
+
+
+def _unfilter_sequential(kind: int, line: list, prev: list, bpp: int) -> np.ndarray:
+    """Average (3) or Paeth (4) filter of one row; plain Python ints are fastest for this loop."""
+    cur = [0] * len(line)
+    for i, value in enumerate(line):
+        left = cur[i - bpp] if i >= bpp else 0
+        up = prev[i]
+        if kind == 3:
+            pred = (left + up) >> 1
+        else:
+            upleft = prev[i - bpp] if i >= bpp else 0
+            p = left + up - upleft
+            pa, pb, pc = abs(p - left), abs(p - up), abs(p - upleft)
+            pred = left if pa <= pb and pa <= pc else (up if pb <= pc else upleft)
+        cur[i] = (value + pred) & 0xFF
+    return np.array(cur, dtype=np.int32)
+
+
+def _unfilter(raw: bytes, height: int, width: int, bpp: int) -> np.ndarray:
+    """Undo the per-row PNG filters (None, Sub, Up, Average, Paeth) -> (height, width * bpp) uint8."""
+    stride = width * bpp
+    rows = np.frombuffer(raw, dtype=np.uint8)
+    if rows.size < height * (stride + 1):
+        raise ValueError("image data is shorter than the header promises")
+    rows = rows[: height * (stride + 1)].reshape(height, stride + 1)
+    out = np.zeros((height, stride), dtype=np.uint8)
+    prev = np.zeros(stride, dtype=np.int32)
+    for y in range(height):
+        kind, line = rows[y, 0], rows[y, 1:].astype(np.int32)
+        if kind == 0:
+            cur = line
+        elif kind == 1:  # Sub: running sum along each byte of the pixel
+            cur = np.cumsum(line.reshape(width, bpp), axis=0).reshape(-1) % 256
+        elif kind == 2:  # Up
+            cur = (line + prev) % 256
+        elif kind in (3, 4):  # Average, Paeth: each byte depends on the one just decoded
+            cur = _unfilter_sequential(kind, line.tolist(), prev.tolist(), bpp)
+        else:
+            raise ValueError(f"row {y} has an unknown filter type {kind}")
+        out[y] = cur
+        prev = cur
+    return out
+
+
+def read_png(path) -> np.ndarray:
+    """A PNG file as a float32 (height, width) grey image in its own value range (0-255 or 0-65535)."""
+    path = Path(path)
+    data = path.read_bytes()
+    if not data.startswith(_PNG_SIGNATURE):
+        raise ValueError("it is not a PNG file (wrong signature)")
+    pos, idat, header = 8, [], None
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + length]
+        if len(body) < length:
+            raise ValueError("the file is truncated")
+        if kind == b"IHDR":
+            header = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat.append(body)
+        elif kind == b"IEND":
+            break
+        pos += 12 + length
+    if header is None or not idat:
+        raise ValueError("the file has no image header or no image data")
+    width, height, depth, colour, _, _, interlace = header
+    if colour not in _PNG_CHANNELS or depth not in (8, 16):
+        raise ValueError(f"PNG colour type {colour} with bit depth {depth} is not supported "
+                         "(palette or low bit depth); save it as 8- or 16-bit greyscale")
+    if interlace:
+        raise ValueError("interlaced PNG is not supported; save it without interlacing")
+    channels = _PNG_CHANNELS[colour]
+    raw = _unfilter(zlib.decompress(b"".join(idat)), height, width, channels * depth // 8)
+    if depth == 16:
+        pixels = raw.reshape(height, -1).view(">u2").astype(np.float32)
+    else:
+        pixels = raw.astype(np.float32)
+    pixels = pixels.reshape(height, width, channels)
+    if channels >= 3:  # colour: luma; alpha is dropped
+        return pixels[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return pixels[..., 0]
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+
+def write_png(path, image: np.ndarray) -> Path:
+    """Write a (height, width) uint8 grey image as PNG, atomically (temp file renamed into place)."""
+    path = Path(path)
+    image = np.ascontiguousarray(image, dtype=np.uint8)
+    height, width = image.shape
+    rows = np.concatenate([np.zeros((height, 1), np.uint8), image], axis=1)  # filter 0 per row
+    blob = (_PNG_SIGNATURE
+            + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), 6))
+            + _png_chunk(b"IEND", b""))
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(blob)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+# ---------------------------------------------------------------- datasets
+def to_model_range(unit: np.ndarray) -> np.ndarray:
+    """[0, 1] -> [-1, 1], the generators' range."""
+    return (unit * 2.0 - 1.0).astype(np.float32)
+
+
+def normalise_image(data: np.ndarray) -> np.ndarray:
+    """The inference normalisation: foreground 99.5th percentile -> 1, clipped, then to [-1, 1]."""
+    mask = foreground_mask(data)
+    return to_model_range(normalize_unit(data, mask if mask.any() else None))
+
+
+def _view_slice(volume: np.ndarray, axis: int, index: int) -> np.ndarray:
+    """Slice of a canonical RAS volume, turned so superior (or anterior, for axial) is up."""
+    return np.rot90(np.take(volume, index, axis=axis))
+
+
+def _is_png(path: Path) -> bool:
+    return path.name.lower().endswith(".png")
+
+
+def _is_volume(path: Path) -> bool:
+    name = path.name.lower()
+    # An Analyze pair is listed once, by its header.
+    return name.endswith(READABLE_SUFFIXES) and not name.endswith((".img", ".img.gz"))
+
+
+@dataclass
+class SliceDataset:
+    """All usable 2D slices of one domain; `slice(i)` is float32 in [-1, 1], its own shape."""
+
+    folder: Path
+    images: list[np.ndarray] = field(default_factory=list)  # normalised volumes or PNG slices
+    index: list[tuple[int, int, int]] = field(default_factory=list)  # (image, axis or -1, slice)
+    files: list[str] = field(default_factory=list)
+    shapes: dict[str, int] = field(default_factory=dict)  # "HxW" or "XxYxZ" -> count
+    ignored: list[str] = field(default_factory=list)
+    skipped_slices: int = 0
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def slice(self, i: int) -> np.ndarray:
+        image, axis, k = self.index[i]
+        if axis < 0:
+            return self.images[image]
+        return np.ascontiguousarray(_view_slice(self.images[image], axis, k))
+
+    def summary(self) -> dict:
+        n_png = sum(1 for f in self.files if _is_png(Path(f)))
+        return {"folder": str(self.folder), "slices": len(self), "png_files": n_png,
+                "volumes": len(self.files) - n_png, "shapes": dict(self.shapes),
+                "skipped_near_empty_slices": self.skipped_slices, "ignored_files": len(self.ignored)}
+
+
+def load_domain(folder, plane: str = "axial", label: str = "domain") -> SliceDataset:
+    """Read and check a folder of training images; raises DataError before any training starts."""
+    folder = Path(folder).expanduser()
+    if not folder.exists():
+        raise DataError(f"{label} folder {folder} does not exist")
+    if not folder.is_dir():
+        raise DataError(f"{label} path {folder} is a file, not a folder of images")
+    if plane not in (*PLANES, "all"):
+        raise DataError(f"unknown plane {plane!r}; choose axial, coronal, sagittal or all")
+    axes = [_PLANE_AXIS[p] for p in PLANES] if plane == "all" else [_PLANE_AXIS[plane]]
+    dataset = SliceDataset(folder=folder)
+    entries = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    for path in entries:
+        if _is_png(path):
+            try:
+                grey = read_png(path)
+            except (OSError, ValueError, zlib.error) as exc:
+                raise DataError(f"{path}: cannot read this PNG ({exc}). Re-export it or remove it "
+                                "from the folder") from None
+            if grey.max() <= grey.min() or foreground_mask(grey).mean() < MIN_PNG_FOREGROUND:
+                dataset.skipped_slices += 1
+                dataset.ignored.append(path.name)
+                continue
+            dataset.images.append(normalise_image(grey))
+            dataset.index.append((len(dataset.images) - 1, -1, 0))
+            key = f"{grey.shape[0]}x{grey.shape[1]}"
+        elif _is_volume(path):
+            try:
+                volume = load_volume(path)
+            except VolumeError as exc:
+                raise DataError(f"{exc} (in the {label} folder; remove the file to train without it)") from None
+            data = volume.data
+            mask = foreground_mask(data)
+            dataset.images.append(to_model_range(normalize_unit(data, mask if mask.any() else None)))
+            image_no = len(dataset.images) - 1
+            for axis in axes:
+                if data.shape[axis] < 2:
+                    continue  # a 2D image stored as a volume has no slices across its flat axis
+                other = tuple(a for a in range(3) if a != axis)
+                area = mask.sum(axis=other)
+                keep = np.flatnonzero(area >= MIN_SLICE_AREA_SHARE * max(area.max(), 1))
+                dataset.skipped_slices += data.shape[axis] - len(keep)
+                dataset.index.extend((image_no, axis, int(k)) for k in keep)
+            key = "x".join(str(s) for s in data.shape)
+        else:
+            dataset.ignored.append(path.name)
+            continue
+        dataset.files.append(path.name)
+        dataset.shapes[key] = dataset.shapes.get(key, 0) + 1
+    if not dataset.files and not dataset.index:
+        found = f" (it holds {len(entries)} other file(s))" if entries else " (it is empty)"
+        raise DataError(f"{label} folder {folder} has no NIfTI (.nii, .nii.gz, .hdr) or PNG images{found}")
+    if not dataset.index:
+        raise DataError(f"{label} folder {folder}: every image is blank or near-empty; nothing to train on")
+    return dataset
+
+
+# ---------------------------------------------------------------- tensors and augmentation
+def fit_to_size(image: np.ndarray, size: int) -> torch.Tensor:
+    """Pad a slice to a square with background (-1), then resize to size x size -> (1, size, size).
+
+    Padding first keeps the anatomy's proportions; slices of any shape can be mixed.
+    """
+    h, w = image.shape
+    side = max(h, w)
+    top, left = (side - h) // 2, (side - w) // 2
+    square = np.full((side, side), -1.0, dtype=np.float32)
+    square[top:top + h, left:left + w] = image
+    tensor = torch.from_numpy(square)[None, None]
+    if side != size:
+        tensor = F.interpolate(tensor, size=(size, size), mode="bilinear", align_corners=False,
+                               antialias=side > size)
+    return tensor[0].clamp_(-1.0, 1.0)
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Random left-right flip, small affine (rotation, scale, shift) and intensity gamma/scale.
+
+    Only left-right flips: brains are close to symmetric that way, never upside down.
+    """
+
+    flip: bool = True
+    degrees: float = 5.0
+    scale: float = 0.05
+    shift: float = 0.04
+    gamma: float = 0.1
+    intensity: float = 0.05
+
+    def __call__(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        n = batch.shape[0]
+
+        def uniform(half_width: float) -> torch.Tensor:
+            return (torch.rand(n, generator=generator) * 2 - 1) * half_width
+
+        if self.flip:
+            flip = torch.rand(n, generator=generator) < 0.5
+            batch = torch.where(flip[:, None, None, None], batch.flip(-1), batch)
+        angle = uniform(math.radians(self.degrees))
+        zoom = 1 + uniform(self.scale)
+        theta = torch.zeros(n, 2, 3)
+        theta[:, 0, 0] = torch.cos(angle) / zoom
+        theta[:, 0, 1] = -torch.sin(angle) / zoom
+        theta[:, 1, 0] = torch.sin(angle) / zoom
+        theta[:, 1, 1] = torch.cos(angle) / zoom
+        theta[:, :, 2] = torch.stack([uniform(self.shift), uniform(self.shift)], 1) * 2
+        grid = F.affine_grid(theta, list(batch.shape), align_corners=False)
+        # Shift into [0, 1] so the zero padding outside the image is background.
+        unit = F.grid_sample((batch + 1) / 2, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        gamma = torch.exp(uniform(self.gamma))[:, None, None, None]
+        scale = (1 + uniform(self.intensity))[:, None, None, None]
+        unit = (unit.clamp(0, 1) ** gamma * scale).clamp(0, 1)
+        return unit * 2 - 1
+
+
+class UnpairedBatches:
+    """Batches for one domain: each epoch a shuffled pass over this rank's share of the slices.
+
+    The slices are split between DDP ranks by index (rank, rank + world, ...), like
+    DistributedSampler. All randomness comes from `generator`, whose state goes into checkpoints.
+    """
+
+    def __init__(self, dataset: SliceDataset, size: int, batch_size: int, rank: int = 0, world: int = 1,
+                 augmentation: Augmentation | None = Augmentation()):
+        self.dataset = dataset
+        self.size = size
+        self.batch_size = batch_size
+        self.augmentation = augmentation
+        self.indices = list(range(rank, len(dataset), world)) or list(range(len(dataset)))
+        self.order: list[int] = []
+        self.position = 0
+
+    def state_dict(self) -> dict:
+        return {"order": list(self.order), "position": self.position}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.order = [int(i) for i in state["order"]]
+        self.position = int(state["position"])
+
+    def next(self, generator: torch.Generator) -> torch.Tensor:
+        picks = []
+        for _ in range(self.batch_size):
+            if self.position >= len(self.order):
+                perm = torch.randperm(len(self.indices), generator=generator).tolist()
+                self.order = [self.indices[i] for i in perm]
+                self.position = 0
+            picks.append(self.order[self.position])
+            self.position += 1
+        batch = torch.stack([fit_to_size(self.dataset.slice(i), self.size) for i in picks])
+        return self.augmentation(batch, generator) if self.augmentation else batch
