@@ -1,0 +1,841 @@
+"""The training wizard: data, model and schedule, output folder, then the live run.
+
+The run itself is `mri-style train ...` in a child process (workers.TrainingProcess), so a
+crash or out-of-memory in training never takes the viewer down. The wizard follows the run
+through RUN/events.jsonl (cyclegan/events.EventTail), polled by a QTimer, and teaches as it
+goes: a help panel, tooltips, and a status line that diagnoses this run from its own curves.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGridLayout, QHBoxLayout,
+                               QLabel, QLineEdit, QMessageBox, QPlainTextEdit, QProgressBar,
+                               QPushButton, QSpinBox, QSplitter, QTextBrowser, QVBoxLayout,
+                               QWidget, QWizard, QWizardPage)
+
+from mri_style_app import paths
+from mri_style_app.cyclegan import events as run_events
+from mri_style_app.ui.help_text import HELP_HTML, TOOLTIPS, diagnose_run
+from mri_style_app.ui.loss_plot import LossPlot
+from mri_style_app.ui.translate_panel import format_seconds
+from mri_style_app.ui.workers import Task, TrainingProcess, start_task
+
+POLL_INTERVAL_MS = 500
+PRESET_NAMES = ("tiny", "small", "standard")
+ESTIMATE_ITERATIONS = 3  # timed iterations per estimate (the first one warms up and is not counted)
+MODEL_FILE = "model.safetensors"
+
+
+# ----- the data page's scan (runs on a worker thread) ---------------------------------------
+@dataclass
+class FolderScan:
+    """What a training folder holds, for the data page."""
+
+    folder: Path
+    count: int = 0
+    kinds: str = ""
+    thumbnails: list[np.ndarray] = field(default_factory=list)  # 2D float images, any range
+    warnings: list[str] = field(default_factory=list)
+    error: str = ""
+
+
+MIN_SLICES_FOR_A_MODEL = 200  # fewer trains, but teaches little beyond a test of the pipeline
+
+
+def scan_folder(folder, n_thumbnails: int = 4) -> FolderScan:
+    """Count a folder's training slices and take a few to show, through the trainer's own
+    loader (cyclegan/data.py), so what the wizard shows is what training will read."""
+    from mri_style_app.cyclegan import data
+
+    folder = Path(folder)
+    scan = FolderScan(folder)
+    try:
+        dataset = data.load_domain(folder)
+    except data.DataError as exc:
+        scan.error = str(exc)
+        return scan
+    summary = dataset.summary()
+    scan.count = len(dataset)
+    parts = []
+    if summary["png_files"]:
+        parts.append(f"{summary['png_files']} PNG slice(s)")
+    if summary["volumes"]:
+        parts.append(f"axial slices of {summary['volumes']} volume(s)")
+    sizes = ", ".join(f"{shape} ({n})" for shape, n in dataset.shapes.items())
+    scan.kinds = f"{' and '.join(parts)}; sizes {sizes}"
+    if scan.count < MIN_SLICES_FOR_A_MODEL:
+        scan.warnings.append(f"only {scan.count} slices: enough to try the wizard, too few for a "
+                             f"useful model (aim for {MIN_SLICES_FOR_A_MODEL} or more)")
+    if len(dataset.shapes) > 1:
+        scan.warnings.append("images of different sizes: each is padded to a square and resized "
+                             "to the training size, so their scales may differ")
+    if dataset.ignored:
+        shown = ", ".join(dataset.ignored[:3]) + (" ..." if len(dataset.ignored) > 3 else "")
+        scan.warnings.append(f"{len(dataset.ignored)} file(s) not used (not images, or blank): {shown}")
+    picks = np.linspace(0, scan.count - 1, min(n_thumbnails, scan.count)).round().astype(int)
+    scan.thumbnails = [dataset.slice(int(i)) for i in picks]
+    return scan
+
+
+def thumbnail_pixmap(image: np.ndarray, size: int = 96) -> QPixmap:
+    """A grey QPixmap of a 2D slice, windowed to its own 1-99th percentiles."""
+    lo, hi = np.percentile(image, [1, 99]) if image.size else (0.0, 1.0)
+    scaled = np.clip((image - lo) / max(hi - lo, 1e-6), 0, 1)
+    grey = np.ascontiguousarray((scaled * 255).astype(np.uint8))
+    qimage = QImage(grey.data, grey.shape[1], grey.shape[0], grey.strides[0], QImage.Format.Format_Grayscale8)
+    return QPixmap.fromImage(qimage.copy()).scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio,
+                                                  Qt.TransformationMode.SmoothTransformation)
+
+
+def train_command(domain_a, domain_b, run_dir, preset: str, size: int, iterations: int,
+                  device: str = "auto", resume: bool = False, extra: list[str] | None = None) -> list[str]:
+    """The `mri-style train ...` command line (the same executable in the packaged app)."""
+    if resume:
+        return paths.self_command() + ["train", "--out", str(run_dir), "--resume"]
+    return paths.self_command() + [
+        "train", "--domain-a", str(domain_a), "--domain-b", str(domain_b), "--out", str(run_dir),
+        "--preset", preset, "--size", str(size), "--iterations", str(iterations),
+        "--device", device, *(extra or [])]
+
+
+# ----- a run: the child process and its events ---------------------------------------------
+class TrainingRun(QObject):
+    """One run folder: follows its events.jsonl, and owns the training process if it started one."""
+
+    new_events = Signal(list)  # events appended since the last poll
+    restarted = Signal()  # the events file was rewritten (a resume trimmed it): start the curves over
+    output = Signal(str)  # a line the trainer printed
+    exited = Signal(int)  # the process ended with this status
+
+    def __init__(self, run_dir, parent=None):
+        super().__init__(parent)
+        self.run_dir = Path(run_dir)
+        self.process: TrainingProcess | None = None
+        self.total_iterations: int | None = None
+        self.last_iteration = 0
+        self.first_step: tuple[int, float] | None = None  # (iteration, seconds) of this session's first step
+        self.last_step: tuple[int, float] | None = None
+        self.finished_model: Path | None = None
+        self.stopped = False
+        self.error: str | None = None
+        self._tail = run_events.EventTail(self.run_dir)
+        self._timer = QTimer(self)
+        self._timer.setInterval(POLL_INTERVAL_MS)
+        self._timer.timeout.connect(self.poll)
+
+    def start(self, command: list[str]) -> None:
+        self.stopped = False
+        self.error = None
+        self.first_step = None
+        self.process = TrainingProcess(command)
+        self.process.output.connect(self.output)
+        self.process.exited.connect(self._process_exited)
+        self.process.start()
+        self._timer.start()
+
+    def follow(self) -> None:
+        """Show an existing run (no process): read what is there, keep polling in case it grows."""
+        self.poll()
+        self._timer.start()
+
+    def is_running(self) -> bool:
+        return self.process is not None and self.process.is_running()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+
+    def detach(self) -> None:
+        if self.process is not None:
+            self.process.detach()
+        self._timer.stop()
+
+    def can_resume(self) -> bool:
+        return (not self.is_running() and self.finished_model is None
+                and (self.run_dir / "checkpoints" / "latest.pt").is_file())
+
+    def poll(self) -> list[dict]:
+        new = self._tail.poll()
+        if self._tail.restarted:
+            self.first_step = None
+            self.restarted.emit()
+        for event in new:
+            self._note(event)
+        if new:
+            self.new_events.emit(new)
+        return new
+
+    def _note(self, event: dict) -> None:
+        kind = event.get("type")
+        self.last_iteration = int(event.get("iteration", self.last_iteration) or 0)
+        if event.get("total_iterations"):
+            self.total_iterations = int(event["total_iterations"])
+        if kind == "step" and event.get("seconds") is not None:
+            point = (self.last_iteration, float(event["seconds"]))
+            self.first_step = self.first_step or point
+            self.last_step = point
+        elif kind == "start":
+            self.first_step = None
+        elif kind == "done":
+            self.finished_model = self.run_dir / event.get("model", MODEL_FILE)
+        elif kind == "stopped":
+            self.stopped = True
+        elif kind == "error":
+            self.error = str(event.get("message", "unknown error"))
+
+    def seconds_left(self) -> float | None:
+        """At this session's pace so far (the first logged step includes start-up, so it is the base)."""
+        if not (self.first_step and self.last_step and self.total_iterations):
+            return None
+        (i0, s0), (i1, s1) = self.first_step, self.last_step
+        if i1 <= i0 or s1 <= s0:
+            return None
+        return (self.total_iterations - i1) * (s1 - s0) / (i1 - i0)
+
+    def _process_exited(self, code: int) -> None:
+        self.poll()  # the last events before the exit
+        self._timer.stop()
+        self.exited.emit(code)
+
+
+# ----- estimating the duration: two real iterations in a scratch run ------------------------
+class DurationEstimate(QObject):
+    """Times a few real training iterations of a preset on this device, in a scratch folder."""
+
+    estimated = Signal(str, float)  # key, seconds per iteration
+    failed = Signal(str, str)  # key, message
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.cache: dict[str, float] = {}
+        self._run: TrainingRun | None = None
+        self._scratch: Path | None = None
+        self._key = ""
+
+    @staticmethod
+    def key(preset: str, size: int, device: str) -> str:
+        return f"{preset}/{size}/{device}"
+
+    def busy(self) -> bool:
+        return self._run is not None and self._run.is_running()
+
+    def measure(self, domain_a, domain_b, preset: str, size: int, device: str) -> bool:
+        """Start a measurement unless one is running; False if busy. Results arrive as signals."""
+        key = self.key(preset, size, device)
+        if key in self.cache:
+            self.estimated.emit(key, self.cache[key])
+            return True
+        if self.busy():
+            return False
+        self._cleanup()
+        self._key = key
+        self._scratch = Path(tempfile.mkdtemp(prefix="mri-style-estimate-"))
+        command = train_command(domain_a, domain_b, self._scratch / "run", preset, size,
+                                ESTIMATE_ITERATIONS, device,
+                                extra=["--log-every", "1", "--sample-every", "1000000",
+                                       "--checkpoint-every", "1000000"])
+        self._run = TrainingRun(self._scratch / "run", self)
+        lines: list[str] = []
+        self._run.output.connect(lines.append)
+        self._run.exited.connect(lambda code: self._finished(code, lines))
+        self._run.start(command)
+        return True
+
+    def _finished(self, code: int, lines: list[str]) -> None:
+        key, run = self._key, self._run
+        steps = [e for e in run_events.read_events(run.run_dir) if e.get("type") == "step"]
+        self._run = None
+        self._cleanup()
+        if code == 0 and len(steps) >= 2:
+            # From the end of the first iteration to the last: warm-up excluded.
+            per_iteration = (steps[-1]["seconds"] - steps[0]["seconds"]) / (steps[-1]["iteration"] - steps[0]["iteration"])
+            self.cache[key] = per_iteration
+            self.estimated.emit(key, per_iteration)
+        else:
+            errors = [line for line in lines if line.startswith("error")]
+            self.failed.emit(key, errors[-1] if errors else f"the timing run ended with status {code}")
+
+    def _cleanup(self) -> None:
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
+
+    def cancel(self) -> None:
+        if self._run is not None:
+            self._run.stop()
+
+
+# ----- pages --------------------------------------------------------------------------------
+def _folder_row(line_edit: QLineEdit, button: QPushButton) -> QHBoxLayout:
+    row = QHBoxLayout()
+    row.addWidget(line_edit, 1)
+    row.addWidget(button)
+    return row
+
+
+class DataPage(QWizardPage):
+    def __init__(self):
+        super().__init__()
+        self.setTitle("1. Training data")
+        self.setSubTitle("Two folders of unpaired images: T1-weighted (domain A) and T2-weighted "
+                         "(domain B). NIfTI volumes or PNG slices; they need not show the same heads.")
+        self.scans: dict[str, FolderScan | None] = {"a": None, "b": None}
+        self.tasks: dict[str, Task | None] = {"a": None, "b": None}
+        self.edits: dict[str, QLineEdit] = {}
+        self.summaries: dict[str, QLabel] = {}
+        self.thumb_rows: dict[str, QHBoxLayout] = {}
+        grid = QGridLayout(self)
+        for row, (side, title) in enumerate((("a", "T1 folder (domain A)"), ("b", "T2 folder (domain B)"))):
+            edit = QLineEdit()
+            edit.setToolTip(TOOLTIPS[f"domain_{side}"])
+            edit.editingFinished.connect(lambda s=side: self.scan(s))
+            browse = QPushButton("Browse...")
+            browse.clicked.connect(lambda _=False, s=side: self._browse(s))
+            summary = QLabel("No folder chosen")
+            summary.setWordWrap(True)
+            thumbs = QHBoxLayout()
+            thumbs.addStretch(1)
+            box = QVBoxLayout()
+            label = QLabel(f"<b>{title}</b>")
+            box.addWidget(label)
+            box.addLayout(_folder_row(edit, browse))
+            box.addWidget(summary)
+            box.addLayout(thumbs)
+            grid.addLayout(box, row, 0)
+            self.edits[side], self.summaries[side], self.thumb_rows[side] = edit, summary, thumbs
+            self.registerField(f"domain_{side}*", edit)
+        grid.setRowStretch(2, 1)
+
+    def _browse(self, side: str) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose a folder", self.edits[side].text())
+        if folder:
+            self.set_folder(side, folder)
+
+    def set_folder(self, side: str, folder) -> Task:
+        self.edits[side].setText(str(folder))
+        return self.scan(side)
+
+    def scan(self, side: str) -> Task | None:
+        folder = self.edits[side].text().strip()
+        self.scans[side] = None
+        self._clear_thumbnails(side)
+        self.completeChanged.emit()
+        if not folder:
+            return None
+        self.summaries[side].setText("Reading...")
+
+        def done(scan: FolderScan):
+            if self.edits[side].text().strip() != str(folder):
+                return  # the folder changed meanwhile
+            self.scans[side] = scan
+            self._show_scan(side, scan)
+            self.completeChanged.emit()
+
+        def failed(text):
+            self.summaries[side].setText(f"<span style='color:#b00'>{text}</span>")
+
+        task = start_task(lambda progress, cancel: scan_folder(folder), "scan folder",
+                          on_finished=done, on_failed=failed)
+        self.tasks[side] = task
+        return task
+
+    def _clear_thumbnails(self, side: str) -> None:
+        row = self.thumb_rows[side]
+        while row.count() > 1:
+            item = row.takeAt(0)
+            if item.widget():
+                item.widget().deleteLater()
+
+    def _show_scan(self, side: str, scan: FolderScan) -> None:
+        if scan.error:
+            self.summaries[side].setText(f"<span style='color:#b00'>{scan.error}</span>")
+            return
+        lines = [f"{scan.count} training images: {scan.kinds}"]
+        lines += [f"<span style='color:#a60'>Warning: {w}</span>" for w in scan.warnings]
+        self.summaries[side].setText("<br>".join(lines))
+        for i, image in enumerate(scan.thumbnails):
+            thumb = QLabel()
+            thumb.setPixmap(thumbnail_pixmap(image))
+            self.thumb_rows[side].insertWidget(i, thumb)
+
+    def isComplete(self) -> bool:
+        return all(s is not None and not s.error and s.count > 0 for s in self.scans.values())
+
+
+class ModelPage(QWizardPage):
+    def __init__(self, estimator: DurationEstimate):
+        super().__init__()
+        self.setTitle("2. Model and schedule")
+        self.setSubTitle("Bigger models and images learn finer detail and take longer. The "
+                         "estimate times real training iterations on this computer.")
+        self.estimator = estimator
+        self.preset_combo = QComboBox()
+        self.preset_combo.addItems(PRESET_NAMES)
+        self.preset_combo.setCurrentText("small")
+        self.preset_combo.setToolTip(TOOLTIPS["preset"])
+        self.size_spin = QSpinBox()
+        self.size_spin.setRange(32, 512)
+        self.size_spin.setSingleStep(32)
+        self.size_spin.setValue(128)
+        self.size_spin.setToolTip(TOOLTIPS["size"])
+        self.iterations_spin = QSpinBox()
+        self.iterations_spin.setRange(1, 10_000_000)
+        self.iterations_spin.setValue(5000)
+        self.iterations_spin.setSingleStep(500)
+        self.iterations_spin.setToolTip(TOOLTIPS["iterations"])
+        self.device_combo = QComboBox()
+        self.device_combo.addItems(["auto", "cpu", "cuda"])
+        self.estimate_label = QLabel("")
+        self.estimate_label.setWordWrap(True)
+        self.estimate_button = QPushButton("Estimate duration")
+        self.estimate_button.clicked.connect(self.estimate)
+        form = QFormLayout(self)
+        form.addRow("Preset", self.preset_combo)
+        form.addRow("Image size (pixels)", self.size_spin)
+        form.addRow("Iterations", self.iterations_spin)
+        form.addRow("Device", self.device_combo)
+        form.addRow(self.estimate_button, self.estimate_label)
+        for widget in (self.preset_combo, self.device_combo):
+            widget.currentIndexChanged.connect(self._show_estimate)
+        for spin in (self.size_spin, self.iterations_spin):
+            spin.valueChanged.connect(self._show_estimate)
+        estimator.estimated.connect(lambda key, s: self._show_estimate())
+        estimator.failed.connect(self._estimate_failed)
+
+    def settings(self) -> dict:
+        return {"preset": self.preset_combo.currentText(), "size": self.size_spin.value(),
+                "iterations": self.iterations_spin.value(), "device": self.device_combo.currentText()}
+
+    def _key(self) -> str:
+        s = self.settings()
+        return self.estimator.key(s["preset"], s["size"], s["device"])
+
+    def initializePage(self) -> None:
+        self.estimate()
+
+    def estimate(self) -> None:
+        s = self.settings()
+        wizard = self.wizard()
+        started = self.estimator.measure(wizard.field("domain_a"), wizard.field("domain_b"),
+                                         s["preset"], s["size"], s["device"])
+        if self._key() not in self.estimator.cache:
+            self.estimate_label.setText("Timing a few real iterations on this device..." if started
+                                        else "Another estimate is running; press again when it ends.")
+
+    def _show_estimate(self, *_) -> None:
+        per_iteration = self.estimator.cache.get(self._key())
+        if per_iteration is None:
+            self.estimate_label.setText("Press 'Estimate duration' to time this choice.")
+            return
+        total = per_iteration * self.iterations_spin.value()
+        self.estimate_label.setText(f"About {per_iteration:.2f} s per iteration here: "
+                                    f"{format_seconds(total)} for {self.iterations_spin.value()} "
+                                    "iterations (plus start-up and samples).")
+
+    def _estimate_failed(self, key: str, message: str) -> None:
+        if key == self._key():
+            self.estimate_label.setText(f"Could not time it: {message}")
+
+
+class OutputPage(QWizardPage):
+    def __init__(self):
+        super().__init__()
+        self.setTitle("3. Output folder")
+        self.setSubTitle("The run folder holds the settings, the loss log (events.jsonl), sample "
+                         "images, checkpoints for resuming, and finally model.safetensors.")
+        self.folder_edit = QLineEdit(str(Path.home() / "mri-style-runs" / time.strftime("run-%Y%m%d-%H%M%S")))
+        browse = QPushButton("Browse...")
+        browse.clicked.connect(self._browse)
+        self.note = QLabel("")
+        self.note.setWordWrap(True)
+        self.command_view = QPlainTextEdit()
+        self.command_view.setReadOnly(True)
+        self.command_view.setMaximumHeight(80)
+        self.command_view.setToolTip("The same run from a terminal (or on a GPU server)")
+        layout = QVBoxLayout(self)
+        layout.addLayout(_folder_row(self.folder_edit, browse))
+        layout.addWidget(self.note)
+        layout.addWidget(QLabel("Command that will run:"))
+        layout.addWidget(self.command_view)
+        self.folder_edit.textChanged.connect(self._check)
+        self.setCommitPage(True)
+        self.setButtonText(QWizard.WizardButton.CommitButton, "Start training")
+
+    def _browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Run folder", str(Path(self.folder_edit.text()).parent))
+        if folder:
+            self.folder_edit.setText(folder)
+
+    def initializePage(self) -> None:
+        self._check()
+
+    def run_dir(self) -> Path:
+        return Path(self.folder_edit.text().strip()).expanduser()
+
+    def _check(self) -> None:
+        folder = self.run_dir()
+        if folder.exists() and any(folder.iterdir()):
+            self.note.setText(f"<span style='color:#b00'>{folder} is not empty. Choose a new folder; "
+                              "to continue an old run, use 'Open run folder...' and Resume.</span>")
+        else:
+            self.note.setText("")
+        wizard = self.wizard()
+        if wizard is not None:
+            self.command_view.setPlainText(" ".join(wizard.command()))
+        self.completeChanged.emit()
+
+    def isComplete(self) -> bool:
+        folder = self.run_dir()
+        return bool(self.folder_edit.text().strip()) and not (folder.exists() and any(folder.iterdir()))
+
+
+class RunView(QWidget):
+    """The run page's body: curves, latest samples, progress, diagnosis, help, Stop/Resume."""
+
+    use_model_requested = Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.run: TrainingRun | None = None
+        self.plot = LossPlot()
+        self.sample_label = QLabel("Samples appear here as training runs")
+        self.sample_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.sample_label.setMinimumSize(240, 160)
+        self.sample_label.setToolTip("Top: real T1, fake T2, T1 reconstructed from the fake T2. "
+                                     "Bottom: the same starting from a real T2.")
+        self.sample_caption = QLabel("")
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, 1000)
+        self.progress_label = QLabel("")
+        self.diagnosis_label = QLabel("")
+        self.diagnosis_label.setWordWrap(True)
+        self.log_view = QPlainTextEdit()
+        self.log_view.setReadOnly(True)
+        self.log_view.setMaximumBlockCount(500)
+        self.log_view.setMaximumHeight(90)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("Write a checkpoint and stop; Resume continues from it")
+        self.stop_button.clicked.connect(self.stop)
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.clicked.connect(self.resume)
+        self.use_button = QPushButton("Use this model")
+        self.use_button.setToolTip("Load the finished model into the Translate panel")
+        self.use_button.clicked.connect(self._use_model)
+        self.help_view = QTextBrowser()
+        self.help_view.setHtml(HELP_HTML)
+
+        buttons = QHBoxLayout()
+        for button in (self.stop_button, self.resume_button, self.use_button):
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        left = QVBoxLayout()
+        left.addWidget(self.plot, 3)
+        left.addWidget(self.diagnosis_label)
+        left.addWidget(self.progress_bar)
+        left.addWidget(self.progress_label)
+        left.addLayout(buttons)
+        left.addWidget(self.log_view)
+        right = QVBoxLayout()
+        right.addWidget(QLabel("<b>Latest samples</b>"))
+        right.addWidget(self.sample_label)
+        right.addWidget(self.sample_caption)
+        right.addWidget(QLabel("<b>Help</b>"))
+        right.addWidget(self.help_view, 1)
+        left_widget, right_widget = QWidget(), QWidget()
+        left_widget.setLayout(left)
+        right_widget.setLayout(right)
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(left_widget)
+        splitter.addWidget(right_widget)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 2)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(splitter)
+        self._update_buttons()
+
+    def attach(self, run: TrainingRun) -> None:
+        if self.run is not None:
+            self.run.new_events.disconnect(self._on_events)
+        self.run = run
+        self.plot.clear()
+        self.log_view.clear()
+        run.new_events.connect(self._on_events)
+        run.restarted.connect(self.plot.clear)
+        run.output.connect(self.log_view.appendPlainText)
+        run.exited.connect(self._on_exit)
+        self._update_buttons()
+
+    def _on_events(self, new: list[dict]) -> None:
+        self.plot.add_steps(new)
+        for event in new:
+            if event.get("type") == "sample" and event.get("path"):
+                self._show_sample(self.run.run_dir / event["path"], int(event.get("iteration", 0)))
+            elif event.get("type") == "error":
+                self.diagnosis_label.setText(f"<span style='color:#b00'>Training stopped with an "
+                                             f"error: {event.get('message')}</span>")
+        self._show_progress()
+        if self.run.error is None:
+            self._show_diagnosis()
+        self._update_buttons()
+
+    def _show_sample(self, path: Path, iteration: int) -> None:
+        pixmap = QPixmap(str(path))
+        if pixmap.isNull():
+            return
+        self.sample_label.setPixmap(pixmap.scaled(self.sample_label.width(), self.sample_label.height(),
+                                                  Qt.AspectRatioMode.KeepAspectRatio,
+                                                  Qt.TransformationMode.SmoothTransformation))
+        self.sample_caption.setText(f"Iteration {iteration}: real / translated / round trip")
+
+    def _show_progress(self) -> None:
+        run = self.run
+        total = run.total_iterations
+        if total:
+            self.progress_bar.setValue(int(1000 * min(run.last_iteration / total, 1.0)))
+        text = f"Iteration {run.last_iteration}" + (f" of {total}" if total else "")
+        if run.finished_model is not None:
+            text += ": finished"
+        elif run.is_running():
+            left = run.seconds_left()
+            if left is not None:
+                text += f", about {format_seconds(left)} left"
+        self.progress_label.setText(text)
+
+    def _show_diagnosis(self) -> None:
+        iterations, series = self.plot.all_series()
+        findings = diagnose_run(iterations, series)
+        colours = {"ok": "#080", "warning": "#b50", "info": "#444"}
+        self.diagnosis_label.setText("<br>".join(
+            f"<span style='color:{colours[f.level]}'>{f.message}</span>" for f in findings))
+
+    def _on_exit(self, code: int) -> None:
+        run = self.run
+        if run.finished_model is not None:
+            self.diagnosis_label.setText(self.diagnosis_label.text() + "<br><b>Training finished.</b> "
+                                         "Press 'Use this model' to translate with it.")
+        elif run.stopped or code == 0:
+            self.progress_label.setText(f"Stopped at iteration {run.last_iteration}; Resume continues "
+                                        "from the last checkpoint.")
+        else:
+            tail = run.error or "see the log above"
+            self.progress_label.setText(f"Training ended with status {code}: {tail}")
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        run = self.run
+        running = run is not None and run.is_running()
+        self.stop_button.setEnabled(running)
+        self.resume_button.setEnabled(run is not None and run.can_resume())
+        self.use_button.setEnabled(run is not None and run.finished_model is not None
+                                   and run.finished_model.is_file())
+
+    def stop(self) -> None:
+        if self.run is not None and self.run.is_running():
+            self.run.stop()
+            self.progress_label.setText("Stopping: writing a checkpoint...")
+            self.stop_button.setEnabled(False)
+
+    def resume(self) -> None:
+        if self.run is not None and self.run.can_resume():
+            self.run.start(train_command(None, None, self.run.run_dir, "", 0, 0, resume=True))
+            self._update_buttons()
+
+    def _use_model(self) -> None:
+        if self.run is not None and self.run.finished_model is not None:
+            self.use_model_requested.emit(str(self.run.finished_model))
+
+
+class RunPage(QWizardPage):
+    def __init__(self):
+        super().__init__()
+        self.setTitle("4. Training")
+        self.view = RunView()
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.view)
+        self.setFinalPage(True)
+
+    def initializePage(self) -> None:
+        wizard = self.wizard()
+        if wizard.run is None:
+            wizard.start_run()
+
+    def isComplete(self) -> bool:
+        return True
+
+
+class TrainingWizard(QWizard):
+    """Data -> model and schedule -> output folder -> the live run (a separate window)."""
+
+    DATA, MODEL, OUTPUT, RUN = range(4)
+    use_model_requested = Signal(str)
+    run_started = Signal(object)  # the TrainingRun
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Train a T1 <-> T2 model")
+        self.setWizardStyle(QWizard.WizardStyle.ClassicStyle)
+        self.setOption(QWizard.WizardOption.NoBackButtonOnLastPage, True)
+        self.setOption(QWizard.WizardOption.NoCancelButtonOnLastPage, True)
+        self.resize(1100, 760)
+        self.run: TrainingRun | None = None
+        self.estimator = DurationEstimate(self)
+        self.data_page = DataPage()
+        self.model_page = ModelPage(self.estimator)
+        self.output_page = OutputPage()
+        self.run_page = RunPage()
+        for page_id, page in ((self.DATA, self.data_page), (self.MODEL, self.model_page),
+                              (self.OUTPUT, self.output_page), (self.RUN, self.run_page)):
+            self.setPage(page_id, page)
+        self.setButtonText(QWizard.WizardButton.FinishButton, "Close")
+        self.run_page.view.use_model_requested.connect(self.use_model_requested)
+
+    def command(self) -> list[str]:
+        s = self.model_page.settings()
+        return train_command(self.field("domain_a"), self.field("domain_b"), self.output_page.run_dir(),
+                             s["preset"], s["size"], s["iterations"], s["device"])
+
+    def start_run(self) -> TrainingRun:
+        self.estimator.cancel()  # never two trainings at once on the same device
+        run_dir = self.output_page.run_dir()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.run = TrainingRun(run_dir, self)
+        self.run_page.view.attach(self.run)
+        self.run.start(self.command())
+        self.run_started.emit(self.run)
+        return self.run
+
+    def open_run(self, run_dir) -> TrainingRun:
+        """Show an old (or still running) run's curves and samples, with Resume if it stopped."""
+        self.run = TrainingRun(run_dir, self)
+        self.setStartId(self.RUN)
+        self.restart()
+        self.run_page.view.attach(self.run)
+        self.run.follow()
+        self.setWindowTitle(f"Training run {Path(run_dir).name}")
+        return self.run
+
+    def is_training(self) -> bool:
+        return self.run is not None and self.run.is_running()
+
+    def reject(self) -> None:
+        """Closing the window during a run only hides it: the run keeps going."""
+        if self.is_training():
+            self.hide()
+        else:
+            self.estimator.cancel()
+            super().reject()
+
+
+# ----- the main window's side: a small Training panel and the close guard ------------------
+class TrainingPanel(QWidget):
+    """Side panel: start the wizard, open an old run, and follow the current one at a glance."""
+
+    def __init__(self, window, use_model):
+        super().__init__()
+        self.window = window
+        self.use_model = use_model
+        self.wizards: list[TrainingWizard] = []
+        new_button = QPushButton("Train a model...")
+        new_button.clicked.connect(self.new_wizard)
+        open_button = QPushButton("Open run folder...")
+        open_button.clicked.connect(self.choose_run)
+        self.show_button = QPushButton("Show training window")
+        self.show_button.clicked.connect(self._show_latest)
+        self.status = QLabel("No training run in this session.")
+        self.status.setWordWrap(True)
+        intro = QLabel("Train your own CycleGAN on unpaired T1 and T2 scans and watch it learn.")
+        intro.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        for widget in (intro, new_button, open_button, self.show_button, self.status):
+            layout.addWidget(widget)
+        layout.addStretch(1)
+        self.show_button.setEnabled(False)
+        window.close_guards.append(self.confirm_close)
+
+    def _register(self, wizard: TrainingWizard) -> TrainingWizard:
+        self.wizards.append(wizard)
+        wizard.use_model_requested.connect(self.use_model)
+        wizard.run_started.connect(self._follow)
+        self.show_button.setEnabled(True)
+        return wizard
+
+    def new_wizard(self) -> TrainingWizard:
+        wizard = self._register(TrainingWizard())
+        wizard.show()
+        return wizard
+
+    def open_run(self, run_dir) -> TrainingWizard:
+        wizard = self._register(TrainingWizard())
+        self._follow(wizard.open_run(run_dir))
+        wizard.show()
+        return wizard
+
+    def choose_run(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a training run folder",
+                                                  str(Path.home() / "mri-style-runs"))
+        if not folder:
+            return
+        if not run_events.events_path(folder).is_file():
+            self.window.show_error("Not a training run", f"{folder} has no {run_events.EVENTS_FILE}: "
+                                   "choose the folder given as --out to mri-style train.")
+            return
+        self.open_run(folder)
+
+    def _show_latest(self) -> None:
+        if self.wizards:
+            self.wizards[-1].show()
+            self.wizards[-1].raise_()
+
+    def _follow(self, run: TrainingRun) -> None:
+        def update(*_):
+            total = f" of {run.total_iterations}" if run.total_iterations else ""
+            state = "running" if run.is_running() else ("finished" if run.finished_model else "not running")
+            self.status.setText(f"{run.run_dir.name}: iteration {run.last_iteration}{total} ({state})")
+        run.new_events.connect(update)
+        run.exited.connect(update)
+        update()
+
+    def running_runs(self) -> list[TrainingRun]:
+        return [w.run for w in self.wizards if w.is_training()]
+
+    def confirm_close(self) -> bool:
+        """Close guard: ask whether to stop or keep a running training; False cancels closing."""
+        runs = self.running_runs()
+        if not runs:
+            return True
+        box = QMessageBox(QMessageBox.Icon.Question, "Training is running",
+                          f"{len(runs)} training run(s) still running ({', '.join(r.run_dir.name for r in runs)}).\n\n"
+                          "Stop: write a checkpoint and stop (Resume later from 'Open run folder...').\n"
+                          "Keep running: training continues without the app and finishes on its own.",
+                          parent=self.window)
+        stop = box.addButton("Stop training", QMessageBox.ButtonRole.DestructiveRole)
+        keep = box.addButton("Keep running", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(keep)
+        self.close_box = box
+        box.exec()
+        clicked = box.clickedButton()
+        if clicked is stop:
+            for run in runs:
+                run.stop()
+        elif clicked is keep:
+            for run in runs:
+                run.detach()
+        else:
+            return False
+        for wizard in self.wizards:
+            wizard.hide()
+        return True
