@@ -337,11 +337,24 @@ class MainWindow(QMainWindow):
 
 
 def _install_panels(window: MainWindow) -> None:
-    """Side panels (translation, training wizard) are added here, and only here.
+    """Side panels (translation, training wizard) are added here, and only here."""
+    from mri_style_app.ui.training_wizard import TrainingPanel
+    from mri_style_app.ui.translate_panel import TranslatePanel
 
-    For now nothing is installed: the translate panel and the training wizard plug in
-    through window.add_side_panel(...) in this function.
-    """
+    window.translate_panel = TranslatePanel(window)
+    translate_dock = window.add_side_panel(window.translate_panel, "Translate")
+
+    def use_model(path: str) -> None:  # "Use this model" at the end of a training run
+        window.translate_panel.load_model_file(path)
+        translate_dock.show()
+        translate_dock.raise_()
+
+    window.training_panel = TrainingPanel(window, use_model)
+    window.add_side_panel(window.training_panel, "Training")
+    translate_dock.raise_()
+    training_menu = window.menuBar().addMenu("&Training")
+    window._action(training_menu, "&Train a model…", window.training_panel.new_wizard)
+    window._action(training_menu, "&Open run folder…", window.training_panel.choose_run)
 
 
 def create_application() -> QApplication:
