@@ -1,0 +1,103 @@
+"""Build the training folders for the default T1w <-> T2w model (issue 6).
+
+Domain A (T1-weighted) and domain B (T2-weighted) each get:
+  - the real seed slices from ../shared/data/seed-t1-t2 (BrainWeb, with scalp), as PNG copies;
+  - volumes simulated from the ICBM 2009a tissue maps in resources/demo with RANDOM relaxation
+    times (1.5 T or 3 T, each jittered), sequence settings, Rician noise and bias fields, so the
+    model learns the contrast, not one simulation. Domain A also holds the real ICBM T1 template.
+
+The two domains are drawn independently (different parameters, and the trainer samples slices
+of each domain on its own), so training stays unpaired. Deterministic for a given --seed.
+
+    .venv/bin/python training/prepare_default_data.py --out runs/default-data
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from mri_style_app.imaging import simulate
+from mri_style_app.paths import resources_dir
+
+REPO = Path(__file__).resolve().parents[1]
+SEED_DIR = REPO.parent / "shared" / "data" / "seed-t1-t2"
+
+
+def jitter_tissues(base: dict, rng: np.random.Generator, spread: float = 0.1) -> dict:
+    """Each tissue's T1, T2, T2* and PD scaled by an independent factor in [1 - spread, 1 + spread]."""
+    def f():
+        return float(rng.uniform(1 - spread, 1 + spread))
+    return {name: replace(t, t1_ms=t.t1_ms * f(), t2_ms=t.t2_ms * f(), t2star_ms=t.t2star_ms * f(), pd=t.pd * f())
+            for name, t in base.items()}
+
+
+FIELDS = {1.5: simulate.BRAINWEB_1_5T, 3.0: simulate.RELAXATION_3T}
+
+
+def random_tissues(rng: np.random.Generator) -> tuple[float, dict]:
+    field = float(rng.choice(list(FIELDS)))
+    return field, jitter_tissues(FIELDS[field], rng)
+
+
+def random_t1w(fractions, rng) -> tuple[np.ndarray, dict]:
+    field, tissues = random_tissues(rng)
+    params = {"tr_ms": rng.uniform(12, 30), "te_ms": rng.uniform(3, 10), "flip_deg": rng.uniform(20, 40)}
+    return simulate.spoiled_gradient_echo(fractions, tissues=tissues, **params), {"field_T": field, **params}
+
+
+def random_t2w(fractions, rng) -> tuple[np.ndarray, dict]:
+    field, tissues = random_tissues(rng)
+    params = {"tr_ms": rng.uniform(2500, 6000), "te_ms": rng.uniform(80, 140)}
+    return simulate.spin_echo(fractions, tissues=tissues, **params), {"field_T": field, **params}
+
+
+def degrade(signal, mask, rng) -> np.ndarray:
+    """Bias field up to 30 % and Rician noise up to 3 %, each drawn at random."""
+    biased = signal * simulate.bias_field(signal.shape, float(rng.uniform(0, 0.3)), rng)
+    return simulate.add_rician_noise(biased, float(rng.uniform(0, 3)), mask, rng)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=REPO / "runs" / "default-data")
+    parser.add_argument("--volumes", type=int, default=6, help="simulated volumes per domain")
+    parser.add_argument("--seed", type=int, default=2026)
+    args = parser.parse_args()
+
+    demo = resources_dir() / "demo"
+    gm_img = nib.load(demo / "icbm152_2009a_gm.nii.gz")
+    gm = np.asarray(gm_img.dataobj, dtype=np.float32) / 255.0
+    wm = np.asarray(nib.load(demo / "icbm152_2009a_wm.nii.gz").dataobj, dtype=np.float32) / 255.0
+    mask = np.asarray(nib.load(demo / "icbm152_2009a_brain_mask.nii.gz").dataobj) > 0
+    fractions = simulate.tissue_fractions(gm, wm, mask)
+    rng = np.random.default_rng(args.seed)
+
+    folders = {"A": args.out / "A-t1w", "B": args.out / "B-t2w"}
+    for folder in folders.values():
+        folder.mkdir(parents=True, exist_ok=True)
+    for png in sorted((SEED_DIR / "T1").glob("*.png")):
+        shutil.copyfile(png, folders["A"] / f"seed_{png.name}")
+    for png in sorted((SEED_DIR / "T2").glob("*.png")):
+        shutil.copyfile(png, folders["B"] / f"seed_{png.name}")
+    shutil.copyfile(demo / "icbm152_2009a_t1w.nii.gz", folders["A"] / "icbm_t1_template.nii.gz")
+
+    log = []
+    for i in range(args.volumes):
+        for domain, make in (("A", random_t1w), ("B", random_t2w)):
+            signal, params = make(fractions, rng)
+            image = degrade(signal, mask, rng)
+            name = f"sim_{domain}_{i:02d}.nii.gz"
+            nib.save(nib.Nifti1Image(image.astype(np.float32), gm_img.affine), folders[domain] / name)
+            log.append(f"{name}: " + ", ".join(f"{k}={v:.1f}" for k, v in params.items()))
+            print(log[-1], flush=True)
+    (args.out / "simulations.txt").write_text("\n".join(log) + "\n")
+
+
+if __name__ == "__main__":
+    main()
