@@ -1,0 +1,565 @@
+"""CycleGAN training loop (torch, no Qt): the reference objective and schedule on MRI slices.
+
+Domain A = T1-weighted, domain B = T2-weighted. G_A: A -> B ("t1-to-t2"), G_B: B -> A
+("t2-to-t1"); D_A judges B images (real T2 vs G_A's fakes), D_B judges A images. Objective
+as in Zhu et al. 2017: LSGAN (MSE) adversarial losses, L1 cycle loss x 10, L1 identity loss
+x 0.5 x 10, image pools of 50 fakes for the discriminators, Adam 2e-4 (0.5, 0.999), learning
+rate constant for the first half of the iterations, then linearly down to 0.
+
+Everything a run produces goes into its folder (config.json, events.jsonl, samples/,
+checkpoints/latest.pt, model.safetensors). Under `torchrun` the same code runs
+DistributedDataParallel; only rank 0 writes files.
+
+Stopping: SIGTERM or SIGINT ends the current iteration, writes a checkpoint and a "stopped"
+event, and returns normally (the CLI exits 0); `resume=True` continues from the checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import tempfile
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from mri_style_app.cyclegan import events
+from mri_style_app.cyclegan.data import Augmentation, DataError, SliceDataset, UnpairedBatches, fit_to_size, load_domain, write_png
+from mri_style_app.cyclegan.networks import PRESETS, SIZE_MULTIPLE, PatchDiscriminator, build_generator, init_weights
+
+CONFIG_FILE = "config.json"
+CHECKPOINT = "checkpoints/latest.pt"
+MODEL_FILE = "model.safetensors"
+# Discriminator width per preset: the reference 64, narrower for the tiny preset so the
+# discriminator does not overwhelm a small generator.
+DISCRIMINATOR_NDF = {"tiny": 32, "small": 64, "standard": 64}
+DEFAULT_ITERATIONS = 2000
+
+
+class SetupError(Exception):
+    """The run cannot start (bad option, busy or finished run folder); the message is for people."""
+
+
+@dataclass
+class TrainConfig:
+    domain_a: str
+    domain_b: str
+    out: str
+    preset: str = "small"
+    size: int = 128
+    iterations: int | None = None  # total; None: from `epochs`, else DEFAULT_ITERATIONS
+    epochs: int | None = None
+    batch_size: int = 1
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    lambda_cycle: float = 10.0
+    lambda_identity: float = 0.5
+    pool_size: int = 50
+    decay_fraction: float = 0.5  # share of the run over which the learning rate falls to 0
+    plane: str = "axial"
+    augment: bool = True
+    device: str = "auto"
+    amp: bool = False
+    seed: int = 0
+    log_every: int = 10
+    sample_every: int = 100
+    checkpoint_every: int = 200
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise SetupError(f"unknown setting(s): {', '.join(unknown)}")
+        kinds = {"int": int, "int | None": int, "float": float, "str": str, "bool": bool}
+        clean = {}
+        for f in fields(cls):
+            if f.name not in values:
+                continue
+            value, kind = values[f.name], kinds[str(f.type)]
+            if value is None or (kind is float and isinstance(value, (int, float)) and not isinstance(value, bool)):
+                clean[f.name] = None if value is None else float(value)
+            elif not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+                raise SetupError(f"setting {f.name} = {value!r} should be {'a number' if kind in (int, float) else kind.__name__}")
+            else:
+                clean[f.name] = value
+        return cls(**clean)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def check(self) -> None:
+        if self.preset not in PRESETS:
+            raise SetupError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
+        if self.size < 32 or self.size % SIZE_MULTIPLE:
+            raise SetupError(f"--size {self.size}: the image size must be at least 32 and a multiple of {SIZE_MULTIPLE}")
+        if self.iterations is not None and self.epochs is not None:
+            raise SetupError("give --iterations or --epochs, not both")
+        for name in ("iterations", "epochs", "batch_size", "log_every", "sample_every", "checkpoint_every"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise SetupError(f"--{name.replace('_', '-')} must be at least 1 (got {value})")
+        if not 0 <= self.decay_fraction <= 1:
+            raise SetupError("decay_fraction must be between 0 and 1")
+        if self.lr <= 0 or self.pool_size < 0:
+            raise SetupError("the learning rate must be positive and the pool size not negative")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise SetupError(f"--device {self.device}: choose auto, cpu or cuda")
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise SetupError("--device cuda: no CUDA GPU is available to PyTorch here; use --device cpu")
+
+
+class ImagePool:
+    """The reference history of generated images: half the time the discriminator sees an older fake."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.images: list[torch.Tensor] = []
+
+    def query(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        if self.size == 0:
+            return batch
+        out = []
+        for image in batch.detach():
+            image = image[None]
+            if len(self.images) < self.size:
+                self.images.append(image.clone())
+                out.append(image)
+            elif torch.rand(1, generator=generator).item() > 0.5:
+                i = int(torch.randint(0, self.size, (1,), generator=generator))
+                out.append(self.images[i].clone())
+                self.images[i] = image.clone()
+            else:
+                out.append(image)
+        return torch.cat(out)
+
+    def state(self) -> torch.Tensor:
+        return torch.cat(self.images).cpu() if self.images else torch.zeros(0)
+
+    def load(self, stored: torch.Tensor, device) -> None:
+        self.images = [t[None].to(device) for t in stored] if stored.numel() else []
+
+
+def lr_factor(iteration: int, total: int, decay_fraction: float) -> float:
+    """Reference schedule: constant, then linear down to 0 at the last iteration."""
+    decay = round(total * decay_fraction)
+    start = total - decay
+    if decay <= 0 or iteration < start:
+        return 1.0
+    return max(0.0, (total - iteration) / decay)
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: dict) -> None:
+    _atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8"))
+
+
+def _unwrap(module: nn.Module) -> nn.Module:
+    return module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
+
+
+def _set_requires_grad(nets, flag: bool) -> None:
+    for net in nets:
+        for p in net.parameters():
+            p.requires_grad_(flag)
+
+
+class _StopRequest:
+    """SIGTERM/SIGINT set a flag; the loop stops at the end of the iteration (after a checkpoint)."""
+
+    def __init__(self):
+        self.signal_name: str | None = None
+        self._previous = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: stopping is up to the caller
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        self.signal_name = signal.Signals(signum).name
+
+    def __exit__(self, *exc):
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+
+
+@dataclass
+class Distributed:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def active(self) -> bool:
+        return self.world > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _distributed_from_env() -> Distributed:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Distributed()
+    return Distributed(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def resolve_device(name: str, dist_info: Distributed) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        return torch.device("cuda", dist_info.local_rank if dist_info.active else torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def load_run_config(run_dir) -> TrainConfig:
+    path = Path(run_dir) / CONFIG_FILE
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SetupError(f"{run_dir} holds no training run to resume ({CONFIG_FILE} is missing)") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SetupError(f"{path} cannot be read ({exc}); start a new run in another folder") from None
+    return TrainConfig.from_dict(saved["config"])
+
+
+class Trainer:
+    """One training run: build with a config, then `run()`."""
+
+    def __init__(self, config: TrainConfig, resume: bool = False, on_event=None):
+        config.check()
+        self.config = config
+        self.resume = resume
+        self.on_event = on_event
+        self.run_dir = Path(config.out)
+        self.dist = _distributed_from_env()
+        self.device = resolve_device(config.device, self.dist)
+        if config.amp and self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise SetupError("--amp needs a GPU with bfloat16 support; run without --amp")
+        self._check_run_folder()
+        # Reading the data is the validation: every file is opened before training starts.
+        self.data_a = load_domain(config.domain_a, config.plane, "domain A (T1)")
+        self.data_b = load_domain(config.domain_b, config.plane, "domain B (T2)")
+        per_step = config.batch_size * self.dist.world
+        self.epoch_iterations = max(1, max(len(self.data_a), len(self.data_b)) // per_step)
+        if config.iterations is not None:
+            self.total = config.iterations
+        elif config.epochs is not None:
+            self.total = config.epochs * self.epoch_iterations
+        else:
+            self.total = DEFAULT_ITERATIONS
+
+    def _check_run_folder(self) -> None:
+        run = self.run_dir
+        if run.exists() and not run.is_dir():
+            raise SetupError(f"--out {run} is a file; give a folder for the run")
+        if self.resume:
+            if (run / MODEL_FILE).exists() and any(e["type"] == "done" for e in events.read_events(run)):
+                raise SetupError(f"the run in {run} has finished already ({MODEL_FILE}); nothing to resume")
+        elif (run / CONFIG_FILE).exists():
+            raise SetupError(f"{run} already holds a training run; continue it with --resume or choose a new folder")
+
+    # ------------------------------------------------------------ set-up
+    def _build(self) -> None:
+        cfg = self.config
+        torch.manual_seed(cfg.seed)
+        self.G_A = build_generator(cfg.preset)
+        self.G_B = build_generator(cfg.preset)
+        ndf = DISCRIMINATOR_NDF[cfg.preset]
+        self.D_A = PatchDiscriminator(ndf=ndf)
+        self.D_B = PatchDiscriminator(ndf=ndf)
+        for net in (self.G_A, self.G_B, self.D_A, self.D_B):
+            init_weights(net)
+            net.to(self.device)
+        betas = (cfg.beta1, cfg.beta2)
+        self.opt_G = torch.optim.Adam([*self.G_A.parameters(), *self.G_B.parameters()], lr=cfg.lr, betas=betas)
+        self.opt_D = torch.optim.Adam([*self.D_A.parameters(), *self.D_B.parameters()], lr=cfg.lr, betas=betas)
+        schedule = lambda it: lr_factor(it, self.total, cfg.decay_fraction)  # noqa: E731
+        self.sched_G = torch.optim.lr_scheduler.LambdaLR(self.opt_G, schedule)
+        self.sched_D = torch.optim.lr_scheduler.LambdaLR(self.opt_D, schedule)
+        self.pool_A = ImagePool(cfg.pool_size)  # fake A images, for D_B
+        self.pool_B = ImagePool(cfg.pool_size)  # fake B images, for D_A
+        # Each rank draws its own batches; the seed makes the whole run repeatable.
+        self.rng = torch.Generator().manual_seed(cfg.seed * 1000 + self.dist.rank)
+        augmentation = Augmentation() if cfg.augment else None
+        self.batches_a = UnpairedBatches(self.data_a, cfg.size, cfg.batch_size, self.dist.rank, self.dist.world, augmentation)
+        self.batches_b = UnpairedBatches(self.data_b, cfg.size, cfg.batch_size, self.dist.rank, self.dist.world, augmentation)
+        self.iteration = 0
+        self.seconds = 0.0
+        self.sums = torch.zeros(len(events.LOSS_KEYS), dtype=torch.float64)
+        self.sum_count = 0
+
+    def _wrap_ddp(self) -> None:
+        if not self.dist.active:
+            return
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        ddp = nn.parallel.DistributedDataParallel
+        self.G_A, self.G_B, self.D_A, self.D_B = (ddp(n, device_ids=ids) for n in (self.G_A, self.G_B, self.D_A, self.D_B))
+
+    def nets(self) -> dict[str, nn.Module]:
+        return {"G_A": _unwrap(self.G_A), "G_B": _unwrap(self.G_B), "D_A": _unwrap(self.D_A), "D_B": _unwrap(self.D_B)}
+
+    # ------------------------------------------------------------ checkpoints
+    def checkpoint_state(self) -> dict:
+        return {
+            "iteration": self.iteration,
+            "seconds": self.seconds,
+            "nets": {k: v.state_dict() for k, v in self.nets().items()},
+            "optimizers": {"G": self.opt_G.state_dict(), "D": self.opt_D.state_dict()},
+            "schedulers": {"G": self.sched_G.state_dict(), "D": self.sched_D.state_dict()},
+            "pools": {"A": self.pool_A.state(), "B": self.pool_B.state()},
+            "rng": {"data": self.rng.get_state(), "torch": torch.get_rng_state()},
+            "batches": {"A": self.batches_a.state_dict(), "B": self.batches_b.state_dict()},
+            "log": {"sums": self.sums.clone(), "count": self.sum_count},
+        }
+
+    def save_checkpoint(self) -> Path:
+        path = self.run_dir / CHECKPOINT
+        state = self.checkpoint_state()
+        _atomic_write(path, lambda tmp: torch.save(state, tmp))
+        return path
+
+    def load_checkpoint(self, path: Path) -> None:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # a damaged file: say which, never a traceback
+            raise SetupError(f"{path}: the checkpoint cannot be read ({exc}); start a new run") from None
+        for name, net in self.nets().items():
+            net.load_state_dict(state["nets"][name])
+        self.opt_G.load_state_dict(state["optimizers"]["G"])
+        self.opt_D.load_state_dict(state["optimizers"]["D"])
+        self.sched_G.load_state_dict(state["schedulers"]["G"])
+        self.sched_D.load_state_dict(state["schedulers"]["D"])
+        self.pool_A.load(state["pools"]["A"], self.device)
+        self.pool_B.load(state["pools"]["B"], self.device)
+        if not self.dist.active:  # other ranks keep their own streams (see docs: DDP resume)
+            self.rng.set_state(state["rng"]["data"])
+            self.batches_a.load_state_dict(state["batches"]["A"])
+            self.batches_b.load_state_dict(state["batches"]["B"])
+        else:
+            self.rng.manual_seed(self.config.seed * 1000 + self.dist.rank + 7919 * int(state["iteration"]))
+        torch.set_rng_state(state["rng"]["torch"])
+        self.iteration = int(state["iteration"])
+        self.seconds = float(state["seconds"])
+        self.sums = state["log"]["sums"].clone()
+        self.sum_count = int(state["log"]["count"])
+
+    # ------------------------------------------------------------ one iteration
+    def _autocast(self):
+        if not self.config.amp:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+
+    def train_step(self, real_A: torch.Tensor, real_B: torch.Tensor) -> torch.Tensor:
+        """One reference CycleGAN iteration; returns the eight losses (LOSS_KEYS order)."""
+        cfg = self.config
+        lam, lam_idt = cfg.lambda_cycle, cfg.lambda_cycle * cfg.lambda_identity
+        D_A, D_B = _unwrap(self.D_A), _unwrap(self.D_B)  # frozen in the G step: no DDP sync there
+        with self._autocast():
+            fake_B = self.G_A(real_A)
+            rec_A = self.G_B(fake_B)
+            fake_A = self.G_B(real_B)
+            rec_B = self.G_A(fake_A)
+            _set_requires_grad((D_A, D_B), False)
+            self.opt_G.zero_grad(set_to_none=True)
+            idt_A = self.G_A(real_B)
+            idt_B = self.G_B(real_A)
+            pred_fake_B, pred_fake_A = D_A(fake_B), D_B(fake_A)
+            loss_G_A = F.mse_loss(pred_fake_B.float(), torch.ones_like(pred_fake_B, dtype=torch.float32))
+            loss_G_B = F.mse_loss(pred_fake_A.float(), torch.ones_like(pred_fake_A, dtype=torch.float32))
+            loss_cycle_A = F.l1_loss(rec_A.float(), real_A) * lam
+            loss_cycle_B = F.l1_loss(rec_B.float(), real_B) * lam
+            loss_idt_A = F.l1_loss(idt_A.float(), real_B) * lam_idt
+            loss_idt_B = F.l1_loss(idt_B.float(), real_A) * lam_idt
+        (loss_G_A + loss_G_B + loss_cycle_A + loss_cycle_B + loss_idt_A + loss_idt_B).backward()
+        self.opt_G.step()
+
+        _set_requires_grad((D_A, D_B), True)
+        self.opt_D.zero_grad(set_to_none=True)
+        losses_D = []
+        for D, real, fake, pool in ((self.D_A, real_B, fake_B, self.pool_B), (self.D_B, real_A, fake_A, self.pool_A)):
+            fake = pool.query(fake.float(), self.rng)
+            with self._autocast():
+                pred_real, pred_fake = D(real), D(fake.detach())
+                loss = 0.5 * (F.mse_loss(pred_real.float(), torch.ones_like(pred_real, dtype=torch.float32))
+                              + F.mse_loss(pred_fake.float(), torch.zeros_like(pred_fake, dtype=torch.float32)))
+            loss.backward()
+            losses_D.append(loss)
+        self.opt_D.step()
+        self.sched_G.step()
+        self.sched_D.step()
+        return torch.stack([loss_G_A, loss_G_B, losses_D[0], losses_D[1], loss_cycle_A, loss_cycle_B,
+                            loss_idt_A, loss_idt_B]).detach().double().cpu()
+
+    # ------------------------------------------------------------ outputs
+    def emit(self, event: dict) -> None:
+        if not self.dist.main:
+            return
+        event = events.append_event(self.run_dir, {"iteration": self.iteration, **event})
+        if self.on_event:
+            self.on_event(event)
+
+    def _fixed_sample_inputs(self):
+        a = fit_to_size(self.data_a.slice(len(self.data_a) // 2), self.config.size)
+        b = fit_to_size(self.data_b.slice(len(self.data_b) // 2), self.config.size)
+        return a[None].to(self.device), b[None].to(self.device)
+
+    def write_sample(self) -> Path:
+        """Grid: real A, fake B, reconstructed A / real B, fake A, reconstructed B (fixed slices)."""
+        nets = self.nets()
+        real_A, real_B = self._sample_inputs
+        with torch.no_grad():
+            fake_B = nets["G_A"](real_A)
+            fake_A = nets["G_B"](real_B)
+            rows = [[real_A, fake_B, nets["G_B"](fake_B)], [real_B, fake_A, nets["G_A"](fake_A)]]
+        gap = 2
+        size = self.config.size
+        grid = np.zeros((2 * size + gap, 3 * size + 2 * gap), dtype=np.uint8)
+        for r, row in enumerate(rows):
+            for c, image in enumerate(row):
+                pixels = ((image[0, 0].float().cpu().numpy() + 1) * 127.5).clip(0, 255).round().astype(np.uint8)
+                grid[r * (size + gap):r * (size + gap) + size, c * (size + gap):c * (size + gap) + size] = pixels
+        path = self.run_dir / "samples" / f"iter_{self.iteration:06d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return write_png(path, grid)
+
+    def _log_step(self) -> None:
+        sums = self.sums.clone()
+        count = torch.tensor([float(self.sum_count)], dtype=torch.float64)
+        if self.dist.active:  # the curve shows the mean over all ranks
+            dist.all_reduce(sums)
+            dist.all_reduce(count)
+        means = (sums / max(count.item(), 1)).tolist()
+        self.sums.zero_()
+        self.sum_count = 0
+        self.emit({"type": "step", "total_iterations": self.total,
+                   "epoch": (self.iteration - 1) // self.epoch_iterations,
+                   **{k: round(v, 6) for k, v in zip(events.LOSS_KEYS, means)},
+                   "lr": self.opt_G.param_groups[0]["lr"], "seconds": round(self.seconds, 3)})
+
+    def _checkpoint(self) -> Path:
+        path = self.run_dir / CHECKPOINT
+        if self.dist.main:
+            self.save_checkpoint()
+        self.emit({"type": "checkpoint", "path": CHECKPOINT})
+        return path
+
+    def _data_summary(self) -> dict:
+        return {"domain_a": self.data_a.summary(), "domain_b": self.data_b.summary()}
+
+    def _write_model(self) -> Path:
+        from mri_style_app.cyclegan import checkpoint as model_files
+
+        cfg = self.config
+        training = {"iterations": self.iteration, "seconds": round(self.seconds, 1), "size": cfg.size,
+                    "batch_size": cfg.batch_size, "world_size": self.dist.world, "plane": cfg.plane,
+                    "objective": {"gan": "lsgan", "lambda_cycle": cfg.lambda_cycle,
+                                  "lambda_identity": cfg.lambda_identity, "pool_size": cfg.pool_size,
+                                  "lr": cfg.lr, "betas": [cfg.beta1, cfg.beta2], "decay_fraction": cfg.decay_fraction},
+                    "data": self._data_summary(), "seed": cfg.seed}
+        card = model_files.make_card(cfg.preset, model_files.DIRECTIONS, training=training)
+        nets = self.nets()
+        generators = {"t1-to-t2": nets["G_A"], "t2-to-t1": nets["G_B"]}
+        return Path(model_files.save_model(self.run_dir / MODEL_FILE, generators, card))
+
+    # ------------------------------------------------------------ the run
+    def _start(self) -> None:
+        if self.dist.main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        checkpoint = self.run_dir / CHECKPOINT
+        resumed = self.resume and checkpoint.exists()
+        if resumed:
+            self.load_checkpoint(checkpoint)
+        if self.dist.main:
+            if self.resume:
+                events.truncate_after(self.run_dir, self.iteration)
+            write_json(self.run_dir / CONFIG_FILE, {"config": self.config.to_dict(), "data": self._data_summary(),
+                                                   "total_iterations": self.total,
+                                                   "epoch_iterations": self.epoch_iterations,
+                                                   "world_size": self.dist.world})
+        self.emit({"type": "start", "total_iterations": self.total, "epoch_iterations": self.epoch_iterations,
+                   "resumed": resumed, "device": self.device.type, "world_size": self.dist.world,
+                   "preset": self.config.preset, "size": self.config.size})
+
+    def _stop_agreed(self, stop: _StopRequest) -> bool:
+        flag = torch.tensor([1.0 if stop.signal_name else 0.0])
+        if self.dist.active:  # every rank must stop at the same iteration
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
+
+    def run(self) -> Path | None:
+        """Train to the end (returns the model path) or until stopped (returns None)."""
+        if self.dist.active and not dist.is_initialized():
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+            if self.device.type == "cuda":
+                torch.cuda.set_device(self.device)
+        try:
+            self._build()
+            self._start()
+            self._wrap_ddp()
+            self._sample_inputs = self._fixed_sample_inputs()
+            cfg = self.config
+            with _StopRequest() as stop:
+                while self.iteration < self.total:
+                    began = time.perf_counter()
+                    real_A = self.batches_a.next(self.rng).to(self.device)
+                    real_B = self.batches_b.next(self.rng).to(self.device)
+                    losses = self.train_step(real_A, real_B)
+                    self.iteration += 1
+                    self.sums += losses
+                    self.sum_count += 1
+                    self.seconds += time.perf_counter() - began
+                    if self.iteration % cfg.log_every == 0 or self.iteration == self.total:
+                        self._log_step()
+                    if self.dist.main and (self.iteration % cfg.sample_every == 0 or self.iteration == self.total):
+                        self.emit({"type": "sample", "path": self.write_sample().relative_to(self.run_dir).as_posix()})
+                    stopping = self._stop_agreed(stop)
+                    if self.iteration % cfg.checkpoint_every == 0 or stopping:
+                        self._checkpoint()
+                    if stopping and self.iteration < self.total:
+                        self.emit({"type": "stopped", "checkpoint": CHECKPOINT, "signal": stop.signal_name or "peer"})
+                        return None
+            model = self._write_model() if self.dist.main else self.run_dir / MODEL_FILE
+            self.emit({"type": "done", "model": MODEL_FILE, "seconds": round(self.seconds, 3)})
+            return model
+        except (SetupError, DataError):
+            raise
+        except Exception as exc:
+            message = f"training failed at iteration {self.iteration}: {type(exc).__name__}: {exc}"
+            if isinstance(exc, torch.OutOfMemoryError):
+                message += " (out of memory: use a smaller --preset, --size or --batch-size)"
+            self.emit({"type": "error", "message": message})
+            raise
+        finally:
+            if self.dist.active and dist.is_initialized():
+                dist.destroy_process_group()
+
+
+def train(config: TrainConfig, resume: bool = False, on_event=None) -> Path | None:
+    """Build and run a training run; see Trainer."""
+    return Trainer(config, resume=resume, on_event=on_event).run()
