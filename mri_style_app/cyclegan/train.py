@@ -506,6 +506,15 @@ class Trainer:
                    "resumed": resumed, "device": self.device.type, "world_size": self.dist.world,
                    "preset": self.config.preset, "size": self.config.size})
 
+    def _weights_in_sync(self) -> bool:
+        """DDP keeps every rank's copy identical; check it once at the end rather than trust it."""
+        total = torch.stack([p.detach().double().sum() + p.detach().double().abs().sum()
+                             for net in self.nets().values() for p in net.parameters()]).cpu()
+        low, high = total.clone(), total.clone()
+        dist.all_reduce(low, op=dist.ReduceOp.MIN)
+        dist.all_reduce(high, op=dist.ReduceOp.MAX)
+        return bool(torch.allclose(low, high, rtol=1e-6, atol=1e-8))
+
     def _stop_agreed(self, stop: _StopRequest) -> bool:
         flag = torch.tensor([1.0 if stop.signal_name else 0.0])
         if self.dist.active:  # every rank must stop at the same iteration
@@ -544,8 +553,9 @@ class Trainer:
                     if stopping and self.iteration < self.total:
                         self.emit({"type": "stopped", "checkpoint": CHECKPOINT, "signal": stop.signal_name or "peer"})
                         return None
+            extra = {"weights_in_sync": self._weights_in_sync()} if self.dist.active else {}
             model = self._write_model() if self.dist.main else self.run_dir / MODEL_FILE
-            self.emit({"type": "done", "model": MODEL_FILE, "seconds": round(self.seconds, 3)})
+            self.emit({"type": "done", "model": MODEL_FILE, "seconds": round(self.seconds, 3), **extra})
             return model
         except (SetupError, DataError):
             raise
