@@ -1,0 +1,293 @@
+"""Training: PNG codec, slice datasets, a real short run on the seed slices, kill and resume, stop, CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from mri_style_app.__main__ import main
+from mri_style_app.cyclegan import events
+from mri_style_app.cyclegan.checkpoint import load_model
+from mri_style_app.cyclegan.data import DataError, load_domain, read_png, write_png
+from mri_style_app.cyclegan.train import CHECKPOINT, TrainConfig, Trainer, lr_factor
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _config(seed_dir, out, **kw) -> TrainConfig:
+    values = dict(domain_a=str(seed_dir / "T1"), domain_b=str(seed_dir / "T2"), out=str(out), preset="tiny",
+                  size=32, iterations=12, log_every=1, sample_every=1000, checkpoint_every=1000)
+    values.update(kw)
+    return TrainConfig(**values)
+
+
+def _cli(seed_dir, out, *extra) -> list[str]:
+    return [sys.executable, "-m", "mri_style_app", "train", "--domain-a", str(seed_dir / "T1"),
+            "--domain-b", str(seed_dir / "T2"), "--out", str(out), "--preset", "tiny", "--size", "32",
+            "--log-every", "1", "--sample-every", "1000", *extra]
+
+
+def _qimage_grey(path) -> np.ndarray:
+    from PySide6.QtGui import QImage
+
+    image = QImage(str(path)).convertToFormat(QImage.Format.Format_Grayscale8)
+    rows = np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), image.bytesPerLine())
+    return rows[:, : image.width()].astype(np.float32)
+
+
+# ---------------------------------------------------------------- PNG and data
+def test_png_reader_matches_qt_on_the_seed_slices(seed_dir):
+    files = sorted((seed_dir / "T1").glob("*.png"))[:5] + sorted((seed_dir / "T2").glob("*.png"))[:5]
+    for path in files:
+        assert np.array_equal(read_png(path), _qimage_grey(path)), path
+
+
+def test_png_reader_handles_what_qt_writes_and_our_writer_round_trips(tmp_path):
+    from PySide6.QtGui import QImage
+
+    rng = np.random.default_rng(0)
+    # Smooth gradients plus noise make libpng pick every filter type (Sub, Up, Average, Paeth).
+    yy, xx = np.mgrid[0:37, 0:53]
+    rgb = np.stack([(xx * 4) % 256, (yy * 6) % 256, (xx + yy) * 2 % 256], -1).astype(np.uint8)
+    rgb = (rgb + rng.integers(0, 8, rgb.shape)).astype(np.uint8)
+    qimage = QImage(rgb.tobytes(), 53, 37, 53 * 3, QImage.Format.Format_RGB888)
+    assert qimage.save(str(tmp_path / "rgb.png"))
+    luma = read_png(tmp_path / "rgb.png")
+    assert luma.shape == (37, 53)
+    assert np.abs(luma - rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114])).max() < 1e-3
+
+    grey16 = (np.add.outer(np.arange(20), np.arange(30)) * 1000).astype(np.uint16)
+    q16 = QImage(grey16.tobytes(), 30, 20, 60, QImage.Format.Format_Grayscale16)
+    assert q16.save(str(tmp_path / "g16.png"))
+    assert np.array_equal(read_png(tmp_path / "g16.png"), grey16.astype(np.float32))
+
+    grey = rng.integers(0, 256, (23, 41)).astype(np.uint8)
+    write_png(tmp_path / "ours.png", grey)
+    assert np.array_equal(_qimage_grey(tmp_path / "ours.png"), grey)
+    assert np.array_equal(read_png(tmp_path / "ours.png"), grey)
+
+
+def _head_volume(shape=(48, 56, 40)) -> np.ndarray:
+    x, y, z = np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij")
+    inside = (x**2 + y**2) / 0.64 + z**2 / 0.9 < 1
+    return np.where(inside, 400 + 200 * np.cos(5 * x) * np.cos(4 * y), 0).astype(np.float32)
+
+
+def test_nifti_folders_give_normalised_slices_without_near_empty_ones(tmp_path):
+    folder = tmp_path / "t1"
+    folder.mkdir()
+    nib.save(nib.Nifti1Image(_head_volume(), np.eye(4)), str(folder / "a.nii.gz"))
+    nib.save(nib.Nifti1Image(_head_volume((40, 40, 30)) * 3, np.diag([-1.0, 1, 1, 1])), str(folder / "b.nii"))
+    (folder / "notes.txt").write_text("not an image")
+    axial = load_domain(folder, "axial")
+    # Slices whose head area is under a quarter of the largest are skipped (the skull caps).
+    assert 0 < len(axial) < 40 + 30 and axial.skipped_slices > 0
+    assert axial.summary()["volumes"] == 2 and axial.summary()["ignored_files"] == 1
+    every = load_domain(folder, "all")
+    assert len(every) > len(axial) * 2
+    for i in range(0, len(every), 7):
+        s = every.slice(i)
+        assert s.dtype == np.float32 and s.min() >= -1 and s.max() <= 1 and (s > -1).mean() > 0.05
+    # Intensity scale does not matter: both volumes reach the same normalised top.
+    assert np.percentile(axial.images[0], 99.9) == pytest.approx(np.percentile(axial.images[1], 99.9), abs=0.05)
+
+
+def test_bad_folders_are_refused_with_the_file_named(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "text").mkdir()
+    (tmp_path / "text" / "readme.md").write_text("hi")
+    (tmp_path / "badpng").mkdir()
+    (tmp_path / "badpng" / "x.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    (tmp_path / "badnii").mkdir()
+    (tmp_path / "badnii" / "scan.nii.gz").write_bytes(b"\x1f\x8bnope")
+    (tmp_path / "blank").mkdir()
+    write_png(tmp_path / "blank" / "black.png", np.zeros((20, 20), np.uint8))
+    cases = {"missing": "does not exist", "empty": "it is empty", "text": "other file",
+             "badpng": "x.png", "badnii": "scan.nii.gz", "blank": "blank"}
+    for name, words in cases.items():
+        with pytest.raises(DataError, match=words):
+            load_domain(tmp_path / name)
+
+
+def test_cli_validates_before_any_work(tmp_path, seed_dir, capsys):
+    (tmp_path / "empty").mkdir()
+    base = ["train", "--domain-a", str(seed_dir / "T1"), "--domain-b", str(seed_dir / "T2")]
+    cases = [
+        (["train", "--domain-a", str(tmp_path / "empty"), "--domain-b", str(seed_dir / "T2"),
+          "--out", str(tmp_path / "r1")], "empty"),
+        ([*base, "--out", str(tmp_path / "r2"), "--size", "30"], "multiple of 4"),
+        ([*base, "--out", str(tmp_path / "r3"), "--preset", "huge"], "unknown preset"),
+        ([*base, "--out", str(tmp_path / "r4"), "--iterations", "5", "--epochs", "1"], "not both"),
+        ([*base], "missing --out"),
+        (["train", "--resume", "--out", str(tmp_path / "nothing")], "no training run"),
+        ([*base, "--out", str(tmp_path / "r5"), "--recipe", str(tmp_path / "none.toml")], "does not exist"),
+    ]
+    for argv, words in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and words in err and err.count("\n") == 1, (argv, err)
+    assert not any((tmp_path / f"r{i}").exists() for i in range(1, 6))
+
+
+def test_lr_schedule_is_constant_then_linear_to_zero():
+    assert [lr_factor(i, 10, 0.5) for i in (0, 4, 5, 6, 8, 10)] == [1, 1, 1, 0.8, 0.4, 0]
+    assert lr_factor(7, 10, 0.0) == 1
+
+
+# ---------------------------------------------------------------- real training
+def test_short_run_on_seed_slices_learns_and_writes_a_model(seed_dir, tmp_path):
+    printed = []
+    config = _config(seed_dir, tmp_path / "run", size=64, iterations=40, log_every=2, sample_every=20,
+                     checkpoint_every=20, seed=3)
+    model_path = Trainer(config, on_event=printed.append).run()
+    steps = [e for e in events.read_events(tmp_path / "run") if e["type"] == "step"]
+    assert [e["iteration"] for e in steps] == list(range(2, 41, 2))
+    for e in steps:
+        assert all(e[k] is not None and math.isfinite(e[k]) for k in events.LOSS_KEYS), e
+    cycle = [e["cycle_A"] + e["cycle_B"] for e in steps]
+    assert np.mean(cycle[-4:]) < 0.75 * np.mean(cycle[:4]), cycle
+    assert steps[-1]["lr"] == 0 and steps[0]["lr"] == pytest.approx(2e-4)
+    assert steps[-1]["seconds"] > steps[0]["seconds"] > 0
+    assert printed[-1]["type"] == "done" and printed[-1]["model"] == "model.safetensors"
+
+    sample = read_png(tmp_path / "run" / "samples" / "iter_000040.png")
+    assert sample.shape == (2 * 64 + 2, 3 * 64 + 4) and sample.std() > 10
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["config"]["preset"] == "tiny" and saved["data"]["domain_a"]["slices"] == 43
+
+    model = load_model(model_path)
+    assert set(model.generators) == {"t1-to-t2", "t2-to-t1"}
+    assert model.card["training"]["data"]["domain_b"]["slices"] == 46
+    with torch.no_grad():
+        out = model.generators["t1-to-t2"](torch.zeros(1, 1, 64, 64))
+    assert out.shape == (1, 1, 64, 64) and torch.isfinite(out).all()
+
+
+def _wait_for(predicate, process, timeout=90.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        if process.poll() is not None:
+            return False
+        time.sleep(0.05)
+    return False
+
+
+def _state_tensors(state) -> list[torch.Tensor]:
+    out = []
+    for group in state["state"].values():
+        out += [v for v in group.values() if isinstance(v, torch.Tensor)]
+    return out
+
+
+def test_killed_run_resumes_exactly(seed_dir, tmp_path):
+    run = tmp_path / "run"
+    total = 24
+    proc = subprocess.Popen(_cli(seed_dir, run, "--iterations", str(total), "--checkpoint-every", "4"),
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        got = _wait_for(lambda: any(e["type"] == "checkpoint" and e["iteration"] >= 8
+                                    for e in events.read_events(run)), proc)
+        assert got, proc.stderr.read().decode() if proc.poll() is not None else "no checkpoint in time"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    saved = torch.load(run / CHECKPOINT, weights_only=True)
+    at = saved["iteration"]
+    assert 8 <= at < total and saved["iteration"] % 4 == 0
+    assert events.read_events(run)[-1]["type"] != "done"
+
+    # The optimizer state a resumed trainer holds is the one in the file.
+    resumed = Trainer(TrainConfig(**json.loads((run / "config.json").read_text())["config"]), resume=True)
+    resumed._build()
+    resumed.load_checkpoint(run / CHECKPOINT)
+    assert resumed.iteration == at and resumed.sched_G.last_epoch == at
+    for name in ("G", "D"):
+        mine = _state_tensors(getattr(resumed, f"opt_{name}").state_dict())
+        assert mine and all(torch.equal(a, b) for a, b in zip(mine, _state_tensors(saved["optimizers"][name])))
+
+    result = subprocess.run([sys.executable, "-m", "mri_style_app", "train", "--out", str(run), "--resume"],
+                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert f"resumed at iteration {at}/{total}" in result.stdout
+    log = events.read_events(run)
+    steps = [e["iteration"] for e in log if e["type"] == "step"]
+    assert steps == list(range(1, total + 1))  # no gap, no duplicate
+    starts = [e for e in log if e["type"] == "start"]
+    assert [s["resumed"] for s in starts] == [False, True] and starts[1]["iteration"] == at
+    assert log[-1]["type"] == "done"
+
+    # Exactly: the same weights as a run that was never interrupted.
+    straight = Trainer(_config(seed_dir, tmp_path / "straight", iterations=total, checkpoint_every=4)).run()
+    a, b = load_model(run / "model.safetensors"), load_model(straight)
+    for direction in ("t1-to-t2", "t2-to-t1"):
+        for (k, x), (_, y) in zip(a.generators[direction].state_dict().items(),
+                                  b.generators[direction].state_dict().items()):
+            assert torch.allclose(x, y, atol=1e-5), (direction, k)
+
+
+def test_sigterm_stops_with_a_checkpoint_and_resume_finishes(seed_dir, tmp_path):
+    run = tmp_path / "run"
+    proc = subprocess.Popen(_cli(seed_dir, run, "--iterations", "400", "--checkpoint-every", "1000"),
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert _wait_for(lambda: any(e["type"] == "step" for e in events.read_events(run)), proc)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    last = events.read_events(run)[-1]
+    assert last["type"] == "stopped" and last["signal"] == "SIGTERM" and "--resume" in out
+    assert torch.load(run / CHECKPOINT, weights_only=True)["iteration"] == last["iteration"] < 400
+    assert not (run / "model.safetensors").exists()
+    # A second start without --resume refuses to overwrite the run.
+    again = subprocess.run(_cli(seed_dir, run, "--iterations", "2"), cwd=REPO, capture_output=True, text=True)
+    assert again.returncode == 2 and "--resume" in again.stderr
+
+
+def test_recipe_settings_with_command_line_overrides(seed_dir, tmp_path, capsys):
+    recipe = tmp_path / "recipes" / "r.toml"
+    recipe.parent.mkdir()
+    rel = os.path.relpath(seed_dir, recipe.parent)
+    recipe.write_text(f'domain_a = "{rel}/T1"\ndomain_b = "{rel}/T2"\nout = "../run"\npreset = "tiny"\n'
+                      'size = 32\niterations = 50\nlog-every = 1\nlambda_cycle = 8.0\n')
+    assert main(["train", "--recipe", str(recipe), "--iterations", "2", "--quiet"]) == 0
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
+    assert saved["iterations"] == 2 and saved["lambda_cycle"] == 8.0 and saved["size"] == 32
+    assert Path(saved["domain_a"]) == (seed_dir / "T1").resolve()
+    assert "done: 2 iterations" in capsys.readouterr().out
+    recipe.write_text('size = "big"\n')
+    assert main(["train", "--recipe", str(recipe), "--out", str(tmp_path / "x"),
+                 "--domain-a", str(seed_dir / "T1"), "--domain-b", str(seed_dir / "T2")]) == 2
+    assert "size" in capsys.readouterr().err
+
+
+def test_event_reader_skips_a_half_written_line_and_tail_follows_a_rewrite(tmp_path):
+    events.append_event(tmp_path, {"type": "step", "iteration": 1, "G_A": float("nan")})
+    tail = events.EventTail(tmp_path)
+    assert [e["iteration"] for e in tail.poll()] == [1]
+    with open(events.events_path(tmp_path), "a") as fh:
+        fh.write('{"type":"step","iteration":2,"G_A":0.')
+    assert len(events.read_events(tmp_path)) == 1 and tail.poll() == []
+    with open(events.events_path(tmp_path), "a") as fh:
+        fh.write('5}\n')
+    assert [e["G_A"] for e in tail.poll()] == [0.5]
+    assert events.read_events(tmp_path)[0]["G_A"] is None  # NaN is written as null
+    assert events.truncate_after(tmp_path, 1) == 1
+    assert [e["iteration"] for e in tail.poll()] == [1] and tail.restarted
