@@ -148,21 +148,22 @@ def test_lr_schedule_is_constant_then_linear_to_zero():
 # ---------------------------------------------------------------- real training
 def test_short_run_on_seed_slices_learns_and_writes_a_model(seed_dir, tmp_path):
     printed = []
-    config = _config(seed_dir, tmp_path / "run", size=64, iterations=40, log_every=2, sample_every=20,
-                     checkpoint_every=20, seed=3)
+    config = _config(seed_dir, tmp_path / "run", size=48, iterations=30, log_every=2, sample_every=15,
+                     checkpoint_every=15, seed=3)
     model_path = Trainer(config, on_event=printed.append).run()
     steps = [e for e in events.read_events(tmp_path / "run") if e["type"] == "step"]
-    assert [e["iteration"] for e in steps] == list(range(2, 41, 2))
+    assert [e["iteration"] for e in steps] == list(range(2, 31, 2))
     for e in steps:
         assert all(e[k] is not None and math.isfinite(e[k]) for k in events.LOSS_KEYS), e
     cycle = [e["cycle_A"] + e["cycle_B"] for e in steps]
-    assert np.mean(cycle[-4:]) < 0.75 * np.mean(cycle[:4]), cycle
+    # Measured over seeds 0-3: the last/first ratio is 0.5-0.6; 0.8 leaves room for noise.
+    assert np.mean(cycle[-4:]) < 0.8 * np.mean(cycle[:4]), cycle
     assert steps[-1]["lr"] == 0 and steps[0]["lr"] == pytest.approx(2e-4)
     assert steps[-1]["seconds"] > steps[0]["seconds"] > 0
     assert printed[-1]["type"] == "done" and printed[-1]["model"] == "model.safetensors"
 
-    sample = read_png(tmp_path / "run" / "samples" / "iter_000040.png")
-    assert sample.shape == (2 * 64 + 2, 3 * 64 + 4) and sample.std() > 10
+    sample = read_png(tmp_path / "run" / "samples" / "iter_000030.png")
+    assert sample.shape == (2 * 48 + 2, 3 * 48 + 4) and sample.std() > 10
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["config"]["preset"] == "tiny" and saved["data"]["domain_a"]["slices"] == 43
 
@@ -170,8 +171,8 @@ def test_short_run_on_seed_slices_learns_and_writes_a_model(seed_dir, tmp_path):
     assert set(model.generators) == {"t1-to-t2", "t2-to-t1"}
     assert model.card["training"]["data"]["domain_b"]["slices"] == 46
     with torch.no_grad():
-        out = model.generators["t1-to-t2"](torch.zeros(1, 1, 64, 64))
-    assert out.shape == (1, 1, 64, 64) and torch.isfinite(out).all()
+        out = model.generators["t1-to-t2"](torch.zeros(1, 1, 48, 48))
+    assert out.shape == (1, 1, 48, 48) and torch.isfinite(out).all()
 
 
 def _wait_for(predicate, process, timeout=90.0):
@@ -194,11 +195,11 @@ def _state_tensors(state) -> list[torch.Tensor]:
 
 def test_killed_run_resumes_exactly(seed_dir, tmp_path):
     run = tmp_path / "run"
-    total = 24
+    total = 16
     proc = subprocess.Popen(_cli(seed_dir, run, "--iterations", str(total), "--checkpoint-every", "4"),
                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        got = _wait_for(lambda: any(e["type"] == "checkpoint" and e["iteration"] >= 8
+        got = _wait_for(lambda: any(e["type"] == "checkpoint" and e["iteration"] >= 4
                                     for e in events.read_events(run)), proc)
         assert got, proc.stderr.read().decode() if proc.poll() is not None else "no checkpoint in time"
         proc.send_signal(signal.SIGKILL)
@@ -208,7 +209,7 @@ def test_killed_run_resumes_exactly(seed_dir, tmp_path):
             proc.kill()
     saved = torch.load(run / CHECKPOINT, weights_only=True)
     at = saved["iteration"]
-    assert 8 <= at < total and saved["iteration"] % 4 == 0
+    assert 4 <= at < total and saved["iteration"] % 4 == 0
     assert events.read_events(run)[-1]["type"] != "done"
 
     # The optimizer state a resumed trainer holds is the one in the file.
