@@ -184,19 +184,20 @@ def _check_container(path: Path) -> None:
     if size == 0:
         raise _fail(path, "the model file is empty (0 bytes)", "It may be an interrupted copy; get the file again")
     with open(path, "rb") as fh:
-        head = fh.read(8)
+        head = fh.read(9)
+    header_len = int.from_bytes(head[:8], "little")
+    if len(head) == 9 and head[8:9] == b"{" and 1 < header_len <= size - 8:
+        return  # the shape of a safetensors file; safetensors itself checks the rest
     if head[:4] == b"PK\x03\x04" or head[:1] == b"\x80":
         raise _fail(path, "is a PyTorch pickle checkpoint (.pth/.pt), not a safetensors model file; "
                     "pickles can run code and are never opened directly",
                     "Import it instead (Load model file... accepts reference CycleGAN generators such as "
                     "latest_net_G_A.pth, or call checkpoint.import_reference_generator)")
-    if len(head) < 8:
+    if len(head) < 9:
         raise _fail(path, f"is too short ({size} bytes) to be a safetensors file", "Get the file again")
-    header_len = int.from_bytes(head, "little")
-    if header_len <= 1 or header_len > size - 8:
-        raise _fail(path, "is not a safetensors model file, or it is truncated (its header length "
-                    f"{header_len} does not fit in {size} bytes)",
-                    "Choose a .safetensors model saved by MRI Style, or get the file again")
+    raise _fail(path, "is not a safetensors model file, or it is truncated (its header "
+                f"{'does not fit in the file' if head[8:9] == b'{' else 'is missing'})",
+                "Choose a .safetensors model saved by MRI Style, or get the file again")
 
 
 def _read_card(path: Path, metadata: dict | None) -> dict:

@@ -1,0 +1,53 @@
+"""The CycleGAN networks: shapes, ranges and the reference layout (real forward passes)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mri_style_app.cyclegan.networks import (PRESETS, SIZE_MULTIPLE, GeneratorConfig, PatchDiscriminator,
+                                             ResnetGenerator, build_generator, init_weights)
+
+
+@pytest.mark.parametrize("preset", ["tiny", "small"])
+def test_generator_keeps_size_and_range(preset):
+    net = build_generator(preset).eval()
+    init_weights(net)
+    x = torch.rand(2, 1, 8 * SIZE_MULTIPLE, 5 * SIZE_MULTIPLE) * 2 - 1
+    with torch.inference_mode():
+        y = net(x)
+    assert y.shape == x.shape
+    assert y.abs().max() <= 1.0 and y.std() > 0
+
+
+def test_presets_are_what_the_issue_asks():
+    assert PRESETS["small"] == GeneratorConfig(ngf=32, n_blocks=6)
+    assert PRESETS["standard"] == GeneratorConfig(ngf=64, n_blocks=9)
+    assert PRESETS["tiny"].ngf < PRESETS["small"].ngf
+
+
+def test_standard_rgb_generator_matches_the_reference_parameter_count():
+    # The reference CycleGAN prints 11.378 M parameters for its ResNet-9 ngf 64 RGB generator.
+    net = ResnetGenerator(GeneratorConfig(ngf=64, n_blocks=9, in_channels=3, out_channels=3))
+    assert round(sum(p.numel() for p in net.parameters()) / 1e6, 3) == 11.378
+
+
+def test_state_dict_keys_follow_the_reference_module_order():
+    keys = set(build_generator("standard").state_dict())
+    # stem conv, two downsamplings, 9 blocks at 10..18, two transposed convs, head conv at 26
+    for key in ("model.1.weight", "model.4.weight", "model.7.weight", "model.10.conv_block.1.weight",
+                "model.18.conv_block.5.weight", "model.19.weight", "model.22.weight", "model.26.weight"):
+        assert key in keys, key
+    assert not any("running_mean" in k for k in keys)  # instance norm without running statistics
+
+
+def test_build_generator_rejects_unknown_preset():
+    with pytest.raises(ValueError, match="unknown preset"):
+        build_generator("huge")
+
+
+def test_patch_discriminator_scores_patches():
+    net = PatchDiscriminator()
+    with torch.inference_mode():
+        scores = net(torch.zeros(1, 1, 64, 64))
+    assert scores.shape == (1, 1, 6, 6)  # 70x70 receptive fields over a 64x64 image
