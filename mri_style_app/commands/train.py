@@ -33,7 +33,7 @@ _OPTIONS = {
     "sample_every": (int, "iterations between sample images (default 100)"),
     "checkpoint_every": (int, "iterations between checkpoints (default 200)"),
 }
-_RECIPE_ONLY = ("decay_fraction", "lambda_cycle", "lambda_identity", "pool_size", "beta1", "beta2", "augment", "amp")
+_RECIPE_ONLY = ("decay_fraction", "lambda_cycle", "lambda_identity", "pool_size", "beta1", "beta2", "augment", "amp", "crop")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None, help=text)
     parser.add_argument("--amp", action="store_true", default=None,
                         help="mixed precision: bfloat16 autocast on CPU and CUDA")
+    parser.add_argument("--crop", action="store_true", default=None,
+                        help="train on random --size windows at the images' own scale instead of whole "
+                             "slices resized to --size (faster; the translator works at the own scale)")
     parser.add_argument("--no-augment", dest="augment", action="store_false", default=None,
                         help="no flips, affine or intensity jitter")
     parser.add_argument("--recipe", type=Path, help="TOML file with any of these settings")

@@ -281,6 +281,27 @@ def fit_to_size(image: np.ndarray, size: int) -> torch.Tensor:
     return tensor[0].clamp_(-1.0, 1.0)
 
 
+def random_crop(image: np.ndarray, size: int, generator: torch.Generator) -> torch.Tensor:
+    """A size x size window at the slice's own scale (no resizing) -> (1, size, size).
+
+    The window is centred on a random foreground pixel, so it holds tissue, not air; slices
+    smaller than the window are padded with background (-1).
+    """
+    h, w = image.shape
+    padded = np.full((max(h, size), max(w, size)), -1.0, dtype=np.float32)
+    top, left = (padded.shape[0] - h) // 2, (padded.shape[1] - w) // 2
+    padded[top:top + h, left:left + w] = image
+    rows, cols = np.nonzero(padded > -0.9)
+    if rows.size:
+        pick = int(torch.randint(0, rows.size, (1,), generator=generator))
+        cy, cx = int(rows[pick]), int(cols[pick])
+    else:
+        cy, cx = padded.shape[0] // 2, padded.shape[1] // 2
+    y0 = min(max(cy - size // 2, 0), padded.shape[0] - size)
+    x0 = min(max(cx - size // 2, 0), padded.shape[1] - size)
+    return torch.from_numpy(np.ascontiguousarray(padded[y0:y0 + size, x0:x0 + size]))[None]
+
+
 @dataclass(frozen=True)
 class Augmentation:
     """Random left-right flip, small affine (rotation, scale, shift) and intensity gamma/scale.
@@ -329,9 +350,10 @@ class UnpairedBatches:
     """
 
     def __init__(self, dataset: SliceDataset, size: int, batch_size: int, rank: int = 0, world: int = 1,
-                 augmentation: Augmentation | None = Augmentation()):
+                 augmentation: Augmentation | None = Augmentation(), crop: bool = False):
         self.dataset = dataset
         self.size = size
+        self.crop = crop  # native-scale random windows instead of whole slices resized to `size`
         self.batch_size = batch_size
         self.augmentation = augmentation
         self.indices = list(range(rank, len(dataset), world)) or list(range(len(dataset)))
@@ -354,5 +376,8 @@ class UnpairedBatches:
                 self.position = 0
             picks.append(self.order[self.position])
             self.position += 1
-        batch = torch.stack([fit_to_size(self.dataset.slice(i), self.size) for i in picks])
+        if self.crop:
+            batch = torch.stack([random_crop(self.dataset.slice(i), self.size, generator) for i in picks])
+        else:
+            batch = torch.stack([fit_to_size(self.dataset.slice(i), self.size) for i in picks])
         return self.augmentation(batch, generator) if self.augmentation else batch

@@ -67,6 +67,7 @@ class TrainConfig:
     decay_fraction: float = 0.5  # share of the run over which the learning rate falls to 0
     plane: str = "axial"
     augment: bool = True
+    crop: bool = False  # train on native-scale size x size windows rather than resized whole slices
     device: str = "auto"
     amp: bool = False
     seed: int = 0
@@ -307,8 +308,8 @@ class Trainer:
         # Each rank draws its own batches; the seed makes the whole run repeatable.
         self.rng = torch.Generator().manual_seed(cfg.seed * 1000 + self.dist.rank)
         augmentation = Augmentation() if cfg.augment else None
-        self.batches_a = UnpairedBatches(self.data_a, cfg.size, cfg.batch_size, self.dist.rank, self.dist.world, augmentation)
-        self.batches_b = UnpairedBatches(self.data_b, cfg.size, cfg.batch_size, self.dist.rank, self.dist.world, augmentation)
+        self.batches_a = UnpairedBatches(self.data_a, cfg.size, cfg.batch_size, self.dist.rank, self.dist.world, augmentation, cfg.crop)
+        self.batches_b = UnpairedBatches(self.data_b, cfg.size, cfg.batch_size, self.dist.rank, self.dist.world, augmentation, cfg.crop)
         self.iteration = 0
         self.seconds = 0.0
         self.sums = torch.zeros(len(events.LOSS_KEYS), dtype=torch.float64)
