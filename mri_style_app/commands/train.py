@@ -93,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
             if "out" not in given:
                 return _fail("--resume needs --out RUN, the folder of the run to continue")
             config = load_run_config(given["out"])
+            config.out = given["out"]  # the folder as named now, wherever the run was started from
             ignored = sorted(set(given) - {"out", "device"})
             if ignored:
                 print(f"note: resuming with the settings saved in {given['out']}; ignoring "

@@ -254,6 +254,9 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, resume: bool = False, on_event=None):
         config.check()
+        # Absolute paths in config.json, so --resume works from any working folder.
+        for name in ("domain_a", "domain_b", "out"):
+            setattr(config, name, str(Path(getattr(config, name)).expanduser().absolute()))
         self.config = config
         self.resume = resume
         self.on_event = on_event
