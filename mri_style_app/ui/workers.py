@@ -16,7 +16,7 @@ import time
 import traceback
 from typing import Callable
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from mri_style_app.imaging.volume import VolumeError
 
@@ -58,9 +58,16 @@ class Task(QObject):
 
     def start(self) -> "Task":
         _running.add(self)
+        # Let go of the task on the GUI thread, after the callbacks connected before start() ran:
+        # dropping it on the worker thread could delete it before its queued signals arrive.
+        for signal_ in (self.finished, self.failed, self.cancelled):
+            signal_.connect(self._release)
         self.started_at = time.monotonic()
         self._thread.start()
         return self
+
+    def _release(self, *_) -> None:
+        QTimer.singleShot(0, lambda: _running.discard(self))
 
     def cancel(self) -> None:
         """Ask the work to stop; it checks between steps (one batch at most)."""
@@ -96,8 +103,6 @@ class Task(QObject):
                 self.cancelled.emit()
             else:
                 self.finished.emit(result)
-        finally:
-            _running.discard(self)
 
 
 def start_task(fn: Callable[[ProgressFn, threading.Event], object], name: str = "task",
