@@ -107,6 +107,11 @@ def volume_histogram(data: np.ndarray, bins: int = 256) -> tuple[np.ndarray, np.
     lo, hi = float(values.min()), float(values.max())
     if not hi > lo:
         hi = lo + 1.0
+    if hi - lo < 4 * bins and np.all(values[:10_000] == np.round(values[:10_000])):
+        # integer-valued data: one bin per integer (or per few), so the histogram has no comb
+        width = max(1, int(np.ceil((hi - lo + 1) / bins)))
+        lo, hi = lo - 0.5, lo - 0.5 + width * np.ceil((hi - lo + 1) / width)
+        bins = int(round((hi - lo) / width))
     counts, edges = np.histogram(values, bins=bins, range=(lo, hi))
     centres = (edges[:-1] + edges[1:]) / 2
     return centres, counts.astype(np.float64)

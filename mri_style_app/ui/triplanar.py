@@ -89,6 +89,7 @@ class SliceView(pg.GraphicsView):
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setMinimumSize(160, 160)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.view_box = SliceViewBox()
         self.setCentralItem(self.view_box)
         self.image_item = pg.ImageItem(axisOrder="col-major")
@@ -236,17 +237,17 @@ class TriPlanarView(QWidget):
     # ----- side panel -------------------------------------------------------------------
     def _build_panel(self) -> QWidget:
         panel = QWidget()
+        # Ignored: the grid's equal stretch, not the panel's contents, sizes the rows
+        panel.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Ignored)
         outer = QHBoxLayout(panel)
         outer.setContentsMargins(6, 4, 4, 4)
         left = QVBoxLayout()
         outer.addLayout(left, 1)
 
         self.title_label = QLabel("No volume")
-        self.title_label.setWordWrap(True)
         self.title_label.setStyleSheet("font-weight: bold;")
         left.addWidget(self.title_label)
         self.info_label = QLabel("")
-        self.info_label.setWordWrap(True)
         left.addWidget(self.info_label)
 
         row = QHBoxLayout()
@@ -430,7 +431,7 @@ class TriPlanarView(QWidget):
         volume = self.volume
         x, y, z = volume.world(ijk)
         value = volume.data[tuple(ijk)]
-        lines = [f"{title}: {_format_value(value)}", f"  {x:8.2f} {y:8.2f} {z:8.2f} mm"]
+        lines = [f"{title:<10} value {_format_value(value)}", f"  x {x:.1f}  y {y:.1f}  z {z:.1f} mm"]
         if self.show_file_order:
             i, j, k = volume.source_index(ijk)
             lines.append(f"  voxel {i}, {j}, {k} (file order)")
@@ -446,7 +447,7 @@ class TriPlanarView(QWidget):
         if self._layer.inside(ijk):
             self.cursor_readout.setText(self._readout("Cursor", ijk))
         else:
-            self.cursor_readout.setText("Cursor: outside the volume")
+            self.cursor_readout.setText("Cursor     outside the volume")
 
     # ----- window / level and colormap --------------------------------------------------
     def levels(self) -> tuple[float, float]:
