@@ -189,7 +189,10 @@ class _Layer:
 
 
 def _format_value(value: float) -> str:
-    return f"{value:.5g}"
+    value = float(value)
+    if value == round(value) and abs(value) < 1e9:  # integer-valued data reads as integers
+        return str(int(value))
+    return f"{value:.6g}"
 
 
 class TriPlanarView(QWidget):
