@@ -77,7 +77,9 @@ def from_view(slices: np.ndarray) -> np.ndarray:
 def run_generator(net: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
     """(N, 1, H, W) in [-1, 1], any H and W -> same shape: reflection-pad to SIZE_MULTIPLE, crop back."""
     h, w = batch.shape[-2:]
-    ph, pw = -h % SIZE_MULTIPLE, -w % SIZE_MULTIPLE
+    # At least 2 x SIZE_MULTIPLE: instance norm needs more than one pixel at the bottleneck.
+    ph = max(2 * SIZE_MULTIPLE, h + -h % SIZE_MULTIPLE) - h
+    pw = max(2 * SIZE_MULTIPLE, w + -w % SIZE_MULTIPLE) - w
     if ph or pw:
         # Reflection needs the pad to be smaller than the side; tiny sides repeat the edge.
         mode = "reflect" if ph < h and pw < w else "replicate"

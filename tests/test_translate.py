@@ -1,0 +1,144 @@
+"""translate_volume and cycle_error_volume: real forward passes of real (random-weight) models."""
+
+from __future__ import annotations
+
+import threading
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from mri_style_app.cyclegan import checkpoint as ck
+from mri_style_app.cyclegan.device import DeviceError, cuda_available, describe_device, physical_cores
+from mri_style_app.cyclegan.networks import GeneratorConfig, ResnetGenerator, init_weights
+from mri_style_app.cyclegan.translate import (TranslationCancelled, cycle_error_volume, run_generator,
+                                              translate_volume)
+from mri_style_app.imaging.volume import Volume, load_volume, save_volume
+
+CONFIG = GeneratorConfig(ngf=8, n_blocks=2)
+
+
+def head(shape=(30, 35, 26)) -> np.ndarray:
+    """A synthetic head: an ellipsoid of 'tissue' with a darker core, in air, plus a little noise."""
+    grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij"))
+    r = np.sqrt(((grid / np.array([0.8, 0.85, 0.75])[:, None, None, None]) ** 2).sum(axis=0))
+    data = np.where(r < 1, 800.0, 0.0) - np.where(r < 0.4, 300.0, 0.0) + 40 * grid[0]
+    data = np.where(r < 1, data, 0.0) + np.random.default_rng(0).normal(0, 5, shape).clip(0)
+    return data.astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    torch.manual_seed(0)
+    nets = {d: ResnetGenerator(CONFIG) for d in ck.DIRECTIONS}
+    for net in nets.values():
+        init_weights(net)
+    folder = tmp_path_factory.mktemp("model")
+    path = ck.save_model(folder / "random.safetensors", nets, ck.make_card(CONFIG, ck.DIRECTIONS))
+    return ck.load_model(path)
+
+
+@pytest.fixture(scope="module")
+def volume():
+    affine = np.diag([1.2, 1.0, 1.5, 1.0])
+    affine[:3, 3] = [-18, -17, -20]
+    return Volume(data=head(), affine=affine, name="head")
+
+
+@pytest.mark.parametrize("axcodes", ["LAS", "RAS", "LIA"])
+def test_output_lies_on_the_input_grid(tmp_path, volume, model, axcodes):
+    src = tmp_path / f"head_{axcodes}.nii.gz"
+    save_volume(volume.stored_as(axcodes), src)
+    loaded = load_volume(src)
+    assert loaded.source_axcodes == axcodes
+    result = translate_volume(loaded, model, "t1-to-t2", device="cpu")
+    assert result.same_grid(loaded) and result.source_axcodes == axcodes
+    out = save_volume(result, tmp_path / f"t2_{axcodes}.nii.gz")
+    written, original = nib.load(out), nib.load(src)
+    assert written.shape == original.shape
+    assert np.allclose(written.affine, original.affine)
+    # The work happens in canonical RAS order, so every storage order gives the same translation.
+    reference = translate_volume(volume, model, "t1-to-t2", device="cpu")
+    assert np.allclose(result.data, reference.data, atol=1e-5)
+
+
+def test_intensities_background_and_batching(volume, model):
+    result = translate_volume(volume, model, "t2-to-t1", device="cpu")
+    data = result.data
+    assert data.dtype == np.float32 and np.isfinite(data).all()
+    scale = float(np.percentile(volume.data[volume.data > 0.05 * volume.data.max()], 99.5))
+    assert 0 <= data.min() and data.max() <= scale * 1.001  # [0, 1] x the source's robust scale
+    assert data.std() > 0
+    # Axial slices without foreground (the first, all air) are not run and stay 0.
+    empty = ~(volume.data > 0.05 * np.percentile(volume.data, 99.5)).any(axis=(0, 1))
+    assert empty.any() and not data[:, :, empty].any()
+    one_by_one = translate_volume(volume, model, "t2-to-t1", device="cpu", batch_size=1)
+    assert np.allclose(one_by_one.data, data, atol=1e-4 * scale)
+
+
+def test_padding_to_the_size_multiple_and_back(model):
+    net = model.generator("t1-to-t2")
+    for h, w in [(13, 22), (5, 7), (2, 3), (16, 16)]:
+        with torch.inference_mode():
+            out = run_generator(net, torch.rand(2, 1, h, w) * 2 - 1)
+        assert out.shape == (2, 1, h, w)
+
+
+def test_each_plane_and_tri_planar_fusion(volume, model):
+    results = {p: translate_volume(volume, model, "t1-to-t2", planes=p, device="cpu").data
+               for p in ("axial", "coronal", "sagittal", "tri")}
+    assert not np.allclose(results["axial"], results["coronal"])
+    expected = np.median(np.stack([results["axial"], results["coronal"], results["sagittal"]]), axis=0)
+    assert np.allclose(results["tri"], expected, atol=1e-5)
+
+
+def test_progress_reaches_one_and_cancel_stops_within_a_batch(volume, model):
+    seen = []
+    translate_volume(volume, model, "t1-to-t2", device="cpu", batch_size=4,
+                     progress=lambda f, m: seen.append((f, m)))
+    assert seen[-1][0] == pytest.approx(1.0) and all(a[0] < b[0] for a, b in zip(seen, seen[1:]))
+    assert "slices" in seen[0][1]
+
+    cancel, calls = threading.Event(), []
+
+    def progress(fraction, message):
+        calls.append(fraction)
+        cancel.set()  # the user presses Cancel during the first batch
+
+    with pytest.raises(TranslationCancelled):
+        translate_volume(volume, model, "t1-to-t2", planes="tri", device="cpu", batch_size=4,
+                         progress=progress, cancel=cancel)
+    assert len(calls) == 1  # no batch started after the cancel
+
+
+def test_cycle_error_map(volume, model):
+    translated = translate_volume(volume, model, "t1-to-t2", device="cpu")
+    error = cycle_error_volume(volume, model, "t1-to-t2", device="cpu")
+    assert error.same_grid(volume) and error.data.min() >= 0 and error.data.max() <= 1
+    mask = volume.data > 0.05 * np.percentile(volume.data, 99.5)
+    assert error.data[mask].mean() > 0 and not error.data[~mask].any()
+    reused = cycle_error_volume(volume, model, "t1-to-t2", device="cpu", translated=translated)
+    assert np.allclose(reused.data, error.data, atol=1e-4)
+
+
+def test_wrong_direction_planes_and_device(volume, model, tmp_path):
+    one = ck.save_model(tmp_path / "one.safetensors", {"t1-to-t2": model.generator("t1-to-t2")},
+                        ck.make_card(CONFIG, ["t1-to-t2"]))
+    with pytest.raises(ck.ModelError, match="no t2-to-t1 generator"):
+        translate_volume(volume, ck.load_model(one), "t2-to-t1")
+    with pytest.raises(ValueError, match="unknown planes"):
+        translate_volume(volume, model, "t1-to-t2", planes="oblique")
+    if not cuda_available():
+        with pytest.raises(DeviceError, match="no usable NVIDIA GPU"):
+            translate_volume(volume, model, "t1-to-t2", device="cuda")
+    assert describe_device("cpu") == f"CPU ({physical_cores()} thread{'s' if physical_cores() > 1 else ''})"
+
+
+@pytest.mark.skipif(not cuda_available(), reason="no CUDA GPU here")
+def test_cuda_half_precision_matches_cpu(volume, model):
+    cpu = translate_volume(volume, model, "t1-to-t2", device="cpu").data
+    gpu = translate_volume(volume, model, "t1-to-t2", device="cuda").data
+    from mri_style_app.imaging.metrics import psnr
+
+    assert psnr(gpu, cpu, cpu > 0, data_range=float(cpu.max())) > 30
