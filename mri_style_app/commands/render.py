@@ -103,7 +103,7 @@ def run(args) -> int:
     if at is not None:
         import numpy as np
 
-        ijk = np.rint(volume.index_of(at))
+        ijk = np.rint(np.round(volume.index_of(at), 3))
         if np.any(ijk < 0) or np.any(ijk >= np.array(volume.shape)):
             return _error(f"--at {args.at}: this position lies outside the volume "
                           f"({args.file}); give a point inside it, in world mm")

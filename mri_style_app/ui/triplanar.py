@@ -25,8 +25,10 @@ from mri_style_app.ui import display
 from mri_style_app.ui.display import PLANES, Plane
 
 CROSSHAIR_PEN = (60, 220, 90, 170)
-LETTER_STYLE = "color: #ffcf40; font-weight: bold; font-size: 14px; background: transparent;"
-TITLE_STYLE = "color: #d0d0d0; font-size: 12px; background: transparent;"
+# Translucent backing keeps the text readable over bright tissue.
+LETTER_STYLE = ("color: #ffcf40; font-weight: bold; font-size: 14px; padding: 0px 3px;"
+                "background: rgba(0, 0, 0, 120); border-radius: 3px;")
+TITLE_STYLE = "color: #e0e0e0; font-size: 12px; padding: 1px 4px; background: rgba(0, 0, 0, 150);"
 PAGE_STEP = 5
 
 
@@ -394,7 +396,10 @@ class TriPlanarView(QWidget):
 
     def set_crosshair_world(self, xyz) -> None:
         if self.volume is not None:
-            self.set_crosshair_index(np.rint(self.volume.index_of(xyz)).astype(int))
+            # Rounded first so that float noise of the affine (the same image stored in another
+            # axis order) cannot tip a position half-way between two voxels either way.
+            index = np.round(self.volume.index_of(xyz), 3)
+            self.set_crosshair_index(np.rint(index).astype(int))
 
     def step_slice(self, plane: str, steps: int) -> None:
         ijk = self._ijk.copy()
