@@ -129,6 +129,7 @@ class SliceView(pg.GraphicsView):
         if text != self.title.text():
             self.title.setText(text)
             self.title.adjustSize()
+            self._place_labels()
 
     def resizeEvent(self, ev):
         super().resizeEvent(ev)
@@ -143,7 +144,11 @@ class SliceView(pg.GraphicsView):
             x = {"left": m, "right": w - lw - m}.get(edge, (w - lw) // 2)
             y = {"top": m, "bottom": h - lh - m}.get(edge, (h - lh) // 2)
             label.move(x, y)
-        self.title.move(m, h - self.title.height() - m)
+        title_y = h - self.title.height() - m
+        bottom = self.letters["bottom"]
+        if m + self.title.width() > bottom.x() - m:  # narrow view: lift the title above the letter
+            title_y = bottom.y() - self.title.height() - 2
+        self.title.move(m, title_y)
 
     def keyPressEvent(self, ev):
         steps = {Qt.Key.Key_Up: 1, Qt.Key.Key_Right: 1, Qt.Key.Key_Down: -1, Qt.Key.Key_Left: -1,
@@ -258,12 +263,16 @@ class TriPlanarView(QWidget):
         row = QHBoxLayout()
         row.addWidget(QLabel("Colormap"))
         self.colormap_combo = QComboBox()
+        self.colormap_combo.setMinimumContentsLength(8)
+        self.colormap_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.colormap_combo.addItems([*display.COLORMAP_NAMES, display.DIFFERENCE_COLORMAP])
         self.colormap_combo.currentTextChanged.connect(self.set_colormap)
         row.addWidget(self.colormap_combo, 1)
         left.addLayout(row)
 
-        self.radiological_check = QCheckBox("Radiological (patient right on screen left)")
+        self.radiological_check = QCheckBox("Radiological")
+        self.radiological_check.setToolTip("Radiological: the patient's right on the screen's left. "
+                                           "Off: neurological (the patient's left on the left)")
         self.radiological_check.setChecked(True)
         self.radiological_check.toggled.connect(self.set_radiological)
         left.addWidget(self.radiological_check)
@@ -312,7 +321,7 @@ class TriPlanarView(QWidget):
         self.histogram.sigLookupTableChanged.connect(self._lut_from_histogram)
         hist_view = pg.GraphicsView(background=None)
         hist_view.setCentralItem(self.histogram)
-        hist_view.setFixedWidth(130)
+        hist_view.setFixedWidth(115)
         hist_view.setFrameShape(QFrame.Shape.NoFrame)
         outer.addWidget(hist_view)
         return panel
