@@ -23,6 +23,17 @@ from mri_style_app.cyclegan.data import DataError, load_domain, read_png, write_
 from mri_style_app.cyclegan.train import CHECKPOINT, TrainConfig, Trainer, lr_factor
 
 REPO = Path(__file__).resolve().parents[1]
+# One thread: on a shared CPU, OpenMP threads spin-waiting for each other make steps erratic
+# (measured here: 0.27 s per step with 1 thread, 0.8 to 18 s with 2 under load).
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def _config(seed_dir, out, **kw) -> TrainConfig:
@@ -197,7 +208,7 @@ def test_killed_run_resumes_exactly(seed_dir, tmp_path):
     run = tmp_path / "run"
     total = 16
     proc = subprocess.Popen(_cli(seed_dir, run, "--iterations", str(total), "--checkpoint-every", "4"),
-                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         got = _wait_for(lambda: any(e["type"] == "checkpoint" and e["iteration"] >= 4
                                     for e in events.read_events(run)), proc)
@@ -222,7 +233,7 @@ def test_killed_run_resumes_exactly(seed_dir, tmp_path):
         assert mine and all(torch.equal(a, b) for a, b in zip(mine, _state_tensors(saved["optimizers"][name])))
 
     result = subprocess.run([sys.executable, "-m", "mri_style_app", "train", "--out", str(run), "--resume"],
-                            cwd=REPO, capture_output=True, text=True, timeout=120)
+                            cwd=REPO, env=ENV, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert f"resumed at iteration {at}/{total}" in result.stdout
     log = events.read_events(run)
@@ -244,7 +255,7 @@ def test_killed_run_resumes_exactly(seed_dir, tmp_path):
 def test_sigterm_stops_with_a_checkpoint_and_resume_finishes(seed_dir, tmp_path):
     run = tmp_path / "run"
     proc = subprocess.Popen(_cli(seed_dir, run, "--iterations", "400", "--checkpoint-every", "1000"),
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert _wait_for(lambda: any(e["type"] == "step" for e in events.read_events(run)), proc)
         proc.send_signal(signal.SIGTERM)
@@ -258,7 +269,7 @@ def test_sigterm_stops_with_a_checkpoint_and_resume_finishes(seed_dir, tmp_path)
     assert torch.load(run / CHECKPOINT, weights_only=True)["iteration"] == last["iteration"] < 400
     assert not (run / "model.safetensors").exists()
     # A second start without --resume refuses to overwrite the run.
-    again = subprocess.run(_cli(seed_dir, run, "--iterations", "2"), cwd=REPO, capture_output=True, text=True)
+    again = subprocess.run(_cli(seed_dir, run, "--iterations", "2"), cwd=REPO, env=ENV, capture_output=True, text=True)
     assert again.returncode == 2 and "--resume" in again.stderr
 
 
