@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mri_style_app.cyclegan import events
-from mri_style_app.cyclegan.data import Augmentation, DataError, SliceDataset, UnpairedBatches, fit_to_size, load_domain, write_png
+from mri_style_app.cyclegan.data import Augmentation, DataError, UnpairedBatches, fit_to_size, load_domain, write_png
 from mri_style_app.cyclegan.networks import PRESETS, SIZE_MULTIPLE, PatchDiscriminator, build_generator, init_weights
 
 CONFIG_FILE = "config.json"
