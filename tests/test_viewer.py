@@ -191,3 +191,33 @@ def test_coded_volume_is_what_the_views_show(viewer, las_volume):
     np.testing.assert_array_equal(viewer.views["axial"].image_item.image, coded_volume()[:, :, 9])
     np.testing.assert_array_equal(viewer.views["coronal"].image_item.image, coded_volume()[:, 8, :])
     np.testing.assert_array_equal(viewer.views["sagittal"].image_item.image, coded_volume()[7, :, :])
+
+
+def _wheel(slice_view, steps: int, modifiers=Qt.KeyboardModifier.NoModifier):
+    from PySide6.QtCore import QPoint, QPointF
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    viewport = slice_view.viewport()
+    centre = QPointF(viewport.rect().center())
+    event = QWheelEvent(centre, QPointF(viewport.mapToGlobal(centre.toPoint())), QPoint(0, 0),
+                        QPoint(0, 120 * steps), Qt.MouseButton.NoButton, modifiers,
+                        Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(viewport, event)
+
+
+def test_wheel_pages_slices_and_ctrl_wheel_zooms(viewer, las_volume):
+    viewer.set_volume(las_volume)
+    sagittal = viewer.views["sagittal"]
+    i0 = viewer.slice_index("sagittal")
+    _wheel(sagittal, 1)
+    assert viewer.slice_index("sagittal") == i0 + 1
+    _wheel(sagittal, -1)
+    _wheel(sagittal, -1)
+    assert viewer.slice_index("sagittal") == i0 - 1
+    width_before = np.diff(sagittal.view_box.viewRange()[0])[0]
+    _wheel(sagittal, 2, Qt.KeyboardModifier.ControlModifier)
+    assert np.diff(sagittal.view_box.viewRange()[0])[0] < width_before * 0.95
+    assert viewer.slice_index("sagittal") == i0 - 1  # zooming does not page
+    viewer.reset_view()
+    assert np.diff(sagittal.view_box.viewRange()[0])[0] == pytest.approx(width_before, rel=0.01)
