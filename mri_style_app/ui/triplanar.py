@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtCore import QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFrame, QGridLayout, QHBoxLayout, QLabel,
                                QPushButton, QSizePolicy, QSlider, QVBoxLayout, QWidget)
@@ -220,7 +220,6 @@ class TriPlanarView(QWidget):
         self._colormap = "grey"
         self._window_start = (0.0, 1.0)
         self._data_span = 1.0
-        self._linked: list[TriPlanarView] = []
         self._syncing = False
 
         self.views = {plane.name: SliceView(plane) for plane in PLANES}
@@ -575,8 +574,6 @@ class TriPlanarView(QWidget):
     # ----- linking (compare mode) -------------------------------------------------------
     def link(self, other: "TriPlanarView") -> None:
         """Share crosshair, zoom and pan with another TriPlanarView (positions in display mm)."""
-        self._linked.append(other)
-        other._linked.append(self)
         self.crosshairMoved.connect(other._follow)
         other.crosshairMoved.connect(self._follow)
         for name, view in self.views.items():
