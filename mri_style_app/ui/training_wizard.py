@@ -33,7 +33,8 @@ from mri_style_app.ui.workers import Task, TrainingProcess, start_task
 
 POLL_INTERVAL_MS = 500
 PRESET_NAMES = ("tiny", "small", "standard")
-ESTIMATE_ITERATIONS = 3  # timed iterations per estimate (the first one warms up and is not counted)
+ESTIMATE_ITERATIONS = 8  # iterations of a timing run; the first ones warm up and are not counted
+ESTIMATE_TIMED = 4  # the pace is the median of the last this many iterations
 MODEL_FILE = "model.safetensors"
 
 
@@ -73,7 +74,7 @@ def scan_folder(folder, n_thumbnails: int = 4) -> FolderScan:
     if summary["volumes"]:
         parts.append(f"axial slices of {summary['volumes']} volume(s)")
     sizes = ", ".join(f"{shape} ({n})" for shape, n in dataset.shapes.items())
-    scan.kinds = f"{' and '.join(parts)}; sizes {sizes}"
+    scan.kinds = f"{' and '.join(parts)}; sizes (height x width) {sizes}"
     if scan.count < MIN_SLICES_FOR_A_MODEL:
         scan.warnings.append(f"only {scan.count} slices: enough to try the wizard, too few for a "
                              f"useful model (aim for {MIN_SLICES_FOR_A_MODEL} or more)")
@@ -129,6 +130,7 @@ class TrainingRun(QObject):
         self.finished_model: Path | None = None
         self.stopped = False
         self.error: str | None = None
+        self._active = False
         self._tail = run_events.EventTail(self.run_dir)
         self._timer = QTimer(self)
         self._timer.setInterval(POLL_INTERVAL_MS)
@@ -138,6 +140,7 @@ class TrainingRun(QObject):
         self.stopped = False
         self.error = None
         self.first_step = None
+        self._active = True
         self.process = TrainingProcess(command)
         self.process.output.connect(self.output)
         self.process.exited.connect(self._process_exited)
@@ -150,11 +153,17 @@ class TrainingRun(QObject):
         self._timer.start()
 
     def is_running(self) -> bool:
-        return self.process is not None and self.process.is_running()
+        """From start() until the process has exited (it takes a moment to launch)."""
+        return self._active
 
     def stop(self) -> None:
-        if self.process is not None:
+        """Ask the trainer to checkpoint and stop (if it is still launching, once it has started)."""
+        if self.process is None or not self._active:
+            return
+        if self.process.is_running():
             self.process.stop()
+        else:
+            QTimer.singleShot(100, self.stop)
 
     def detach(self) -> None:
         if self.process is not None:
@@ -204,6 +213,7 @@ class TrainingRun(QObject):
         return (self.total_iterations - i1) * (s1 - s0) / (i1 - i0)
 
     def _process_exited(self, code: int) -> None:
+        self._active = False
         self.poll()  # the last events before the exit
         self._timer.stop()
         self.exited.emit(code)
@@ -222,6 +232,7 @@ class DurationEstimate(QObject):
         self._run: TrainingRun | None = None
         self._scratch: Path | None = None
         self._key = ""
+        self._pending: tuple | None = None
 
     @staticmethod
     def key(preset: str, size: int, device: str) -> str:
@@ -230,14 +241,18 @@ class DurationEstimate(QObject):
     def busy(self) -> bool:
         return self._run is not None and self._run.is_running()
 
-    def measure(self, domain_a, domain_b, preset: str, size: int, device: str) -> bool:
-        """Start a measurement unless one is running; False if busy. Results arrive as signals."""
+    def measure(self, domain_a, domain_b, preset: str, size: int, device: str) -> None:
+        """Time this choice (results arrive as signals); a newer request supersedes a running one."""
         key = self.key(preset, size, device)
         if key in self.cache:
             self.estimated.emit(key, self.cache[key])
-            return True
+            return
         if self.busy():
-            return False
+            if key != self._key:
+                self._pending = (domain_a, domain_b, preset, size, device)
+                self._run.stop()
+            return
+        self._pending = None
         self._cleanup()
         self._key = key
         self._scratch = Path(tempfile.mkdtemp(prefix="mri-style-estimate-"))
@@ -250,16 +265,20 @@ class DurationEstimate(QObject):
         self._run.output.connect(lines.append)
         self._run.exited.connect(lambda code: self._finished(code, lines))
         self._run.start(command)
-        return True
 
     def _finished(self, code: int, lines: list[str]) -> None:
         key, run = self._key, self._run
         steps = [e for e in run_events.read_events(run.run_dir) if e.get("type") == "step"]
         self._run = None
         self._cleanup()
-        if code == 0 and len(steps) >= 2:
-            # From the end of the first iteration to the last: warm-up excluded.
-            per_iteration = (steps[-1]["seconds"] - steps[0]["seconds"]) / (steps[-1]["iteration"] - steps[0]["iteration"])
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            self.measure(*pending)
+            return
+        seconds = [float(e["seconds"]) for e in steps]
+        if code == 0 and len(seconds) > ESTIMATE_TIMED:
+            # Median pace of the last iterations: the first ones include warm-up.
+            per_iteration = float(np.median(np.diff(seconds[-ESTIMATE_TIMED - 1:])))
             self.cache[key] = per_iteration
             self.estimated.emit(key, per_iteration)
         else:
@@ -272,6 +291,7 @@ class DurationEstimate(QObject):
             self._scratch = None
 
     def cancel(self) -> None:
+        self._pending = None
         if self._run is not None:
             self._run.stop()
 
@@ -292,6 +312,7 @@ class DataPage(QWizardPage):
                          "(domain B). NIfTI volumes or PNG slices; they need not show the same heads.")
         self.scans: dict[str, FolderScan | None] = {"a": None, "b": None}
         self.tasks: dict[str, Task | None] = {"a": None, "b": None}
+        self._scanned: dict[str, str] = {}
         self.edits: dict[str, QLineEdit] = {}
         self.summaries: dict[str, QLabel] = {}
         self.thumb_rows: dict[str, QHBoxLayout] = {}
@@ -328,6 +349,9 @@ class DataPage(QWizardPage):
 
     def scan(self, side: str) -> Task | None:
         folder = self.edits[side].text().strip()
+        if folder and folder == self._scanned.get(side):
+            return self.tasks[side]  # editingFinished also fires on focus changes: nothing new
+        self._scanned[side] = folder
         self.scans[side] = None
         self._clear_thumbnails(side)
         self.completeChanged.emit()
@@ -406,10 +430,15 @@ class ModelPage(QWizardPage):
         form.addRow("Iterations", self.iterations_spin)
         form.addRow("Device", self.device_combo)
         form.addRow(self.estimate_button, self.estimate_label)
-        for widget in (self.preset_combo, self.device_combo):
-            widget.currentIndexChanged.connect(self._show_estimate)
-        for spin in (self.size_spin, self.iterations_spin):
-            spin.valueChanged.connect(self._show_estimate)
+        # A new choice is timed once the person stops changing it for a moment.
+        self._debounce = QTimer(self)
+        self._debounce.setSingleShot(True)
+        self._debounce.setInterval(800)
+        self._debounce.timeout.connect(self.estimate)
+        for signal_ in (self.preset_combo.currentIndexChanged, self.device_combo.currentIndexChanged,
+                        self.size_spin.valueChanged):
+            signal_.connect(self._choice_changed)
+        self.iterations_spin.valueChanged.connect(self._show_estimate)
         estimator.estimated.connect(lambda key, s: self._show_estimate())
         estimator.failed.connect(self._estimate_failed)
 
@@ -424,19 +453,26 @@ class ModelPage(QWizardPage):
     def initializePage(self) -> None:
         self.estimate()
 
+    def _choice_changed(self, *_) -> None:
+        self._show_estimate()
+        wizard = self.wizard()
+        if wizard is not None and wizard.currentPage() is self:
+            self._debounce.start()
+
     def estimate(self) -> None:
         s = self.settings()
         wizard = self.wizard()
-        started = self.estimator.measure(wizard.field("domain_a"), wizard.field("domain_b"),
-                                         s["preset"], s["size"], s["device"])
         if self._key() not in self.estimator.cache:
-            self.estimate_label.setText("Timing a few real iterations on this device..." if started
-                                        else "Another estimate is running; press again when it ends.")
+            self.estimate_label.setText(f"Timing {ESTIMATE_ITERATIONS} real iterations of this "
+                                        "choice on this device...")
+        self.estimator.measure(wizard.field("domain_a"), wizard.field("domain_b"),
+                               s["preset"], s["size"], s["device"])
 
     def _show_estimate(self, *_) -> None:
         per_iteration = self.estimator.cache.get(self._key())
         if per_iteration is None:
-            self.estimate_label.setText("Press 'Estimate duration' to time this choice.")
+            if not self.estimator.busy():
+                self.estimate_label.setText("Press 'Estimate duration' to time this choice.")
             return
         total = per_iteration * self.iterations_spin.value()
         self.estimate_label.setText(f"About {per_iteration:.2f} s per iteration here: "

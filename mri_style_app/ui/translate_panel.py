@@ -28,8 +28,8 @@ def _engine():
     """The translation engine, imported on first use (it brings torch)."""
     from mri_style_app.cyclegan import checkpoint, device, translate
 
-    register_expected_error(checkpoint.ModelError)
-    register_expected_error(translate.TranslationCancelled)
+    for error in (checkpoint.ModelError, device.DeviceError, translate.TranslationCancelled):
+        register_expected_error(error)
     return checkpoint, device, translate
 
 
@@ -49,7 +49,8 @@ class TranslatePanel(QWidget):
     """Side panel of the main window: T1 <-> T2 translation of the window's current volume."""
 
     model_loaded = Signal(str)  # path of a model now in the picker
-    translation_done = Signal(object)  # the translated Volume
+    result_ready = Signal(object)  # the translated Volume, just back from the worker
+    translation_done = Signal(object)  # the translated Volume, now shown in compare mode
     metrics_ready = Signal(dict)  # {"psnr", "ssim", "mae"} of the translation vs the reference
 
     def __init__(self, window):
@@ -219,10 +220,11 @@ class TranslatePanel(QWidget):
         if model is None:
             self.model_info.setText("Loads when you press Translate")
             return
-        card = getattr(model, "card", {}) or {}
-        preset = card.get("preset") or card.get("architecture", {}).get("preset", "")
-        directions = ", ".join(model.directions)
-        self.model_info.setText(f"{preset} model; directions: {directions}".strip())
+        training = model.card.get("training", {})
+        trained = (f"; trained {training['iterations']} iterations at {training.get('size', '?')} px"
+                   if training.get("iterations") else "")
+        self.model_info.setText(f"{model.preset} generator, {model.config.ngf} filters, "
+                                f"{model.config.n_blocks} blocks{trained}")
         current = self.direction_combo.currentText()
         self.direction_combo.clear()
         self.direction_combo.addItems(list(model.directions))
@@ -256,6 +258,7 @@ class TranslatePanel(QWidget):
             if with_cycle:
                 cycle_map = translate.cycle_error_volume(
                     source, model, direction, planes=planes, device="auto", cancel=cancel,
+                    translated=result,  # only the way back is left to compute
                     progress=lambda f, m="": progress(0.5 + 0.5 * f, "Cycle-consistency map"))
             return result, cycle_map
 
@@ -291,6 +294,7 @@ class TranslatePanel(QWidget):
     def _translated(self, outcome) -> None:
         elapsed = self._finish_task()
         self.result, self.cycle_map = outcome
+        self.result_ready.emit(self.result)
         self.progress_bar.setValue(1000)
         self.time_label.setText(f"Done in {format_seconds(elapsed)}")
         self._set_status(f"Translated {self.source.name} in {elapsed:.1f} s. "

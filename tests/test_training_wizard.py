@@ -1,0 +1,182 @@
+"""The training wizard, driven by pytest-qt: real seed slices, a real `mri-style train`
+subprocess on the qasync loop, its real events.jsonl, the real loss plot."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mri_style_app.cyclegan import events as run_events
+
+
+@pytest.fixture
+def loop(qapp):
+    import qasync
+
+    event_loop = qasync.QEventLoop(qapp, already_running=False)
+    asyncio.set_event_loop(event_loop)
+    yield event_loop
+    event_loop.close()
+    asyncio.set_event_loop(None)
+
+
+def run_until(loop, condition, timeout: float, what: str) -> None:
+    """Drive the qasync loop (Qt events and asyncio subprocess I/O) until `condition()` holds."""
+    async def wait():
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+            await asyncio.sleep(0.05)
+    loop.run_until_complete(wait())
+
+
+@pytest.fixture
+def tiny_domains(seed_dir, tmp_path):
+    """Two small unpaired folders made of real seed slices (copied to tmp, never into the repo)."""
+    folders = {}
+    for name, count in (("T1", 5), ("T2", 6)):
+        folder = tmp_path / name
+        folder.mkdir()
+        for png in sorted((seed_dir / name).glob("*.png"))[::7][:count]:
+            shutil.copy(png, folder / png.name)
+        folders[name] = folder
+    return folders["T1"], folders["T2"]
+
+
+def test_data_page_counts_shows_thumbnails_and_warns(qtbot, tiny_domains, tmp_path):
+    from mri_style_app.ui.training_wizard import TrainingWizard
+
+    wizard = TrainingWizard()
+    qtbot.addWidget(wizard)
+    wizard.show()
+    page = wizard.data_page
+    t1, t2 = tiny_domains
+    assert not page.isComplete()
+    with qtbot.waitSignal(page.completeChanged, timeout=30_000, check_params_cb=lambda *a: page.scans["a"] is not None):
+        page.set_folder("a", t1)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("not an image")
+    task = page.set_folder("b", empty)
+    assert task.wait(30)
+    qtbot.waitUntil(lambda: page.scans["b"] is not None, timeout=5000)
+    assert "has no NIfTI" in page.summaries["b"].text() and "1 other file" in page.summaries["b"].text()
+    assert not page.isComplete()
+
+    assert page.set_folder("b", t2).wait(30)
+    qtbot.waitUntil(lambda: page.isComplete(), timeout=5000)
+    scan_a, scan_b = page.scans["a"], page.scans["b"]
+    assert (scan_a.count, scan_b.count) == (5, 6)
+    assert "5 PNG slice(s)" in page.summaries["a"].text() and "217x181 (5)" in scan_a.kinds  # height x width
+    assert any("only 5 slices" in w for w in scan_a.warnings)
+    assert len(scan_a.thumbnails) == 4 and scan_a.thumbnails[0].shape == (217, 181)
+    thumbs = [page.thumb_rows["a"].itemAt(i).widget() for i in range(page.thumb_rows["a"].count() - 1)]
+    assert len(thumbs) == 4 and not thumbs[0].pixmap().isNull()
+
+
+@pytest.fixture
+def window(qtbot):
+    from mri_style_app.ui.app import MainWindow, _install_panels
+
+    win = MainWindow()
+    _install_panels(win)
+    qtbot.addWidget(win)
+    win.show()
+    return win
+
+
+def _click_in_message_box(qtbot, window, button_text: str) -> None:
+    """Press a button of the close guard's real QMessageBox as soon as it is open."""
+    from PySide6.QtCore import QTimer
+
+    def press():
+        box = getattr(window.training_panel, "close_box", None)
+        if box is None or not box.isVisible():
+            QTimer.singleShot(20, press)
+            return
+        [button] = [b for b in box.buttons() if b.text() == button_text]
+        button.click()
+
+    QTimer.singleShot(20, press)
+
+
+def test_wizard_trains_in_a_subprocess_with_live_curves_stop_resume_and_hand_over(
+        qtbot, loop, window, tiny_domains, tmp_path):
+    from mri_style_app.ui.training_wizard import ESTIMATE_ITERATIONS
+
+    training = window.training_panel
+    wizard = training.new_wizard()
+    qtbot.addWidget(wizard)
+    t1, t2 = tiny_domains
+    wizard.data_page.set_folder("a", t1)
+    wizard.data_page.set_folder("b", t2)
+    run_until(loop, wizard.data_page.isComplete, 60, "the folder scans")
+
+    model_page = wizard.model_page
+    model_page.preset_combo.setCurrentText("tiny")
+    model_page.size_spin.setValue(32)
+    model_page.iterations_spin.setValue(30)
+    model_page.device_combo.setCurrentText("cpu")
+    wizard.next()  # the model page times real iterations of tiny/32 on this CPU
+    assert wizard.currentPage() is model_page
+    key = wizard.estimator.key("tiny", 32, "cpu")
+    run_until(loop, lambda: key in wizard.estimator.cache, 90, "the duration estimate")
+    per_iteration = wizard.estimator.cache[key]
+    print(f"\nestimate: {per_iteration:.3f} s per tiny/32 iteration ({ESTIMATE_ITERATIONS}-iteration timing run)")
+    assert 0 < per_iteration < 30
+    assert "s per iteration here" in model_page.estimate_label.text()
+
+    wizard.next()
+    run_dir = tmp_path / "run"
+    wizard.output_page.folder_edit.setText(str(run_dir))
+    assert wizard.output_page.isComplete()
+    assert "--preset tiny --size 32 --iterations 30" in wizard.output_page.command_view.toPlainText()
+    wizard.next()  # "Start training": a real `mri-style train` child process
+    assert wizard.currentPage() is wizard.run_page
+    run, view = wizard.run, wizard.run_page.view
+    assert run.is_running()
+
+    run_until(loop, lambda: view.plot.point_count() > 0, 90, "the first loss points")
+    assert np.isfinite(view.plot.series("cycle")[1]).all()
+    assert view.stop_button.isEnabled() and not view.use_button.isEnabled()
+
+    # Closing the app during a run asks: Cancel keeps the window, Stop checkpoints and stops.
+    _click_in_message_box(qtbot, window, "Cancel")
+    assert not window.close() and window.isVisible() and run.is_running()
+    _click_in_message_box(qtbot, window, "Stop training")
+    assert window.close()
+    run_until(loop, lambda: not run.is_running() and run.stopped, 60, "the run to stop")
+    stopped_at = run.last_iteration
+    assert 0 < stopped_at < 30 and run.can_resume()
+    assert view.resume_button.isEnabled() and "Resume" in view.progress_label.text()
+
+    view.resume_button.click()  # `mri-style train --out RUN --resume`
+    run_until(loop, lambda: run.finished_model is not None and not run.is_running(), 120, "the resumed run to finish")
+    steps = [e for e in run_events.read_events(run_dir) if e["type"] == "step"]
+    iterations = [e["iteration"] for e in steps]
+    assert iterations == sorted(set(iterations)) and iterations[-1] == 30  # continued, no duplicates
+    assert view.plot.point_count() == len(steps)
+    assert view.progress_bar.value() == 1000
+    assert not view.sample_label.pixmap().isNull()
+    assert view.diagnosis_label.text() and "Training finished" in view.diagnosis_label.text()
+    print(f"stopped at iteration {stopped_at}, resumed to 30; {len(steps)} loss points")
+
+    # "Use this model" loads the run's model into the translate panel.
+    panel = window.translate_panel
+    assert view.use_button.isEnabled()
+    with qtbot.waitSignal(panel.model_loaded, timeout=60_000):
+        view.use_button.click()
+    assert panel.current_model_path() == str((run_dir / "model.safetensors").resolve())
+
+    # An old run folder shows its curves again.
+    old = training.open_run(run_dir)
+    qtbot.addWidget(old)
+    assert old.currentPage() is old.run_page
+    assert old.run_page.view.plot.point_count() == len(steps)
+    assert not old.run_page.view.resume_button.isEnabled()  # finished: nothing to resume
