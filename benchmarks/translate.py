@@ -1,0 +1,158 @@
+"""Translation speed: the fast path against the naive baseline, and whether it gives the same answer.
+
+    .venv/bin/python benchmarks/translate.py [--presets tiny small] [--baseline-slices 10] [--tri]
+
+Takes a few minutes on 2 cores (the plain reference run dominates); each preset adds its own.
+
+- baseline: the reference ResNet-9 ngf 64 generator in fp32, every slice padded to 256x256 and
+  run one at a time (timed on N slices and extrapolated to the volume's slice count).
+- fast path: translate_volume (axial) with the default model, or random-weight models of the
+  given presets when the default file is missing. Speed does not depend on the weights.
+- fidelity: PSNR (inside the foreground mask, [0, 1] units) between the fast path and the same
+  model run plainly: fp32, one whole slice at a time, every slice, no skipping, no batching.
+- bf16: CPU autocast timed and compared against fp32 on a few slices.
+GPU figures follow when CUDA is available.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from mri_style_app import paths  # noqa: E402
+from mri_style_app.cyclegan import checkpoint as ck  # noqa: E402
+from mri_style_app.cyclegan.device import configure_threads, describe_device  # noqa: E402
+from mri_style_app.cyclegan.networks import build_generator, init_weights  # noqa: E402
+from mri_style_app.cyclegan.translate import (normalise_volume, run_generator, to_view,  # noqa: E402
+                                              from_view, translate_volume)
+from mri_style_app.imaging.metrics import psnr  # noqa: E402
+from mri_style_app.imaging.volume import Volume, load_volume  # noqa: E402
+
+SHAPE = (197, 233, 189)
+
+
+def test_volume() -> Volume:
+    if paths.demo_t1_path().exists():
+        vol = load_volume(paths.demo_t1_path())
+        print(f"volume: demo T1 {paths.demo_t1_path().name} {vol.shape}")
+        return vol
+    grids = np.meshgrid(*[np.linspace(-1, 1, n, dtype=np.float32) for n in SHAPE], indexing="ij")
+    r = np.sqrt(sum((g / 0.8) ** 2 for g in grids))
+    data = np.where(r < 1, 600 + 300 * np.cos(6 * r), 0).astype(np.float32)
+    print(f"volume: synthetic head {SHAPE} (the demo T1 is missing)")
+    return Volume(data=data, affine=np.eye(4), name="synthetic")
+
+
+def random_model(preset: str) -> ck.CycleGANModel:
+    torch.manual_seed(0)
+    net = build_generator(preset)
+    init_weights(net)
+    return ck.CycleGANModel(None, ck.make_card(preset, ["t1-to-t2"]), {"t1-to-t2": net.eval()})
+
+
+def baseline_seconds(n_slices: int, volume_slices: int) -> float:
+    net = build_generator("standard").eval()
+    init_weights(net)
+    x = torch.rand(1, 1, 256, 256) * 2 - 1
+    with torch.inference_mode():
+        net(x)  # warm-up
+        start = time.perf_counter()
+        for _ in range(n_slices):
+            net(x)
+        per_slice = (time.perf_counter() - start) / n_slices
+    total = per_slice * volume_slices
+    print(f"baseline (standard ngf 64, 9 blocks, fp32, 256x256, one slice at a time): "
+          f"{per_slice:.3f} s/slice, timed on {n_slices} slices, extrapolated to {volume_slices} slices: "
+          f"{total:.1f} s")
+    return total
+
+
+def plain_unit(volume: Volume, model: ck.CycleGANModel, autocast_bf16: bool = False, limit=None) -> np.ndarray:
+    """The same model run plainly: fp32, one whole axial slice at a time, every slice."""
+    unit, _, _ = normalise_volume(volume.data, model.normalisation)
+    net = model.generator("t1-to-t2")
+    out = np.zeros_like(unit)
+    ks = range(unit.shape[2]) if limit is None else limit
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast_bf16):
+        for k in ks:
+            view = to_view(unit[None, :, :, k] * 2 - 1)
+            y = run_generator(net, torch.from_numpy(np.ascontiguousarray(view))[:, None]).float()
+            out[:, :, k] = from_view(((y[:, 0] + 1) / 2).clamp(0, 1).numpy())[0]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--presets", nargs="*", default=["tiny"],
+                        help="random-weight presets to time when the default model is missing")
+    parser.add_argument("--baseline-slices", type=int, default=10)
+    parser.add_argument("--tri", action="store_true", help="time tri-planar fusion too")
+    args = parser.parse_args()
+
+    threads = configure_threads()
+    print(f"device: {describe_device('cpu')}, torch {torch.__version__}, {threads} intra-op threads")
+    volume = test_volume()
+    unit, _, mask = normalise_volume(volume.data)
+    baseline = baseline_seconds(args.baseline_slices, volume.shape[2])
+
+    if paths.default_model_path().exists():
+        models = {"default": ck.load_model(paths.default_model_path())}
+        print(f"fast path model: {paths.default_model_path().name} ({models['default'].preset})")
+    else:
+        models = {p: random_model(p) for p in args.presets}
+        print(f"fast path model: {paths.default_model_path().name} is missing; random-weight "
+              f"{', '.join(args.presets)} models instead (speed does not depend on the weights)")
+    kept = int(mask.any(axis=(0, 1)).sum())
+    print(f"axial slices with foreground: {kept} of {volume.shape[2]}")
+
+    for name, model in models.items():
+        translate_volume(volume, model, "t1-to-t2", device="cpu", batch_size=None)  # warm-up
+        start = time.perf_counter()
+        fast = translate_volume(volume, model, "t1-to-t2", device="cpu")
+        seconds = time.perf_counter() - start
+        print(f"[{name}] fast path, axial, CPU: {seconds:.2f} s per volume "
+              f"({seconds / kept * 1000:.0f} ms per slice), {baseline / seconds:.1f}x faster than the baseline "
+              f"(goal: under 5 s and at least 20x)")
+        start = time.perf_counter()
+        plain = plain_unit(volume, model)
+        plain_seconds = time.perf_counter() - start
+        fast_unit = fast.data / normalise_volume(volume.data)[1]
+        print(f"[{name}] plain run of the same model: {plain_seconds:.2f} s; PSNR fast vs plain inside the "
+              f"foreground: {psnr(fast_unit, plain, mask):.1f} dB (goal > 40 dB)")
+        # bf16 autocast on a few central slices: only worth it if faster and faithful.
+        ks = range(volume.shape[2] // 2 - 4, volume.shape[2] // 2 + 4)
+        t0 = time.perf_counter()
+        fp32 = plain_unit(volume, model, False, ks)
+        t1 = time.perf_counter()
+        bf16 = plain_unit(volume, model, True, ks)
+        t2 = time.perf_counter()
+        sub = (slice(None), slice(None), slice(ks.start, ks.stop))
+        print(f"[{name}] CPU bf16 autocast: {(t2 - t1) / len(ks) * 1000:.0f} ms/slice vs fp32 "
+              f"{(t1 - t0) / len(ks) * 1000:.0f} ms/slice, PSNR bf16 vs fp32 {psnr(bf16[sub], fp32[sub], mask[sub]):.1f} dB")
+        if args.tri:
+            start = time.perf_counter()
+            translate_volume(volume, model, "t1-to-t2", planes="tri", device="cpu")
+            print(f"[{name}] tri-planar, CPU: {time.perf_counter() - start:.2f} s per volume")
+        if torch.cuda.is_available():
+            translate_volume(volume, model, "t1-to-t2", device="cuda")  # warm-up
+            torch.cuda.synchronize()
+            start = time.perf_counter()
+            gpu = translate_volume(volume, model, "t1-to-t2", device="cuda")
+            gpu_seconds = time.perf_counter() - start
+            start = time.perf_counter()
+            translate_volume(volume, model, "t1-to-t2", planes="tri", device="cuda")
+            tri_seconds = time.perf_counter() - start
+            print(f"[{name}] GPU {describe_device('cuda')}: axial {gpu_seconds:.2f} s, tri {tri_seconds:.2f} s per "
+                  f"volume; PSNR fp16 GPU vs fp32 plain {psnr(gpu.data / normalise_volume(volume.data)[1], plain, mask):.1f} dB")
+
+
+if __name__ == "__main__":
+    main()
