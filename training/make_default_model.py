@@ -1,0 +1,168 @@
+"""Reproduce the bundled default model and its evidence (issue 6), step by step.
+
+    .venv/bin/python training/make_default_model.py prepare   # simulated + seed training folders
+    .venv/bin/python training/make_default_model.py train     # mri-style train --recipe (resumes)
+    .venv/bin/python training/make_default_model.py export    # run -> resources/models/
+    .venv/bin/python training/make_default_model.py evaluate  # metrics (mri-style evaluate), figures
+    .venv/bin/python training/make_default_model.py all
+
+`train` can be stopped at any time (Ctrl-C: the trainer checkpoints) and run again to resume.
+`export` takes the finished model, or the latest checkpoint of an unfinished run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPE = REPO / "training" / "recipes" / "default_t1_t2.toml"
+DATA = REPO / "runs" / "default-data"
+RUN = REPO / "runs" / "default-model"
+EVIDENCE = REPO / "docs" / "default_model"
+CLI = [sys.executable, "-m", "mri_style_app"]
+
+
+def prepare() -> None:
+    subprocess.run([sys.executable, str(REPO / "training" / "prepare_default_data.py"), "--out", str(DATA)], check=True)
+
+
+def train() -> None:
+    resume = ["--resume"] if (RUN / "checkpoints" / "latest.pt").exists() else []
+    subprocess.run([*CLI, "train", "--recipe", str(RECIPE), *resume], check=True)
+
+
+def export() -> Path:
+    import torch
+
+    from mri_style_app.cyclegan import checkpoint as model_files
+    from mri_style_app.cyclegan.events import read_events
+    from mri_style_app.cyclegan.networks import build_generator
+    from mri_style_app.paths import default_model_path
+
+    config = json.loads((RUN / "config.json").read_text())["config"]
+    finished = RUN / "model.safetensors"
+    if finished.exists():
+        model = model_files.load_model(finished)
+        generators, card = model.generators, model.card
+    else:  # an unfinished run: its latest checkpoint (loaded without unpickling code)
+        state = torch.load(RUN / "checkpoints" / "latest.pt", map_location="cpu", weights_only=True)
+        generators = {}
+        for direction, name in (("t1-to-t2", "G_A"), ("t2-to-t1", "G_B")):
+            net = build_generator(config["preset"])
+            net.load_state_dict(state["nets"][name])
+            generators[direction] = net.eval()
+        steps = [e for e in read_events(RUN) if e.get("type") == "step"]
+        card = model_files.make_card(config["preset"], model_files.DIRECTIONS, training={
+            "iterations": int(state["iteration"]), "seconds": round(float(state["seconds"]), 1),
+            "finished": False, "last_losses": {k: steps[-1][k] for k in ("G_A", "G_B", "D_A", "D_B", "cycle_A", "cycle_B")} if steps else {}})
+    card["training"] = {**card.get("training", {}), "recipe": "training/recipes/default_t1_t2.toml",
+                        "reproduce": "python training/make_default_model.py all",
+                        "settings": {k: config[k] for k in ("preset", "size", "crop", "plane", "batch_size", "lr", "seed") if k in config},
+                        "data": {"A (T1w)": "43 real BrainWeb T1w seed slices (../shared/data/seed-t1-t2/T1), the real ICBM 2009a T1 "
+                                            "template, 6 spoiled-gradient-echo T1w volumes simulated from the ICBM tissue maps with random "
+                                            "1.5 T/3 T relaxation times (+-10 %), TR/TE/flip, bias field and Rician noise",
+                                 "B (T2w)": "46 real BrainWeb T2w seed slices (../shared/data/seed-t1-t2/T2), 6 spin-echo T2w volumes "
+                                            "simulated the same way with random TR/TE",
+                                 "caveat": "the demo volumes share the ICBM anatomy with the simulated training volumes (unpaired, other "
+                                           "sequence parameters); the 3 T robustness pair is held out in its parameters, noise and axis order"}}
+    out = model_files.save_model(default_model_path(), generators, card)
+    print(f"exported {out}")
+    return out
+
+
+def _evaluate_cli(pred: Path, ref: Path, mask: Path) -> dict:
+    result = subprocess.run([*CLI, "evaluate", str(pred), str(ref), "--mask", str(mask), "--json"],
+                            check=True, capture_output=True, text=True)
+    return json.loads(result.stdout)
+
+
+def _figure(rows: list[tuple[str, np.ndarray]], mask: np.ndarray, path: Path) -> None:
+    """Rows of volumes (source, translation, reference, |difference|) x axial/coronal/sagittal centre slices."""
+    from mri_style_app.cyclegan.data import write_png
+    from mri_style_app.imaging.intensity import normalize_unit
+
+    centre = [int(np.mean(np.nonzero(mask.any(axis=tuple(a for a in range(3) if a != ax)))[0])) for ax in range(3)]
+    tiles = []
+    for _, data in rows:
+        unit = normalize_unit(data, mask)
+        views = [np.rot90(unit[:, :, centre[2]]), np.rot90(unit[:, centre[1], :]), np.rot90(unit[centre[0], :, :])]
+        height = max(v.shape[0] for v in views)
+        row = [np.pad(v, ((0, height - v.shape[0]), (0, 4)), constant_values=0) for v in views]
+        tiles.append(np.pad(np.concatenate(row, axis=1), ((0, 4), (0, 0))))
+    write_png(path, (np.concatenate(tiles, axis=0) * 255).astype(np.uint8))
+
+
+def evaluate() -> dict:
+    from mri_style_app.cyclegan import checkpoint as model_files
+    from mri_style_app.cyclegan.translate import translate_volume
+    from mri_style_app.imaging import simulate
+    from mri_style_app.imaging.metrics import evaluate_pair
+    from mri_style_app.imaging.volume import load_volume, save_volume
+    from mri_style_app.paths import default_model_path, demo_mask_path, demo_t1_path, demo_t2_path, resources_dir
+
+    EVIDENCE.mkdir(parents=True, exist_ok=True)
+    work = RUN / "evaluation"
+    work.mkdir(parents=True, exist_ok=True)
+    model = model_files.load_model(default_model_path())
+    t1, t2, mask_vol = load_volume(demo_t1_path()), load_volume(demo_t2_path()), load_volume(demo_mask_path())
+    mask = mask_vol.data > 0
+    metrics: dict = {}
+    for direction, source, reference in (("t1-to-t2", t1, t2), ("t2-to-t1", t2, t1)):
+        pred = translate_volume(source, model, direction)
+        pred_path = save_volume(pred, work / f"demo_{direction}.nii.gz")
+        metrics[f"demo {direction}"] = _evaluate_cli(pred_path, reference.source_path, demo_mask_path())
+        diff = np.abs(evaluate_unit(pred.data, mask) - evaluate_unit(reference.data, mask))
+        _figure([("source", source.data), ("translation", pred.data), ("reference", reference.data),
+                 ("difference", diff)], mask, EVIDENCE / f"demo_{direction}.png")
+    # The baseline a model must beat: T1 intensities inverted inside the brain.
+    inverted = t1.with_data(np.where(mask, 1.0 - evaluate_unit(t1.data, mask), 0.0), name="t1_inverted")
+    metrics["baseline: inverted T1 vs T2"] = evaluate_pair(inverted.data, t2.data, mask)
+    # Held out: 3 T relaxation, other sequences, 2 % Rician noise, bias field, stored as LIA.
+    gm = load_volume(resources_dir() / "demo" / "icbm152_2009a_gm.nii.gz").data / 255.0
+    wm = load_volume(resources_dir() / "demo" / "icbm152_2009a_wm.nii.gz").data / 255.0
+    t1_3t, t2_3t = simulate.simulate_3t_pair(gm, wm, mask, seed=3)
+    for name, data in (("t1w", t1_3t), ("t2w", t2_3t)):
+        save_volume(t1.with_data(data, name=f"sim3t_{name}").stored_as("LIA"), work / f"sim3t_{name}_LIA.nii.gz")
+    for direction, source, reference in (("t1-to-t2", "t1w", "t2w"), ("t2-to-t1", "t2w", "t1w")):
+        src = load_volume(work / f"sim3t_{source}_LIA.nii.gz")
+        pred_path = save_volume(translate_volume(src, model, direction), work / f"sim3t_{direction}.nii.gz")
+        metrics[f"3T noisy LIA {direction}"] = _evaluate_cli(pred_path, work / f"sim3t_{reference}_LIA.nii.gz",
+                                                             demo_mask_path())
+    for key, value in metrics.items():
+        print(f"{key:32s} PSNR {value['psnr']:6.2f} dB  SSIM {value['ssim']:.3f}  MAE {value['mae']:.4f}")
+    (EVIDENCE / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    card = dict(model.card)
+    card["metrics"] = {"protocol": "each volume scaled to [0,1] by its 99.5th percentile in the brain mask; PSNR and MAE "
+                                   "over brain voxels; SSIM = mean of the SSIM map over brain voxels",
+                       **{k: {m: round(v, 4) for m, v in vals.items() if isinstance(v, float)} for k, vals in metrics.items()}}
+    model_files.save_model(default_model_path(), model.generators, card)
+    return metrics
+
+
+def evaluate_unit(data: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    from mri_style_app.imaging.intensity import normalize_unit
+    return normalize_unit(data, mask)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("step", choices=("prepare", "train", "export", "evaluate", "all"))
+    step = parser.parse_args().step
+    if step in ("prepare", "all"):
+        prepare()
+    if step in ("train", "all"):
+        train()
+    if step in ("export", "all"):
+        export()
+    if step in ("evaluate", "all"):
+        evaluate()
+
+
+if __name__ == "__main__":
+    main()
