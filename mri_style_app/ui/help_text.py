@@ -139,15 +139,16 @@ def diagnose_run(iterations: np.ndarray, series: dict[str, np.ndarray]) -> list[
         quarter = n // 4
         before = _tail_mean(cycle, n - 2 * quarter, n - quarter)
         latest = _tail_mean(cycle, n - quarter, n)
-        first = _tail_mean(cycle, 0, quarter)
-        if latest > before * (1 - CYCLE_STALL_FRACTION) and latest > 0.5 * first:
+        start = _tail_mean(cycle, 0, max(1, n // 20))  # where it began
+        now = _tail_mean(cycle, n - max(1, n // 10), n)  # where it is
+        if latest > before * (1 - CYCLE_STALL_FRACTION) and latest > 0.5 * start:
             findings.append(Diagnosis(
                 "warning", f"The cycle loss has stopped falling ({before:.3f} -> {latest:.3f} over "
-                f"the last quarter of the run) while still at {latest / first:.0%} of where it "
+                f"the last quarter of the run) while still at {latest / start:.0%} of where it "
                 "started: the round trip is losing anatomy. Train longer or check the data."))
         elif not findings:
             findings.append(Diagnosis(
-                "ok", f"Healthy so far: the cycle loss fell from {first:.3f} to {latest:.3f}, and "
+                "ok", f"Healthy so far: the cycle loss fell from {start:.2f} to {now:.2f}, and "
                 "the adversarial losses wobble around a level, which is normal for a GAN."))
     if not findings:
         findings.append(Diagnosis("info", f"Iteration {last_iteration}: no problems seen."))

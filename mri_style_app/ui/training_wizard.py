@@ -21,7 +21,7 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGridLayout, QHBoxLayout,
                                QLabel, QLineEdit, QMessageBox, QPlainTextEdit, QProgressBar,
-                               QPushButton, QSpinBox, QSplitter, QTextBrowser, QVBoxLayout,
+                               QPushButton, QSizePolicy, QSpinBox, QSplitter, QTextBrowser, QVBoxLayout,
                                QWidget, QWizard, QWizardPage)
 
 from mri_style_app import paths
@@ -544,10 +544,13 @@ class RunView(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.run: TrainingRun | None = None
+        self._sample: QPixmap | None = None  # the latest sample grid, at full size
         self.plot = LossPlot()
         self.sample_label = QLabel("Samples appear here as training runs")
         self.sample_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.sample_label.setMinimumSize(240, 160)
+        # Ignored: the layout sizes the label and the pixmap follows (not the other way round).
+        self.sample_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
         self.sample_label.setToolTip("Top: real T1, fake T2, T1 reconstructed from the fake T2. "
                                      "Bottom: the same starting from a real T2.")
         self.sample_caption = QLabel("")
@@ -560,6 +563,9 @@ class RunView(QWidget):
         self.log_view.setReadOnly(True)
         self.log_view.setMaximumBlockCount(500)
         self.log_view.setMaximumHeight(90)
+        self.log_view.hide()  # until the trainer prints something
+        self.folder_label = QLabel("")
+        self.folder_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.stop_button = QPushButton("Stop")
         self.stop_button.setToolTip("Write a checkpoint and stop; Resume continues from it")
         self.stop_button.clicked.connect(self.stop)
@@ -576,6 +582,7 @@ class RunView(QWidget):
             buttons.addWidget(button)
         buttons.addStretch(1)
         left = QVBoxLayout()
+        left.addWidget(self.folder_label)
         left.addWidget(self.plot, 3)
         left.addWidget(self.diagnosis_label)
         left.addWidget(self.progress_bar)
@@ -584,10 +591,10 @@ class RunView(QWidget):
         left.addWidget(self.log_view)
         right = QVBoxLayout()
         right.addWidget(QLabel("<b>Latest samples</b>"))
-        right.addWidget(self.sample_label)
+        right.addWidget(self.sample_label, 2)
         right.addWidget(self.sample_caption)
         right.addWidget(QLabel("<b>Help</b>"))
-        right.addWidget(self.help_view, 1)
+        right.addWidget(self.help_view, 3)
         left_widget, right_widget = QWidget(), QWidget()
         left_widget.setLayout(left)
         right_widget.setLayout(right)
@@ -607,11 +614,16 @@ class RunView(QWidget):
         self.run = run
         self.plot.clear()
         self.log_view.clear()
+        self.folder_label.setText(f"Run folder: {run.run_dir}")
         run.new_events.connect(self._on_events)
         run.restarted.connect(self.plot.clear)
-        run.output.connect(self.log_view.appendPlainText)
+        run.output.connect(self._on_output)
         run.exited.connect(self._on_exit)
         self._update_buttons()
+
+    def _on_output(self, line: str) -> None:
+        self.log_view.show()
+        self.log_view.appendPlainText(line)
 
     def _on_events(self, new: list[dict]) -> None:
         self.plot.add_steps(new)
@@ -630,10 +642,19 @@ class RunView(QWidget):
         pixmap = QPixmap(str(path))
         if pixmap.isNull():
             return
-        self.sample_label.setPixmap(pixmap.scaled(self.sample_label.width(), self.sample_label.height(),
-                                                  Qt.AspectRatioMode.KeepAspectRatio,
-                                                  Qt.TransformationMode.SmoothTransformation))
+        self._sample = pixmap
+        self._fit_sample()
         self.sample_caption.setText(f"Iteration {iteration}: real / translated / round trip")
+
+    def _fit_sample(self) -> None:
+        if self._sample is not None:
+            self.sample_label.setPixmap(self._sample.scaled(
+                self.sample_label.width(), self.sample_label.height(),
+                Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation))
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit_sample()
 
     def _show_progress(self) -> None:
         run = self.run
@@ -701,6 +722,7 @@ class RunPage(QWizardPage):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.view)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setFinalPage(True)
 
     def initializePage(self) -> None:

@@ -221,8 +221,9 @@ class TranslatePanel(QWidget):
             self.model_info.setText("Loads when you press Translate")
             return
         training = model.card.get("training", {})
-        trained = (f"; trained {training['iterations']} iterations at {training.get('size', '?')} px"
-                   if training.get("iterations") else "")
+        trained = f"; trained {training['iterations']} iterations" if training.get("iterations") else ""
+        if training.get("iterations") and training.get("size"):
+            trained += f" at {training['size']} px"
         self.model_info.setText(f"{model.preset} generator, {model.config.ngf} filters, "
                                 f"{model.config.n_blocks} blocks{trained}")
         current = self.direction_combo.currentText()

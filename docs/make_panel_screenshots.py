@@ -1,0 +1,96 @@
+"""Regenerate docs/screenshots/translate_panel.png and training_wizard.png.
+
+    .venv/bin/python docs/make_panel_screenshots.py --model MODEL.safetensors --run RUN_FOLDER
+
+Runs offscreen. The real main window opens the demo T1w, the Translate panel translates it
+with MODEL (default: the bundled default model) off the GUI thread and scores it against the
+demo T2w inside the demo brain mask; then the training wizard opens RUN (a finished
+`mri-style train` run folder) to show its real loss curves, samples and diagnosis.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from mri_style_app import paths  # noqa: E402
+from mri_style_app.ui.app import create_application, create_main_window  # noqa: E402
+
+OUT = REPO / "docs" / "screenshots"
+CROSSHAIR_MM = (-12.0, 4.0, 10.0)
+
+
+def wait_for(condition, what: str, timeout_s: float = 600.0) -> None:
+    deadline = time.time() + timeout_s
+    while not condition():
+        if time.time() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        QApplication.processEvents()
+        time.sleep(0.01)
+
+
+def settle() -> None:
+    for _ in range(10):
+        QApplication.processEvents()
+        time.sleep(0.02)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=paths.default_model_path())
+    parser.add_argument("--run", type=Path, required=True, help="a finished training run folder")
+    parser.add_argument("--planes", default="axial")
+    args = parser.parse_args()
+
+    create_application()
+    window = create_main_window([paths.demo_t1_path()])
+    window.resize(1920, 1000)
+    wait_for(lambda: window.current_volume is not None, "the demo volume")
+    panel = window.translate_panel
+    done = {}
+    panel.model_loaded.connect(lambda p: done.setdefault("model", p))
+    panel.translation_done.connect(lambda v: done.setdefault("result", v))
+    panel.load_model_file(args.model)
+    wait_for(lambda: "model" in done or window.last_error_dialog is not None, "the model")
+    if "model" not in done:
+        print(f"error: {window.last_error_dialog.text()}", file=sys.stderr)
+        return 2
+    panel.set_reference(paths.demo_t2_path(), mask_path=paths.demo_mask_path())
+    wait_for(lambda: panel.reference is not None and panel.mask is not None, "the reference")
+    panel.planes_combo.setCurrentText(args.planes)
+    panel.translate()
+    wait_for(lambda: "result" in done, "the translation")
+    wait_for(lambda: panel.metrics is not None, "the metrics")
+    settle()
+    for view in (window.compare.left_view, window.compare.right_view):
+        view.reset_view()
+    window.compare.left_view.set_crosshair_world(CROSSHAIR_MM)
+    settle()
+    OUT.mkdir(parents=True, exist_ok=True)
+    window.grab().save(str(OUT / "translate_panel.png"))
+    print(f"metrics vs demo T2w in the mask: {panel.metrics}")
+
+    wizard = window.training_panel.open_run(args.run)
+    wizard.resize(1400, 860)
+    wait_for(lambda: wizard.run_page.view.plot.point_count() > 0, "the run's curves")
+    wizard.run_page.view.plot.set_log_scale(True)  # shows the adversarial losses' oscillation
+    settle()
+    wizard.grab().save(str(OUT / "training_wizard.png"))
+    print(f"wrote {OUT / 'translate_panel.png'} and {OUT / 'training_wizard.png'}")
+    wizard.hide()
+    window.close_guards.clear()
+    window.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
