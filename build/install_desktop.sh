@@ -12,10 +12,11 @@ APPS="$DATA/applications"
 ICONS="$DATA/icons/hicolor"
 MIME="$DATA/mime"
 
-refresh() {  # the caches are optional: desktops rescan these folders anyway
+refresh() {  # the MIME database must be rebuilt for *.nii to be known; the rest is a cache
     command -v update-desktop-database >/dev/null && update-desktop-database -q "$APPS" || true
     command -v update-mime-database >/dev/null && update-mime-database "$MIME" || true
-    command -v gtk-update-icon-cache >/dev/null && gtk-update-icon-cache -q -t "$DATA/icons/hicolor" || true
+    # No gtk-update-icon-cache: a user hicolor cache without index.theme would go stale
+    # and hide icons other apps install later; desktops find user icons without it.
 }
 
 if [ "${1:-}" = "--uninstall" ]; then
