@@ -7,6 +7,7 @@ build/dist/ newer than every source file, resource and the spec is reused instea
 
 from __future__ import annotations
 
+import ctypes.util
 import json
 import os
 import re
@@ -79,6 +80,9 @@ def _run(args, timeout=300, **env) -> subprocess.CompletedProcess:
 def x11_tools() -> None:
     """Xvfb, xwininfo and the X libraries Qt's xcb plugin loads; installed with apt-get if we may."""
     missing = [tool for tool in ("Xvfb", "xwininfo") if shutil.which(tool) is None]
+    # Qt 6.5+ refuses the xcb platform without libxcb-cursor (and the others in X11_PACKAGES).
+    missing += [f"lib{lib}" for lib in ("xcb-cursor", "xcb-icccm", "xcb-keysyms", "xkbcommon-x11")
+                if ctypes.util.find_library(lib) is None]
     if missing:
         if os.geteuid() != 0 or shutil.which("apt-get") is None:
             pytest.skip(f"{', '.join(missing)} not installed and not root to apt-get install {X11_PACKAGES}")
