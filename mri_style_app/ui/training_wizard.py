@@ -107,7 +107,12 @@ def train_command(domain_a, domain_b, run_dir, preset: str, size: int, iteration
     return paths.self_command() + [
         "train", "--domain-a", str(domain_a), "--domain-b", str(domain_b), "--out", str(run_dir),
         "--preset", preset, "--size", str(size), "--iterations", str(iterations),
-        "--device", device, *(extra or [])]
+        "--device", device, "--log-every", str(log_interval(iterations)), *(extra or [])]
+
+
+def log_interval(iterations: int) -> int:
+    """A loss point every 10 iterations, denser for short runs so their curves still show a shape."""
+    return max(1, min(10, iterations // 100))
 
 
 # ----- a run: the child process and its events ---------------------------------------------
@@ -258,8 +263,7 @@ class DurationEstimate(QObject):
         self._scratch = Path(tempfile.mkdtemp(prefix="mri-style-estimate-"))
         command = train_command(domain_a, domain_b, self._scratch / "run", preset, size,
                                 ESTIMATE_ITERATIONS, device,
-                                extra=["--log-every", "1", "--sample-every", "1000000",
-                                       "--checkpoint-every", "1000000"])
+                                extra=["--sample-every", "1000000", "--checkpoint-every", "1000000"])
         self._run = TrainingRun(self._scratch / "run", self)
         lines: list[str] = []
         self._run.output.connect(lines.append)
