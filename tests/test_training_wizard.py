@@ -188,3 +188,66 @@ def test_wizard_trains_in_a_subprocess_with_live_curves_stop_resume_and_hand_ove
     assert old.currentPage() is old.run_page
     assert old.run_page.view.plot.point_count() == len(steps)
     assert not old.run_page.view.resume_button.isEnabled()  # finished: nothing to resume
+
+
+KEEP_RUNNING_APP = r'''
+import asyncio, os, sys
+from PySide6.QtCore import QTimer
+import qasync
+from mri_style_app.ui.app import MainWindow, _install_panels, create_application
+t1, t2, run_dir = sys.argv[1:4]
+app = create_application()
+loop = qasync.QEventLoop(app)
+asyncio.set_event_loop(loop)
+window = MainWindow()
+_install_panels(window)
+window.show()
+wizard = window.training_panel.new_wizard()
+wizard.data_page.edits["a"].setText(t1)
+wizard.data_page.edits["b"].setText(t2)
+wizard.model_page.preset_combo.setCurrentText("tiny")
+wizard.model_page.size_spin.setValue(32)
+wizard.model_page.iterations_spin.setValue(30)
+wizard.output_page.folder_edit.setText(run_dir)
+run = wizard.start_run()
+
+def press_keep():
+    box = getattr(window.training_panel, "close_box", None)
+    if box is None or not box.isVisible():
+        QTimer.singleShot(20, press_keep)
+        return
+    [keep] = [b for b in box.buttons() if b.text() == "Keep running"]
+    keep.click()
+
+async def main():
+    while wizard.run_page.view.plot.point_count() == 0:
+        await asyncio.sleep(0.05)
+    QTimer.singleShot(20, press_keep)
+    print("closed" if window.close() else "not closed", run.process.pid, flush=True)
+
+loop.run_until_complete(main())
+os._exit(0)  # the app quits at once; the training child keeps going on its own
+'''
+
+
+def test_keep_running_lets_the_run_finish_after_the_app_quits(tiny_domains, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    t1, t2 = tiny_domains
+    run_dir = tmp_path / "kept"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "QT_QPA_PLATFORM": "offscreen"}
+    app = subprocess.run([sys.executable, "-c", KEEP_RUNNING_APP, str(t1), str(t2), str(run_dir)],
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert app.returncode == 0, app.stderr
+    assert app.stdout.startswith("closed"), app.stdout + app.stderr
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        kinds = [e["type"] for e in run_events.read_events(run_dir)]
+        if "done" in kinds or "error" in kinds:
+            break
+        time.sleep(0.2)
+    events = run_events.read_events(run_dir)
+    assert events[-1]["type"] == "done", events[-1]  # no BrokenPipe once the app's end of the pipe closed
+    assert (run_dir / "model.safetensors").is_file()

@@ -9,6 +9,7 @@ Under `torchrun --nproc_per_node N` the same command trains with DistributedData
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -114,7 +115,12 @@ def run(args: argparse.Namespace) -> int:
             total = event.get("total_iterations", total)
             if args.quiet and event["type"] in ("step", "sample", "checkpoint"):
                 return
-            print(events.describe(event, total), flush=True)
+            try:
+                print(events.describe(event, total), flush=True)
+            except BrokenPipeError:
+                # The app that started this run quit and chose to leave it going: keep training
+                # without printing; events.jsonl in the run folder is the record.
+                sys.stdout = sys.stderr = open(os.devnull, "w")
 
         trainer = Trainer(config, resume=args.resume, on_event=show)
     except (SetupError, DataError, ValueError, TypeError) as exc:
