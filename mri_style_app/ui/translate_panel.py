@@ -303,6 +303,8 @@ class TranslatePanel(QWidget):
         self.window.show_compare(self.source, self.result, self.result.name)
         if self.cycle_map is not None:
             self.window.set_overlay(self.cycle_map, colormap="hot", opacity=0.6)
+            self._set_status(f"{self.status_label.text()} The cycle-consistency map is drawn in hot "
+                             "colours over the source in the single view (Back to single view).")
         self._update_buttons()
         self.translation_done.emit(self.result)
         self._compute_metrics()
