@@ -28,8 +28,8 @@ class VolumeError(Exception):
 
 @dataclass
 class Volume:
-    """float32 voxels in canonical RAS order: index i grows towards +x (patient Left), j towards
-    +y (Anterior), k towards +z (Superior); `affine` maps [i, j, k, 1] to world mm."""
+    """float32 voxels in canonical RAS+ order: index i grows towards +x (the patient's Right),
+    j towards +y (Anterior), k towards +z (Superior); `affine` maps [i, j, k, 1] to world mm."""
 
     data: np.ndarray  # (X, Y, Z) float32, canonical RAS voxel order, finite
     affine: np.ndarray  # 4x4 canonical voxel -> world (RAS, mm)
