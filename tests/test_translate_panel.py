@@ -116,6 +116,7 @@ def test_translate_compare_metrics_save_and_no_stall(qtbot, window, model_file, 
     with qtbot.waitSignal(panel.translation_done, timeout=120_000):
         task = panel.translate()
         assert task is not None and panel.cancel_button.isEnabled()
+    qtbot.wait(30)  # the tick that ends the pause of showing the result
     meter.stop()
     elapsed = time.monotonic() - task.started_at
     during = meter.worst_ms(until=arrived[0])
