@@ -102,6 +102,7 @@ def evaluate() -> dict:
     from mri_style_app.cyclegan import checkpoint as model_files
     from mri_style_app.cyclegan.translate import translate_volume
     from mri_style_app.imaging import simulate
+    from mri_style_app.imaging.intensity import normalize_unit
     from mri_style_app.imaging.metrics import evaluate_pair
     from mri_style_app.imaging.volume import load_volume, save_volume
     from mri_style_app.paths import default_model_path, demo_mask_path, demo_t1_path, demo_t2_path, resources_dir
@@ -117,11 +118,11 @@ def evaluate() -> dict:
         pred = translate_volume(source, model, direction)
         pred_path = save_volume(pred, work / f"demo_{direction}.nii.gz")
         metrics[f"demo {direction}"] = _evaluate_cli(pred_path, reference.source_path, demo_mask_path())
-        diff = np.abs(evaluate_unit(pred.data, mask) - evaluate_unit(reference.data, mask))
+        diff = np.abs(normalize_unit(pred.data, mask) - normalize_unit(reference.data, mask))
         _figure([("source", source.data), ("translation", pred.data), ("reference", reference.data),
                  ("difference", diff)], mask, EVIDENCE / f"demo_{direction}.png")
     # The baseline a model must beat: T1 intensities inverted inside the brain.
-    inverted = t1.with_data(np.where(mask, 1.0 - evaluate_unit(t1.data, mask), 0.0), name="t1_inverted")
+    inverted = t1.with_data(np.where(mask, 1.0 - normalize_unit(t1.data, mask), 0.0), name="t1_inverted")
     metrics["baseline: inverted T1 vs T2"] = evaluate_pair(inverted.data, t2.data, mask)
     # Held out: 3 T relaxation, other sequences, 2 % Rician noise, bias field, stored as LIA.
     gm = load_volume(resources_dir() / "demo" / "icbm152_2009a_gm.nii.gz").data / 255.0
@@ -143,11 +144,6 @@ def evaluate() -> dict:
                        **{k: {m: round(v, 4) for m, v in vals.items() if isinstance(v, float)} for k, vals in metrics.items()}}
     model_files.save_model(default_model_path(), model.generators, card)
     return metrics
-
-
-def evaluate_unit(data: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    from mri_style_app.imaging.intensity import normalize_unit
-    return normalize_unit(data, mask)
 
 
 def main() -> None:
