@@ -179,6 +179,15 @@ def test_cycle_consistency_map_is_shown_as_hot_overlay(qtbot, window, model_file
     assert cycle.shape == source.shape and np.allclose(cycle.affine, source.affine)
     assert (cycle.data >= 0).all() and cycle.data.max() > 0
     assert window.viewer._overlay is not None and window.viewer._overlay.volume is cycle
+    # in compare mode it marks the translation, drawn where the right view shows slices
+    right = window.compare.right_view
+    assert window.in_compare_mode() and right._overlay.volume is cycle
+    assert any(view.overlay_item.isVisible() for view in right.views.values())
+    # a translation without the map removes the old one
+    panel.cycle_checkbox.setChecked(False)
+    with qtbot.waitSignal(panel.translation_done, timeout=120_000):
+        panel.translate()
+    assert right._overlay is None and window.viewer._overlay is None
 
 
 def test_invalid_model_file_shows_the_reason(qtbot, window, tmp_path):

@@ -21,7 +21,7 @@ _OPTIONS = {
     "domain_a": (str, "folder of T1-weighted NIfTI volumes and/or PNG slices (domain A)"),
     "domain_b": (str, "folder of T2-weighted NIfTI volumes and/or PNG slices (domain B)"),
     "out": (str, "run folder: config, events.jsonl, samples, checkpoints, model.safetensors"),
-    "preset": (str, "generator size: tiny, small (default) or standard"),
+    "preset": (str, "generator size: lite, tiny, small (default) or standard"),
     "size": (int, "training image size in pixels, a multiple of 4 (default 128)"),
     "iterations": (int, "number of training iterations (default 2000)"),
     "epochs": (int, "number of passes over the larger domain, instead of --iterations"),

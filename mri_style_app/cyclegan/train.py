@@ -40,7 +40,7 @@ CHECKPOINT = "checkpoints/latest.pt"
 MODEL_FILE = "model.safetensors"
 # Discriminator width per preset: the reference 64, narrower for the tiny preset so the
 # discriminator does not overwhelm a small generator.
-DISCRIMINATOR_NDF = {"tiny": 32, "small": 64, "standard": 64}
+DISCRIMINATOR_NDF = {"lite": 32, "tiny": 32, "small": 64, "standard": 64}
 DEFAULT_ITERATIONS = 2000
 
 

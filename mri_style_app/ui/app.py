@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QMainWind
 
 from mri_style_app import paths
 from mri_style_app.imaging.volume import Volume, load_volume, save_volume
+from mri_style_app.ui import display
 from mri_style_app.ui.compare import CompareView
 from mri_style_app.ui.triplanar import TriPlanarView
 from mri_style_app.ui.workers import Task, start_task
@@ -144,7 +145,10 @@ class MainWindow(QMainWindow):
             file_paths = file_paths[:2]
 
         def work(progress, cancel):
-            return [load_volume(p) for p in file_paths]
+            volumes = [load_volume(p) for p in file_paths]
+            for volume in volumes:
+                display.volume_stats(volume.data)  # histogram and window, here rather than on the GUI thread
+            return volumes
 
         def done(volumes):
             for p in file_paths:
@@ -164,7 +168,12 @@ class MainWindow(QMainWindow):
         if volume is None or volume.source_path is None or index == volume.volume_index:
             return
         path = volume.source_path
-        self._run_load(lambda progress, cancel: load_volume(path, index),
+        def work(progress, cancel):
+            volume = load_volume(path, index)
+            display.volume_stats(volume.data)
+            return volume
+
+        self._run_load(work,
                        f"Loading volume {index + 1} of {path.name}…",
                        lambda vol: self.set_volume(vol, keep_view=True))
 
@@ -281,6 +290,13 @@ class MainWindow(QMainWindow):
     def set_overlay(self, volume: Volume | None, colormap: str = "hot", opacity: float = 0.5) -> None:
         """Draw `volume` over the primary view (an error map, a mask); None removes it."""
         self.viewer.set_overlay(volume, colormap=colormap, opacity=opacity)
+
+    def show_cycle_map(self, cycle_map: Volume | None, opacity: float = 0.6) -> None:
+        """Draw a cycle-consistency map over the translation (right view in compare mode) and
+        over the source in the single view; None removes it."""
+        self.set_overlay(cycle_map, colormap="hot", opacity=opacity)
+        if self.compare is not None:
+            self.compare.right_view.set_overlay(cycle_map, colormap="hot", opacity=opacity)
 
     def _views(self) -> list[TriPlanarView]:
         views = [self.viewer]

@@ -75,8 +75,7 @@ class CompareView(QWidget):
         self.right_title = right_title or right.name
         self.left_title_label.setText(f"Left: {left.name}    Right: {self.right_title}")
         same_grid = left.same_grid(right)
-        self.difference = (right.with_data(right.data - left.data, name=f"{self.right_title} − {left.name}")
-                           if same_grid else None)
+        self.difference = None  # made when first shown
         difference_item = self.mode_combo.model().item(SHOW_DIFFERENCE)
         difference_item.setEnabled(same_grid)
         difference_item.setToolTip("" if same_grid else "The two volumes are not on the same voxel grid")
@@ -97,6 +96,9 @@ class CompareView(QWidget):
         """SHOW_RIGHT: the right volume; SHOW_DIFFERENCE: right - left in a blue-white-red map."""
         if self.right_volume is None:
             return
+        if mode == SHOW_DIFFERENCE and self.difference is None and self.left_volume.same_grid(self.right_volume):
+            self.difference = self.right_volume.with_data(self.right_volume.data - self.left_volume.data,
+                                                          name=f"{self.right_title} − {self.left_volume.name}")
         if mode == SHOW_DIFFERENCE and self.difference is None:
             mode = SHOW_RIGHT
         if self.mode_combo.currentIndex() != mode:

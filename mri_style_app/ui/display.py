@@ -7,6 +7,8 @@ is exactly world mm, so two volumes on different grids still line up by position
 
 from __future__ import annotations
 
+import threading
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -127,3 +129,41 @@ def difference_window(data: np.ndarray) -> tuple[float, float]:
     lo, hi = robust_range(np.abs(data), 0.0, 99.5)
     bound = max(hi, 1e-6)
     return -bound, bound
+
+
+@dataclass(frozen=True)
+class VolumeStats:
+    """What showing a volume needs from all its voxels, computed once per data array."""
+
+    centres: np.ndarray  # histogram bins
+    counts: np.ndarray
+    window: tuple[float, float]  # auto window
+    span: float  # max - min, at least a tiny positive number
+
+
+_stats_cache: dict[int, tuple[weakref.ref, VolumeStats]] = {}
+_stats_lock = threading.Lock()
+
+
+def volume_stats(data: np.ndarray) -> VolumeStats:
+    """Histogram, auto window and range of `data`, cached while the array lives.
+
+    Workers call it on the volumes they make (a loaded file, a translation), so showing the
+    result on the GUI thread finds the figures ready instead of scanning millions of voxels.
+    """
+    key = id(data)
+    with _stats_lock:
+        entry = _stats_cache.get(key)
+    if entry is not None and entry[0]() is data:
+        return entry[1]
+    centres, counts = volume_histogram(data)
+    stats = VolumeStats(centres, counts, auto_window(data), float(data.max() - data.min()) or 1.0)
+
+    def forget(_ref, key=key):
+        with _stats_lock:
+            if _stats_cache.get(key, (None,))[0] is _ref:
+                del _stats_cache[key]
+
+    with _stats_lock:
+        _stats_cache[key] = (weakref.ref(data, forget), stats)
+    return stats

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, Q
 
 from mri_style_app import paths
 from mri_style_app.imaging.volume import Volume, load_volume
+from mri_style_app.ui import display
 from mri_style_app.ui.help_text import TOOLTIPS
 from mri_style_app.ui.workers import Task, register_expected_error, start_task
 
@@ -261,6 +262,9 @@ class TranslatePanel(QWidget):
                     source, model, direction, planes=planes, device="auto", cancel=cancel,
                     translated=result,  # only the way back is left to compute
                     progress=lambda f, m="": progress(0.5 + 0.5 * f, "Cycle-consistency map"))
+            for volume in (result, cycle_map, source):  # what showing them needs, off the GUI thread
+                if volume is not None:
+                    display.volume_stats(volume.data)
             return result, cycle_map
 
         self.source = source
@@ -301,10 +305,10 @@ class TranslatePanel(QWidget):
         self._set_status(f"Translated {self.source.name} in {elapsed:.1f} s. "
                          "Left: source, right: translation.")
         self.window.show_compare(self.source, self.result, self.result.name)
+        self.window.show_cycle_map(self.cycle_map)  # None clears an earlier one
         if self.cycle_map is not None:
-            self.window.set_overlay(self.cycle_map, colormap="hot", opacity=0.6)
             self._set_status(f"{self.status_label.text()} The cycle-consistency map is drawn in hot "
-                             "colours over the source in the single view (Back to single view).")
+                             "colours over the translation (and over the source in the single view).")
         self._update_buttons()
         self.translation_done.emit(self.result)
         self._compute_metrics()

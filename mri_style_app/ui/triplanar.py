@@ -338,10 +338,10 @@ class TriPlanarView(QWidget):
         self._layer = _Layer(volume)
         if not keep_view:
             self._ijk = (np.array(volume.shape) - 1) // 2
-        self._data_span = float(volume.data.max() - volume.data.min()) or 1.0
-        centres, counts = display.volume_histogram(volume.data)
-        self.histogram.plot.setData(centres, np.log1p(counts))
-        self.histogram.setHistogramRange(float(centres[0]), float(centres[-1]), padding=0.02)
+        stats = display.volume_stats(volume.data)
+        self._data_span = stats.span
+        self.histogram.plot.setData(stats.centres, np.log1p(stats.counts))
+        self.histogram.setHistogramRange(float(stats.centres[0]), float(stats.centres[-1]), padding=0.02)
         self._update_volume_info()
         self._show_all_slices()
         if not keep_view:
@@ -475,7 +475,7 @@ class TriPlanarView(QWidget):
 
     def auto_window(self) -> None:
         if self.volume is not None:
-            self.set_levels(*display.auto_window(self.volume.data))
+            self.set_levels(*display.volume_stats(self.volume.data).window)
 
     def _levels_from_histogram(self, *_) -> None:
         levels = self.levels()
@@ -544,7 +544,7 @@ class TriPlanarView(QWidget):
             lut = display.lookup_table(colormap)
             if levels is None:
                 levels = (display.difference_window(volume.data) if colormap == display.DIFFERENCE_COLORMAP
-                          else display.auto_window(volume.data))
+                          else display.volume_stats(volume.data).window)
             for view in self.views.values():
                 view.overlay_item.setLookupTable(lut)
                 view.overlay_item.setLevels(levels)
