@@ -7,7 +7,13 @@ Domain A (T1-weighted) and domain B (T2-weighted) each get:
     model learns the contrast, not one simulation. Domain A also holds the real ICBM T1 template.
 
 The two domains are drawn independently (different parameters, and the trainer samples slices
-of each domain on its own), so training stays unpaired. Deterministic for a given --seed.
+of each domain on its own), so that part of training is unpaired.
+
+Besides, pairs-A-t1w/ and pairs-B-t2w/ hold co-registered simulated pairs (same file name = same
+simulated head: one field strength and jittered tissue set, one bias field, independent noise),
+for the trainer's optional paired L1 loss. The real ICBM T1 template is never in a pair: the
+demo T2w is simulated from the same anatomy, and pairing the two would teach the test.
+Deterministic for a given --seed.
 
     .venv/bin/python training/prepare_default_data.py --out runs/default-data
 """
@@ -57,16 +63,30 @@ def random_t2w(fractions, rng) -> tuple[np.ndarray, dict]:
     return simulate.spin_echo(fractions, tissues=tissues, **params), {"field_T": field, **params}
 
 
-def degrade(signal, mask, rng) -> np.ndarray:
-    """Bias field up to 30 % and Rician noise up to 3 %, each drawn at random."""
-    biased = signal * simulate.bias_field(signal.shape, float(rng.uniform(0, 0.3)), rng)
-    return simulate.add_rician_noise(biased, float(rng.uniform(0, 3)), mask, rng)
+def degrade(signal, mask, rng, bias=None) -> np.ndarray:
+    """Bias field up to 30 % (or the given one) and Rician noise up to 3 %, drawn at random."""
+    if bias is None:
+        bias = simulate.bias_field(signal.shape, float(rng.uniform(0, 0.3)), rng)
+    return simulate.add_rician_noise(signal * bias, float(rng.uniform(0, 3)), mask, rng)
+
+
+def random_pair(fractions, mask, rng) -> tuple[np.ndarray, np.ndarray, dict]:
+    """One simulated head scanned twice: T1w spoiled GRE and T2w spin echo with the same tissues."""
+    field, tissues = random_tissues(rng)
+    t1_params = {"tr_ms": rng.uniform(12, 30), "te_ms": rng.uniform(3, 10), "flip_deg": rng.uniform(20, 40)}
+    t2_params = {"tr_ms": rng.uniform(2500, 6000), "te_ms": rng.uniform(80, 140)}
+    bias = simulate.bias_field(fractions["gm"].shape, float(rng.uniform(0, 0.3)), rng)
+    t1w = degrade(simulate.spoiled_gradient_echo(fractions, tissues=tissues, **t1_params), mask, rng, bias)
+    t2w = degrade(simulate.spin_echo(fractions, tissues=tissues, **t2_params), mask, rng, bias)
+    return t1w, t2w, {"field_T": field, **{f"t1w_{k}": v for k, v in t1_params.items()},
+                      **{f"t2w_{k}": v for k, v in t2_params.items()}}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "default-data")
     parser.add_argument("--volumes", type=int, default=6, help="simulated volumes per domain")
+    parser.add_argument("--pairs", type=int, default=8, help="simulated co-registered T1w/T2w pairs")
     parser.add_argument("--seed", type=int, default=2026)
     args = parser.parse_args()
 
@@ -96,6 +116,17 @@ def main() -> None:
             nib.save(nib.Nifti1Image(image.astype(np.float32), gm_img.affine), folders[domain] / name)
             log.append(f"{name}: " + ", ".join(f"{k}={v:.1f}" for k, v in params.items()))
             print(log[-1], flush=True)
+    pair_rng = np.random.default_rng(args.seed + 1)  # its own stream: the domains above stay as they were
+    pair_folders = [args.out / "pairs-A-t1w", args.out / "pairs-B-t2w"]
+    for folder in pair_folders:
+        folder.mkdir(parents=True, exist_ok=True)
+    for i in range(args.pairs):
+        t1w, t2w, params = random_pair(fractions, mask, pair_rng)
+        name = f"sim_pair_{i:02d}.nii.gz"
+        for folder, image in zip(pair_folders, (t1w, t2w)):
+            nib.save(nib.Nifti1Image(image.astype(np.float32), gm_img.affine), folder / name)
+        log.append(f"pair {name}: " + ", ".join(f"{k}={v:.1f}" for k, v in params.items()))
+        print(log[-1], flush=True)
     (args.out / "simulations.txt").write_text("\n".join(log) + "\n")
 
 

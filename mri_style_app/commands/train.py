@@ -20,6 +20,8 @@ EXIT_FAILED = 1
 _OPTIONS = {
     "domain_a": (str, "folder of T1-weighted NIfTI volumes and/or PNG slices (domain A)"),
     "domain_b": (str, "folder of T2-weighted NIfTI volumes and/or PNG slices (domain B)"),
+    "paired_a": (str, "optional: folder of co-registered T1w volumes, partners of paired_b by file name"),
+    "paired_b": (str, "optional: folder of the T2w partners; adds an L1 loss per pair (lambda_paired, default 10)"),
     "out": (str, "run folder: config, events.jsonl, samples, checkpoints, model.safetensors"),
     "preset": (str, "generator size: lite, tiny, small (default) or standard"),
     "size": (int, "training image size in pixels, a multiple of 4 (default 128)"),
@@ -34,7 +36,7 @@ _OPTIONS = {
     "sample_every": (int, "iterations between sample images (default 100)"),
     "checkpoint_every": (int, "iterations between checkpoints (default 200)"),
 }
-_RECIPE_ONLY = ("decay_fraction", "lambda_cycle", "lambda_identity", "pool_size", "beta1", "beta2", "augment", "amp", "crop")
+_RECIPE_ONLY = ("decay_fraction", "lambda_cycle", "lambda_identity", "lambda_paired", "pool_size", "beta1", "beta2", "augment", "amp", "crop")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -77,7 +79,7 @@ def read_recipe(path: Path) -> dict:
     unknown = sorted(set(recipe) - set(_OPTIONS) - set(_RECIPE_ONLY))
     if unknown:
         raise ValueError(f"recipe {path}: unknown setting(s) {', '.join(unknown)}")
-    for key in ("domain_a", "domain_b", "out"):
+    for key in ("domain_a", "domain_b", "out", "paired_a", "paired_b"):
         if key in recipe:
             recipe[key] = str((path.parent / Path(recipe[key]).expanduser()).resolve())
     return recipe

@@ -381,3 +381,103 @@ class UnpairedBatches:
         else:
             batch = torch.stack([fit_to_size(self.dataset.slice(i), self.size) for i in picks])
         return self.augmentation(batch, generator) if self.augmentation else batch
+
+
+# ---------------------------------------------------------------- paired (co-registered) data
+@dataclass
+class PairedSlices:
+    """Co-registered T1w/T2w volumes (same file name in two folders, same grid), sliced alike.
+
+    An optional supervised signal next to the unpaired CycleGAN losses: simulated pairs, or a
+    user's own registered scans. `pair(i)` gives the A and B slice at the same place.
+    """
+
+    folder_a: Path
+    folder_b: Path
+    volumes: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # normalised to [-1, 1]
+    index: list[tuple[int, int, int]] = field(default_factory=list)  # (pair, axis, slice)
+    files: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def pair(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        pair, axis, k = self.index[i]
+        a, b = self.volumes[pair]
+        return (np.ascontiguousarray(_view_slice(a, axis, k)), np.ascontiguousarray(_view_slice(b, axis, k)))
+
+    def summary(self) -> dict:
+        return {"folder_a": str(self.folder_a), "folder_b": str(self.folder_b), "pairs": len(self.files),
+                "slices": len(self), "files": list(self.files)}
+
+
+def load_pairs(folder_a, folder_b, plane: str = "axial") -> PairedSlices:
+    """Volumes with the same file name in both folders are one pair; raises DataError when a
+    folder is missing, a name has no partner, or a pair's grids differ."""
+    folders = [Path(folder_a).expanduser(), Path(folder_b).expanduser()]
+    for label, folder in zip(("paired A (T1)", "paired B (T2)"), folders):
+        if not folder.is_dir():
+            raise DataError(f"{label} folder {folder} does not exist or is not a folder")
+    names = [{p.name for p in f.iterdir() if p.is_file() and _is_volume(p)} for f in folders]
+    if names[0] != names[1]:
+        lonely = sorted(names[0] ^ names[1])
+        raise DataError(f"paired folders {folders[0]} and {folders[1]} must hold the same file names; "
+                        f"without a partner: {', '.join(lonely[:5])}{' ...' if len(lonely) > 5 else ''}")
+    if not names[0]:
+        raise DataError(f"paired folders {folders[0]} and {folders[1]} hold no NIfTI volumes")
+    axes = [_PLANE_AXIS[p] for p in PLANES] if plane == "all" else [_PLANE_AXIS[plane]]
+    pairs = PairedSlices(folder_a=folders[0], folder_b=folders[1])
+    for name in sorted(names[0]):
+        try:
+            a, b = (load_volume(f / name) for f in folders)
+        except VolumeError as exc:
+            raise DataError(f"{exc} (in the paired folders)") from None
+        if not a.same_grid(b):
+            raise DataError(f"pair {name}: the A and B volumes are not on the same voxel grid "
+                            f"({a.shape} vs {b.shape}); pairs must be co-registered")
+        masks = [foreground_mask(v.data) for v in (a, b)]
+        pairs.volumes.append(tuple(to_model_range(normalize_unit(v.data, m if m.any() else None))
+                                   for v, m in zip((a, b), masks)))
+        both = masks[0] & masks[1]
+        for axis in axes:
+            other = tuple(x for x in range(3) if x != axis)
+            area = both.sum(axis=other)
+            keep = np.flatnonzero(area >= MIN_SLICE_AREA_SHARE * max(area.max(), 1))
+            pairs.index.extend((len(pairs.volumes) - 1, axis, int(k)) for k in keep)
+        pairs.files.append(name)
+    if not pairs.index:
+        raise DataError("every paired slice is blank or near-empty; nothing to train on")
+    return pairs
+
+
+class PairedBatches:
+    """Batches of (A, B) slices from PairedSlices, with the same flip and affine for both."""
+
+    def __init__(self, pairs: PairedSlices, size: int, batch_size: int, augment: bool = True):
+        self.pairs = pairs
+        self.size = size
+        self.batch_size = batch_size
+        # Geometry only: an intensity change of one side would no longer match the other.
+        self.augmentation = Augmentation(gamma=0.0, intensity=0.0) if augment else None
+        self.order: list[int] = []
+        self.position = 0
+
+    def state_dict(self) -> dict:
+        return {"order": list(self.order), "position": self.position}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.order = [int(i) for i in state["order"]]
+        self.position = int(state["position"])
+
+    def next(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        picks = []
+        for _ in range(self.batch_size):
+            if self.position >= len(self.order):
+                self.order = torch.randperm(len(self.pairs), generator=generator).tolist()
+                self.position = 0
+            picks.append(self.order[self.position])
+            self.position += 1
+        stacked = torch.stack([torch.cat([fit_to_size(s, self.size) for s in self.pairs.pair(i)]) for i in picks])
+        if self.augmentation:
+            stacked = self.augmentation(stacked, generator)
+        return stacked[:, :1].contiguous(), stacked[:, 1:].contiguous()

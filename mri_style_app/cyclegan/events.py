@@ -21,7 +21,7 @@ from pathlib import Path
 EVENTS_FILE = "events.jsonl"
 
 # Loss keys of a "step" event, in the order the CLI prints them.
-LOSS_KEYS = ("G_A", "G_B", "D_A", "D_B", "cycle_A", "cycle_B", "idt_A", "idt_B")
+LOSS_KEYS = ("G_A", "G_B", "D_A", "D_B", "cycle_A", "cycle_B", "idt_A", "idt_B", "paired_A", "paired_B")
 
 
 def events_path(run_dir) -> Path:
@@ -143,7 +143,8 @@ def describe(event: dict, total: int | None = None) -> str:
         def num(key):
             v = event.get(key)
             return "nan" if v is None else f"{v:.3f}"
-        losses = "  ".join(f"{k} {num(k)}" for k in LOSS_KEYS)
+        # The paired losses only mean something in runs with co-registered pairs.
+        losses = "  ".join(f"{k} {num(k)}" for k in LOSS_KEYS if not k.startswith("paired") or event.get(k))
         return (f"iter {it}{of}  epoch {event.get('epoch', 0)}  {losses}  "
                 f"lr {event.get('lr', 0):.2e}  {event.get('seconds', 0):.1f} s")
     if kind == "start":

@@ -32,7 +32,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from mri_style_app.cyclegan import events
-from mri_style_app.cyclegan.data import Augmentation, DataError, UnpairedBatches, fit_to_size, load_domain, write_png
+from mri_style_app.cyclegan.data import (Augmentation, DataError, PairedBatches, UnpairedBatches, fit_to_size, load_domain,
+                                        load_pairs, write_png)
 from mri_style_app.cyclegan.networks import PRESETS, SIZE_MULTIPLE, PatchDiscriminator, build_generator, init_weights
 
 CONFIG_FILE = "config.json"
@@ -63,6 +64,11 @@ class TrainConfig:
     beta2: float = 0.999
     lambda_cycle: float = 10.0
     lambda_identity: float = 0.5
+    # Optional co-registered pairs (same file names in two folders): an L1 loss between each
+    # translation and its partner, next to the unpaired losses. Off unless both are given.
+    paired_a: str | None = None
+    paired_b: str | None = None
+    lambda_paired: float = 10.0
     pool_size: int = 50
     decay_fraction: float = 0.5  # share of the run over which the learning rate falls to 0
     plane: str = "axial"
@@ -81,7 +87,7 @@ class TrainConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise SetupError(f"unknown setting(s): {', '.join(unknown)}")
-        kinds = {"int": int, "int | None": int, "float": float, "str": str, "bool": bool}
+        kinds = {"int": int, "int | None": int, "float": float, "str": str, "str | None": str, "bool": bool}
         clean = {}
         for f in fields(cls):
             if f.name not in values:
@@ -111,6 +117,12 @@ class TrainConfig:
                 raise SetupError(f"--{name.replace('_', '-')} must be at least 1 (got {value})")
         if not 0 <= self.decay_fraction <= 1:
             raise SetupError("decay_fraction must be between 0 and 1")
+        if (self.paired_a is None) != (self.paired_b is None):
+            raise SetupError("paired training needs both paired_a and paired_b (folders of co-registered volumes)")
+        if self.paired_a is not None and self.crop:
+            raise SetupError("paired training uses whole slices; leave crop off")
+        if self.lambda_paired < 0:
+            raise SetupError("lambda_paired must not be negative")
         if self.lr <= 0 or self.pool_size < 0:
             raise SetupError("the learning rate must be positive and the pool size not negative")
         if self.device not in ("auto", "cpu", "cuda"):
@@ -255,8 +267,9 @@ class Trainer:
     def __init__(self, config: TrainConfig, resume: bool = False, on_event=None):
         config.check()
         # Absolute paths in config.json, so --resume works from any working folder.
-        for name in ("domain_a", "domain_b", "out"):
-            setattr(config, name, str(Path(getattr(config, name)).expanduser().absolute()))
+        for name in ("domain_a", "domain_b", "out", "paired_a", "paired_b"):
+            if getattr(config, name) is not None:
+                setattr(config, name, str(Path(getattr(config, name)).expanduser().absolute()))
         self.config = config
         self.resume = resume
         self.on_event = on_event
@@ -269,6 +282,7 @@ class Trainer:
         # Reading the data is the validation: every file is opened before training starts.
         self.data_a = load_domain(config.domain_a, config.plane, "domain A (T1)")
         self.data_b = load_domain(config.domain_b, config.plane, "domain B (T2)")
+        self.pairs = load_pairs(config.paired_a, config.paired_b, config.plane) if config.paired_a else None
         per_step = config.batch_size * self.dist.world
         self.epoch_iterations = max(1, max(len(self.data_a), len(self.data_b)) // per_step)
         if config.iterations is not None:
@@ -313,6 +327,7 @@ class Trainer:
         augmentation = Augmentation() if cfg.augment else None
         self.batches_a = UnpairedBatches(self.data_a, cfg.size, cfg.batch_size, self.dist.rank, self.dist.world, augmentation, cfg.crop)
         self.batches_b = UnpairedBatches(self.data_b, cfg.size, cfg.batch_size, self.dist.rank, self.dist.world, augmentation, cfg.crop)
+        self.batches_pairs = PairedBatches(self.pairs, cfg.size, cfg.batch_size, cfg.augment) if self.pairs else None
         self.iteration = 0
         self.seconds = 0.0
         self.sums = torch.zeros(len(events.LOSS_KEYS), dtype=torch.float64)
@@ -338,7 +353,8 @@ class Trainer:
             "schedulers": {"G": self.sched_G.state_dict(), "D": self.sched_D.state_dict()},
             "pools": {"A": self.pool_A.state(), "B": self.pool_B.state()},
             "rng": {"data": self.rng.get_state(), "torch": torch.get_rng_state()},
-            "batches": {"A": self.batches_a.state_dict(), "B": self.batches_b.state_dict()},
+            "batches": {"A": self.batches_a.state_dict(), "B": self.batches_b.state_dict(),
+                        **({"pairs": self.batches_pairs.state_dict()} if self.batches_pairs else {})},
             "log": {"sums": self.sums.clone(), "count": self.sum_count},
         }
 
@@ -365,12 +381,16 @@ class Trainer:
             self.rng.set_state(state["rng"]["data"])
             self.batches_a.load_state_dict(state["batches"]["A"])
             self.batches_b.load_state_dict(state["batches"]["B"])
+            if self.batches_pairs and "pairs" in state["batches"]:
+                self.batches_pairs.load_state_dict(state["batches"]["pairs"])
         else:
             self.rng.manual_seed(self.config.seed * 1000 + self.dist.rank + 7919 * int(state["iteration"]))
         torch.set_rng_state(state["rng"]["torch"])
         self.iteration = int(state["iteration"])
         self.seconds = float(state["seconds"])
-        self.sums = state["log"]["sums"].clone()
+        sums = state["log"]["sums"]  # a checkpoint from before the paired losses has fewer
+        self.sums = torch.zeros(len(events.LOSS_KEYS), dtype=torch.float64)
+        self.sums[:len(sums)] = sums
         self.sum_count = int(state["log"]["count"])
 
     # ------------------------------------------------------------ one iteration
@@ -379,8 +399,10 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
-    def train_step(self, real_A: torch.Tensor, real_B: torch.Tensor) -> torch.Tensor:
-        """One reference CycleGAN iteration; returns the eight losses (LOSS_KEYS order)."""
+    def train_step(self, real_A: torch.Tensor, real_B: torch.Tensor,
+                   pair: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """One reference CycleGAN iteration, plus the paired L1 terms when `pair` (A, B) is
+        given; returns the losses in LOSS_KEYS order."""
         cfg = self.config
         lam, lam_idt = cfg.lambda_cycle, cfg.lambda_cycle * cfg.lambda_identity
         D_A, D_B = _unwrap(self.D_A), _unwrap(self.D_B)  # frozen in the G step: no DDP sync there
@@ -400,7 +422,13 @@ class Trainer:
             loss_cycle_B = F.l1_loss(rec_B.float(), real_B) * lam
             loss_idt_A = F.l1_loss(idt_A.float(), real_B) * lam_idt
             loss_idt_B = F.l1_loss(idt_B.float(), real_A) * lam_idt
-        (loss_G_A + loss_G_B + loss_cycle_A + loss_cycle_B + loss_idt_A + loss_idt_B).backward()
+            loss_paired_A = loss_paired_B = torch.zeros((), device=real_A.device)
+            if pair is not None:
+                pair_A, pair_B = pair
+                loss_paired_A = F.l1_loss(self.G_A(pair_A).float(), pair_B) * cfg.lambda_paired
+                loss_paired_B = F.l1_loss(self.G_B(pair_B).float(), pair_A) * cfg.lambda_paired
+        (loss_G_A + loss_G_B + loss_cycle_A + loss_cycle_B + loss_idt_A + loss_idt_B
+         + loss_paired_A + loss_paired_B).backward()
         self.opt_G.step()
 
         _set_requires_grad((D_A, D_B), True)
@@ -418,7 +446,7 @@ class Trainer:
         self.sched_G.step()
         self.sched_D.step()
         return torch.stack([loss_G_A, loss_G_B, losses_D[0], losses_D[1], loss_cycle_A, loss_cycle_B,
-                            loss_idt_A, loss_idt_B]).detach().double().cpu()
+                            loss_idt_A, loss_idt_B, loss_paired_A, loss_paired_B]).detach().double().cpu()
 
     # ------------------------------------------------------------ outputs
     def emit(self, event: dict) -> None:
@@ -474,7 +502,10 @@ class Trainer:
         return path
 
     def _data_summary(self) -> dict:
-        return {"domain_a": self.data_a.summary(), "domain_b": self.data_b.summary()}
+        summary = {"domain_a": self.data_a.summary(), "domain_b": self.data_b.summary()}
+        if self.pairs:
+            summary["paired"] = self.pairs.summary()
+        return summary
 
     def _write_model(self) -> Path:
         from mri_style_app.cyclegan import checkpoint as model_files
@@ -484,6 +515,7 @@ class Trainer:
                     "batch_size": cfg.batch_size, "world_size": self.dist.world, "plane": cfg.plane,
                     "objective": {"gan": "lsgan", "lambda_cycle": cfg.lambda_cycle,
                                   "lambda_identity": cfg.lambda_identity, "pool_size": cfg.pool_size,
+                                  "lambda_paired": cfg.lambda_paired if self.pairs else 0.0,
                                   "lr": cfg.lr, "betas": [cfg.beta1, cfg.beta2], "decay_fraction": cfg.decay_fraction},
                     "data": self._data_summary(), "seed": cfg.seed}
         card = model_files.make_card(cfg.preset, model_files.DIRECTIONS, training=training)
@@ -542,7 +574,10 @@ class Trainer:
                     began = time.perf_counter()
                     real_A = self.batches_a.next(self.rng).to(self.device)
                     real_B = self.batches_b.next(self.rng).to(self.device)
-                    losses = self.train_step(real_A, real_B)
+                    pair = None
+                    if self.batches_pairs:
+                        pair = tuple(t.to(self.device) for t in self.batches_pairs.next(self.rng))
+                    losses = self.train_step(real_A, real_B, pair)
                     self.iteration += 1
                     self.sums += losses
                     self.sum_count += 1

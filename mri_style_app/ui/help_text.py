@@ -25,6 +25,9 @@ TOOLTIPS: dict[str, str] = {
              "fall steadily: it is what keeps the anatomy in place.",
     "identity": "Identity loss (A and B summed): feed a generator an image that is already in "
                 "its target contrast; it should change nothing. It keeps intensities honest.",
+    "paired": "Paired loss (A and B summed), only in runs given co-registered pairs: how far each "
+              "translation of a paired slice lands from its real partner. It falls as the model learns "
+              "the exact contrast mapping.",
     "smoothing": "Exponential moving average of the curves. Raw GAN losses are noisy; smoothing "
                  "shows the trend. Set to 0 to see every step.",
     "log_scale": "Logarithmic y axis: shows a loss falling from 2 to 0.02 as clearly as from 2 "
@@ -111,6 +114,8 @@ def diagnose_run(iterations: np.ndarray, series: dict[str, np.ndarray]) -> list[
     last_iteration = int(iterations[-1])
     for name, values in series.items():
         values = np.asarray(values, dtype=np.float64)
+        if np.isnan(values).all():
+            continue  # a curve this run does not log (the paired loss of an older run)
         if values.size and not np.isfinite(values[-1]):
             return [Diagnosis("warning", f"{name} is {values[-1]} at iteration {last_iteration}: "
                               "training has diverged. Stop, then resume from the last checkpoint "

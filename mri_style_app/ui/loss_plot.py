@@ -25,6 +25,7 @@ CURVES: dict[str, tuple[tuple[str, ...], str]] = {
     "D_B": (("D_B",), "#ff7f0e"),
     "cycle": (("cycle_A", "cycle_B"), "#2ca02c"),
     "identity": (("idt_A", "idt_B"), "#9467bd"),
+    "paired": (("paired_A", "paired_B"), "#8c564b"),  # only when the run has co-registered pairs
 }
 LOG_FLOOR = 1e-6  # a loss of exactly 0 has no logarithm; draw it at this level
 
@@ -184,3 +185,5 @@ class LossPlot(QWidget):
             if self._log:
                 y = np.maximum(y, LOG_FLOOR)  # NaN stays NaN: a gap in the curve
             item.setData(s.x[:s.n], y, connect="finite")
+            if name == "paired":  # drawn only for runs with co-registered pairs
+                item.setVisible(bool(np.any(np.nan_to_num(s.y[:s.n]) != 0)))
