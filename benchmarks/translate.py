@@ -1,6 +1,6 @@
 """Translation speed: the fast path against the naive baseline, and whether it gives the same answer.
 
-    .venv/bin/python benchmarks/translate.py [--presets tiny small] [--baseline-slices 10] [--tri]
+    .venv/bin/python benchmarks/translate.py [--presets lite tiny small] [--baseline-slices 10] [--tri]
 
 Takes a few minutes on 2 cores (the plain reference run dominates); each preset adds its own.
 
@@ -91,7 +91,7 @@ def plain_unit(volume: Volume, model: ck.CycleGANModel, autocast_bf16: bool = Fa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--presets", nargs="*", default=["tiny"],
+    parser.add_argument("--presets", nargs="*", default=["lite", "tiny"],
                         help="random-weight presets to time when the default model is missing")
     parser.add_argument("--baseline-slices", type=int, default=10)
     parser.add_argument("--tri", action="store_true", help="time tri-planar fusion too")

@@ -63,14 +63,19 @@ def export() -> Path:
             "finished": False, "last_losses": {k: steps[-1][k] for k in ("G_A", "G_B", "D_A", "D_B", "cycle_A", "cycle_B")} if steps else {}})
     card["training"] = {**card.get("training", {}), "recipe": "training/recipes/default_t1_t2.toml",
                         "reproduce": "python training/make_default_model.py all",
-                        "settings": {k: config[k] for k in ("preset", "size", "crop", "plane", "batch_size", "lr", "seed") if k in config},
-                        "data": {"A (T1w)": "43 real BrainWeb T1w seed slices (../shared/data/seed-t1-t2/T1), the real ICBM 2009a T1 "
-                                            "template, 6 spoiled-gradient-echo T1w volumes simulated from the ICBM tissue maps with random "
-                                            "1.5 T/3 T relaxation times (+-10 %), TR/TE/flip, bias field and Rician noise",
-                                 "B (T2w)": "46 real BrainWeb T2w seed slices (../shared/data/seed-t1-t2/T2), 6 spin-echo T2w volumes "
-                                            "simulated the same way with random TR/TE",
-                                 "caveat": "the demo volumes share the ICBM anatomy with the simulated training volumes (unpaired, other "
-                                           "sequence parameters); the 3 T robustness pair is held out in its parameters, noise and axis order"}}
+                        "settings": {k: config[k] for k in ("preset", "size", "plane", "batch_size", "lr", "lambda_cycle",
+                                             "lambda_identity", "lambda_paired", "seed") if k in config},
+                        "data": {"A (T1w), unpaired": "43 real BrainWeb T1w seed slices (../shared/data/seed-t1-t2/T1), the "
+                                                      "real ICBM 2009a T1 template, 6 spoiled-gradient-echo T1w volumes "
+                                                      "simulated from the ICBM tissue maps with random 1.5 T/3 T relaxation "
+                                                      "times (+-10 %), TR/TE/flip, bias field and Rician noise",
+                                 "B (T2w), unpaired": "46 real BrainWeb T2w seed slices (../shared/data/seed-t1-t2/T2), 6 "
+                                                      "spin-echo T2w volumes simulated the same way with random TR/TE",
+                                 "pairs": "8 co-registered simulated pairs (GRE T1w + SE T2w of one simulated head: "
+                                          "same tissues and bias field, own noise), paired L1 loss x 10",
+                                 "caveat": "every simulated volume, and the demo pair, share the ICBM anatomy (the "
+                                           "template itself is never paired); the 3 T robustness pair is held out in "
+                                           "its parameters, noise, bias and axis order, not in its anatomy"}}
     out = model_files.save_model(default_model_path(), generators, card)
     print(f"exported {out}")
     return out
@@ -96,6 +101,29 @@ def _figure(rows: list[tuple[str, np.ndarray]], mask: np.ndarray, path: Path) ->
         row = [np.pad(v, ((0, height - v.shape[0]), (0, 4)), constant_values=0) for v in views]
         tiles.append(np.pad(np.concatenate(row, axis=1), ((0, 4), (0, 0))))
     write_png(path, (np.concatenate(tiles, axis=0) * 255).astype(np.uint8))
+
+
+def curves_figure(path: Path) -> Path:
+    """The run's loss curves as the wizard draws them (offscreen), saved as a PNG."""
+    import os
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtWidgets import QApplication
+
+    from mri_style_app.cyclegan.events import read_events
+    from mri_style_app.ui.loss_plot import LossPlot
+
+    app = QApplication.instance() or QApplication([])  # noqa: F841 - Qt must live while we draw
+    plot = LossPlot()
+    plot.resize(900, 420)
+    plot.set_log_scale(True)
+    plot.add_steps(read_events(RUN))
+    plot.show()
+    QApplication.processEvents()
+    if not plot.grab().save(str(path)):
+        raise OSError(f"could not write {path}")
+    plot.close()
+    return path
 
 
 def evaluate() -> dict:
@@ -135,6 +163,7 @@ def evaluate() -> dict:
         pred_path = save_volume(translate_volume(src, model, direction), work / f"sim3t_{direction}.nii.gz")
         metrics[f"3T noisy LIA {direction}"] = _evaluate_cli(pred_path, work / f"sim3t_{reference}_LIA.nii.gz",
                                                              demo_mask_path())
+    curves_figure(EVIDENCE / "training_curves.png")
     for key, value in metrics.items():
         print(f"{key:32s} PSNR {value['psnr']:6.2f} dB  SSIM {value['ssim']:.3f}  MAE {value['mae']:.4f}")
     (EVIDENCE / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
