@@ -342,21 +342,11 @@ class Augmentation:
         return unit * 2 - 1
 
 
-class UnpairedBatches:
-    """Batches for one domain: each epoch a shuffled pass over this rank's share of the slices.
+class ShuffledPasses:
+    """Item numbers in shuffled passes, one pass after another; the place goes into checkpoints."""
 
-    The slices are split between DDP ranks by index (rank, rank + world, ...), like
-    DistributedSampler. All randomness comes from `generator`, whose state goes into checkpoints.
-    """
-
-    def __init__(self, dataset: SliceDataset, size: int, batch_size: int, rank: int = 0, world: int = 1,
-                 augmentation: Augmentation | None = Augmentation(), crop: bool = False):
-        self.dataset = dataset
-        self.size = size
-        self.crop = crop  # native-scale random windows instead of whole slices resized to `size`
-        self.batch_size = batch_size
-        self.augmentation = augmentation
-        self.indices = list(range(rank, len(dataset), world)) or list(range(len(dataset)))
+    def __init__(self, items: list[int]):
+        self.items = items
         self.order: list[int] = []
         self.position = 0
 
@@ -367,15 +357,36 @@ class UnpairedBatches:
         self.order = [int(i) for i in state["order"]]
         self.position = int(state["position"])
 
-    def next(self, generator: torch.Generator) -> torch.Tensor:
+    def take(self, n: int, generator: torch.Generator) -> list[int]:
         picks = []
-        for _ in range(self.batch_size):
+        for _ in range(n):
             if self.position >= len(self.order):
-                perm = torch.randperm(len(self.indices), generator=generator).tolist()
-                self.order = [self.indices[i] for i in perm]
+                perm = torch.randperm(len(self.items), generator=generator).tolist()
+                self.order = [self.items[i] for i in perm]
                 self.position = 0
             picks.append(self.order[self.position])
             self.position += 1
+        return picks
+
+
+class UnpairedBatches(ShuffledPasses):
+    """Batches for one domain: each epoch a shuffled pass over this rank's share of the slices.
+
+    The slices are split between DDP ranks by index (rank, rank + world, ...), like
+    DistributedSampler. All randomness comes from `generator`, whose state goes into checkpoints.
+    """
+
+    def __init__(self, dataset: SliceDataset, size: int, batch_size: int, rank: int = 0, world: int = 1,
+                 augmentation: Augmentation | None = Augmentation(), crop: bool = False):
+        super().__init__(list(range(rank, len(dataset), world)) or list(range(len(dataset))))
+        self.dataset = dataset
+        self.size = size
+        self.crop = crop  # native-scale random windows instead of whole slices resized to `size`
+        self.batch_size = batch_size
+        self.augmentation = augmentation
+
+    def next(self, generator: torch.Generator) -> torch.Tensor:
+        picks = self.take(self.batch_size, generator)
         if self.crop:
             batch = torch.stack([random_crop(self.dataset.slice(i), self.size, generator) for i in picks])
         else:
@@ -450,33 +461,19 @@ def load_pairs(folder_a, folder_b, plane: str = "axial") -> PairedSlices:
     return pairs
 
 
-class PairedBatches:
+class PairedBatches(ShuffledPasses):
     """Batches of (A, B) slices from PairedSlices, with the same flip and affine for both."""
 
     def __init__(self, pairs: PairedSlices, size: int, batch_size: int, augment: bool = True):
+        super().__init__(list(range(len(pairs))))
         self.pairs = pairs
         self.size = size
         self.batch_size = batch_size
         # Geometry only: an intensity change of one side would no longer match the other.
         self.augmentation = Augmentation(gamma=0.0, intensity=0.0) if augment else None
-        self.order: list[int] = []
-        self.position = 0
-
-    def state_dict(self) -> dict:
-        return {"order": list(self.order), "position": self.position}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.order = [int(i) for i in state["order"]]
-        self.position = int(state["position"])
 
     def next(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        picks = []
-        for _ in range(self.batch_size):
-            if self.position >= len(self.order):
-                self.order = torch.randperm(len(self.pairs), generator=generator).tolist()
-                self.position = 0
-            picks.append(self.order[self.position])
-            self.position += 1
+        picks = self.take(self.batch_size, generator)
         stacked = torch.stack([torch.cat([fit_to_size(s, self.size) for s in self.pairs.pair(i)]) for i in picks])
         if self.augmentation:
             stacked = self.augmentation(stacked, generator)
