@@ -84,7 +84,11 @@ def export() -> Path:
 def _evaluate_cli(pred: Path, ref: Path, mask: Path) -> dict:
     result = subprocess.run([*CLI, "evaluate", str(pred), str(ref), "--mask", str(mask), "--json"],
                             check=True, capture_output=True, text=True)
-    return json.loads(result.stdout)
+    scores = json.loads(result.stdout)
+    for key in ("mask", "pred", "ref"):  # paths relative to the repository, not to this machine
+        if key in scores:
+            scores[key] = Path(scores[key]).resolve().relative_to(REPO).as_posix()
+    return scores
 
 
 def _figure(rows: list[tuple[str, np.ndarray]], mask: np.ndarray, path: Path) -> None:

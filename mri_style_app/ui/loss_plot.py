@@ -185,5 +185,6 @@ class LossPlot(QWidget):
             if self._log:
                 y = np.maximum(y, LOG_FLOOR)  # NaN stays NaN: a gap in the curve
             item.setData(s.x[:s.n], y, connect="finite")
-            if name == "paired":  # drawn only for runs with co-registered pairs
-                item.setVisible(bool(np.any(np.nan_to_num(s.y[:s.n]) != 0)))
+            # A loss this run does not use (identity weight 0, no pairs) is all zeros: not drawn,
+            # so it does not stretch a log axis down to the floor.
+            item.setVisible(s.n == 0 or bool(np.any(np.nan_to_num(s.y[:s.n]) != 0)))
