@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up MRI Style in .venv/ at the repository root: system libraries Qt needs (apt-get, as root,
-# only where missing), then the package with its test tools. Safe to run again: it only adds
+# only where missing), then the package with its test and packaging tools (pytest, PyInstaller). Safe to run again: it only adds
 # what is missing. Usage: bash bootstrap.sh   (then .venv/bin/mri-style)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -29,5 +29,5 @@ fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 # torch==2.13.0 is pinned here (the CPU build); pyproject.toml keeps torch>=2.2 for GPU users.
-.venv/bin/python -m pip install -q --disable-pip-version-check torch==2.13.0 -e ".[test]"
+.venv/bin/python -m pip install -q --disable-pip-version-check torch==2.13.0 -e ".[test,build]"
 echo "bootstrap: ready (.venv/bin/mri-style)"

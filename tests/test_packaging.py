@@ -86,6 +86,8 @@ def x11_tools() -> None:
     if missing:
         if os.geteuid() != 0 or shutil.which("apt-get") is None:
             pytest.skip(f"{', '.join(missing)} not installed and not root to apt-get install {X11_PACKAGES}")
+        # A fresh machine may have no package lists yet.
+        subprocess.run(["apt-get", "update", "-qq"], capture_output=True, text=True, timeout=600)
         result = subprocess.run(["apt-get", "install", "-y", "-qq", *X11_PACKAGES],
                                 capture_output=True, text=True, timeout=600)
         if result.returncode != 0:
