@@ -223,3 +223,21 @@ sys.exit(app_mod.run_gui([], open_demo=True))
                             timeout=120)
     assert result.returncode == 0, result.stderr
     assert "demo icbm152_2009a_t1w" in result.stdout
+
+
+def test_compare_view_is_built_while_idle_after_start_up(qtbot, tmp_path):
+    """Building the compare view's widgets takes a noticeable moment on the GUI thread: the app
+    does it after start-up, so the first translation shows its result at once."""
+    from mri_style_app.ui.app import create_main_window
+
+    QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
+    window = create_main_window([], open_demo=False)
+    qtbot.addWidget(window)
+    assert window.compare is None
+    qtbot.waitUntil(lambda: window.compare is not None, timeout=10_000)
+    assert not window.in_compare_mode()  # built, not shown
+    built = window.compare
+    a = write_image(tmp_path / "a.nii.gz")
+    b = write_image(tmp_path / "b.nii.gz", data=coded_volume() * 0.5)
+    open_and_wait(qtbot, window, a, b)
+    assert window.in_compare_mode() and window.compare is built

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QIcon, QKeySequence
 from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QMainWindow, QMessageBox,
                                QProgressBar, QStackedWidget)
@@ -27,6 +27,8 @@ from mri_style_app.ui.workers import Task, start_task
 APP_NAME = "MRI Style"
 ORGANISATION = "MRI Style"
 MAX_RECENT = 10
+# The compare view is built this long after start-up, once the window and the first file are up.
+COMPARE_VIEW_DELAY_MS = 1500
 OPEN_FILTER = "NIfTI / Analyze (*.nii *.nii.gz *.hdr *.img *.hdr.gz *.img.gz);;All files (*)"
 
 
@@ -262,11 +264,7 @@ class MainWindow(QMainWindow):
     # ----- compare mode and overlays ----------------------------------------------------
     def show_compare(self, left: Volume, right: Volume, right_title: str = "") -> None:
         """Two tri-planar views side by side (linked), a difference view and an overlay."""
-        if self.compare is None:
-            self.compare = CompareView()
-            self.compare.close_requested.connect(self.leave_compare)
-            self.compare.left_view.radiologicalChanged.connect(self._set_radiological_everywhere)
-            self.stack.addWidget(self.compare)
+        self.prepare_compare_view()
         if self._current is not left:
             self._current = left
             self.viewer.set_volume(left)
@@ -277,6 +275,15 @@ class MainWindow(QMainWindow):
         self.stack.setCurrentWidget(self.compare)
         self.leave_compare_action.setEnabled(True)
         self.setWindowTitle(f"{left.name} | {self.compare.right_title} — {APP_NAME}")
+
+    def prepare_compare_view(self) -> None:
+        """Build the (hidden) compare view. Its widgets cost about 0.2 s on the GUI thread, so
+        the app builds it while idle after start-up, not when a translation wants it shown."""
+        if self.compare is None:
+            self.compare = CompareView()
+            self.compare.close_requested.connect(self.leave_compare)
+            self.compare.left_view.radiologicalChanged.connect(self._set_radiological_everywhere)
+            self.stack.addWidget(self.compare)
 
     def in_compare_mode(self) -> bool:
         return self.compare is not None and self.stack.currentWidget() is self.compare
@@ -397,6 +404,7 @@ def create_main_window(files, open_demo: bool = True) -> MainWindow:
             window.open_files([demo])
         else:
             window.statusBar().showMessage(f"The demo volume is missing ({demo}); open a file with File > Open")
+    QTimer.singleShot(COMPARE_VIEW_DELAY_MS, window.prepare_compare_view)
     return window
 
 
