@@ -73,6 +73,12 @@ def test_intensities_background_and_batching(volume, model):
     # Axial slices without foreground (the first, all air) are not run and stay 0.
     empty = ~(volume.data > 0.05 * np.percentile(volume.data, 99.5)).any(axis=(0, 1))
     assert empty.any() and not data[:, :, empty].any()
+    # Air beyond a small margin around the head is exactly 0 (no haze); the head is translated.
+    from mri_style_app.cyclegan.translate import AIR_LEVEL, BACKGROUND_MARGIN_VOXELS, dilate, normalise_volume
+
+    unit, _, foreground = normalise_volume(volume.data)
+    near = dilate(unit > AIR_LEVEL, BACKGROUND_MARGIN_VOXELS)
+    assert (~near).any() and not data[~near].any() and data[foreground].mean() > 0
     one_by_one = translate_volume(volume, model, "t2-to-t1", device="cpu", batch_size=1)
     assert np.allclose(one_by_one.data, data, atol=1e-4 * scale)
 
