@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
-from viewer_helpers import SHAPE, VOXEL_MM, click, coded_volume, drag, view_point, write_image
+from viewer_helpers import SHAPE, VOXEL_MM, click, coded_volume, drag, hover, view_point, write_image
 
 from mri_style_app.imaging.volume import load_volume
 from mri_style_app.ui import display
@@ -62,7 +62,7 @@ def test_drag_moves_crosshair_and_hover_reads_the_voxel_under_the_cursor(viewer,
     drag(qtbot, coronal, start, end, Qt.MouseButton.LeftButton)
     i, j, k = viewer.crosshair_index()
     assert (i, k) == (20, 25) and j == (SHAPE[1] - 1) // 2
-    qtbot.mouseMove(coronal.viewport(), view_point(coronal, o[0] + 3 * VOXEL_MM[0], o[2] + 7 * VOXEL_MM[2]))
+    hover(coronal, view_point(coronal, o[0] + 3 * VOXEL_MM[0], o[2] + 7 * VOXEL_MM[2]))
     # Wait for this hover's value: the readout may still show the drag's last point for a moment.
     expected = f"value {10000 * 3 + 100 * j + 7 + 1}"
     qtbot.waitUntil(lambda: expected in viewer.cursor_readout.text(), timeout=5_000)

@@ -70,3 +70,18 @@ def drag(qtbot, slice_view, start, end, button, steps: int = 6):
         send(QMouseEvent.Type.MouseMove, point, button)
         qtbot.wait(5)
     send(QMouseEvent.Type.MouseButtonRelease, end, Qt.MouseButton.NoButton)
+
+
+def hover(slice_view, point) -> None:
+    """A mouse move with no button, sent to the view's viewport itself.
+
+    Not QTest.mouseMove: that moves the global cursor, and on the offscreen platform every
+    window sits at the same place, so a window another test left behind may get the move.
+    """
+    from PySide6.QtGui import QMouseEvent
+    from PySide6.QtWidgets import QApplication
+
+    viewport = slice_view.viewport()
+    event = QMouseEvent(QMouseEvent.Type.MouseMove, QPointF(point), QPointF(viewport.mapToGlobal(point)),
+                        Qt.MouseButton.NoButton, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(viewport, event)
