@@ -13,35 +13,29 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from mri_style_app import paths  # noqa: E402
 from mri_style_app.ui.app import create_application, create_main_window  # noqa: E402
+
+sys.path.insert(0, str(REPO / "docs"))
+import make_screenshots  # noqa: E402  (its wait_for and settle)
 
 OUT = REPO / "docs" / "screenshots"
 CROSSHAIR_MM = (-12.0, 4.0, 10.0)
 
 
-def wait_for(condition, what: str, timeout_s: float = 600.0) -> None:
-    deadline = time.time() + timeout_s
-    while not condition():
-        if time.time() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        QApplication.processEvents()
-        time.sleep(0.01)
+def wait_for(condition, what: str) -> None:
+    make_screenshots.wait_for(condition, what, timeout_s=600.0)  # a translation takes a while
 
 
 def settle() -> None:
-    for _ in range(10):
-        QApplication.processEvents()
-        time.sleep(0.02)
+    make_screenshots.settle(rounds=10)
 
 
 def main() -> int:

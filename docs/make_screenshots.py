@@ -29,17 +29,19 @@ COMPARE_SIZE = (1920, 1000)
 CROSSHAIR_MM = (-12.0, 4.0, 10.0)
 
 
-def wait_for(condition, timeout_s: float = 60.0) -> None:
+def wait_for(condition, what: str = "the demo volume", timeout_s: float = 60.0) -> None:
+    """Run the event loop until `condition()` holds (the screenshot scripts share this)."""
     deadline = time.time() + timeout_s
     while not condition():
         if time.time() > deadline:
-            raise TimeoutError("the demo volume did not load")
+            raise TimeoutError(f"timed out waiting for {what}")
         QApplication.processEvents()
         time.sleep(0.01)
 
 
-def settle() -> None:
-    for _ in range(5):
+def settle(rounds: int = 5) -> None:
+    """Let pending repaints and layouts happen before a grab."""
+    for _ in range(rounds):
         QApplication.processEvents()
         time.sleep(0.02)
 

@@ -51,15 +51,25 @@ def random_tissues(rng: np.random.Generator) -> tuple[float, dict]:
     return field, jitter_tissues(FIELDS[field], rng)
 
 
+def random_t1w_settings(rng) -> dict:
+    """Spoiled gradient echo TR/TE/flip for a T1-weighted scan."""
+    return {"tr_ms": rng.uniform(12, 30), "te_ms": rng.uniform(3, 10), "flip_deg": rng.uniform(20, 40)}
+
+
+def random_t2w_settings(rng) -> dict:
+    """Spin echo TR/TE for a T2-weighted scan."""
+    return {"tr_ms": rng.uniform(2500, 6000), "te_ms": rng.uniform(80, 140)}
+
+
 def random_t1w(fractions, rng) -> tuple[np.ndarray, dict]:
     field, tissues = random_tissues(rng)
-    params = {"tr_ms": rng.uniform(12, 30), "te_ms": rng.uniform(3, 10), "flip_deg": rng.uniform(20, 40)}
+    params = random_t1w_settings(rng)
     return simulate.spoiled_gradient_echo(fractions, tissues=tissues, **params), {"field_T": field, **params}
 
 
 def random_t2w(fractions, rng) -> tuple[np.ndarray, dict]:
     field, tissues = random_tissues(rng)
-    params = {"tr_ms": rng.uniform(2500, 6000), "te_ms": rng.uniform(80, 140)}
+    params = random_t2w_settings(rng)
     return simulate.spin_echo(fractions, tissues=tissues, **params), {"field_T": field, **params}
 
 
@@ -73,8 +83,8 @@ def degrade(signal, mask, rng, bias=None) -> np.ndarray:
 def random_pair(fractions, mask, rng) -> tuple[np.ndarray, np.ndarray, dict]:
     """One simulated head scanned twice: T1w spoiled GRE and T2w spin echo with the same tissues."""
     field, tissues = random_tissues(rng)
-    t1_params = {"tr_ms": rng.uniform(12, 30), "te_ms": rng.uniform(3, 10), "flip_deg": rng.uniform(20, 40)}
-    t2_params = {"tr_ms": rng.uniform(2500, 6000), "te_ms": rng.uniform(80, 140)}
+    t1_params = random_t1w_settings(rng)
+    t2_params = random_t2w_settings(rng)
     bias = simulate.bias_field(fractions["gm"].shape, float(rng.uniform(0, 0.3)), rng)
     t1w = degrade(simulate.spoiled_gradient_echo(fractions, tissues=tissues, **t1_params), mask, rng, bias)
     t2w = degrade(simulate.spin_echo(fractions, tissues=tissues, **t2_params), mask, rng, bias)

@@ -206,6 +206,12 @@ class SliceDataset:
                 "skipped_near_empty_slices": self.skipped_slices, "ignored_files": len(self.ignored)}
 
 
+def _kept_slices(mask: np.ndarray, axis: int) -> np.ndarray:
+    """Indices along `axis` of the slices whose head area is at least MIN_SLICE_AREA_SHARE of the largest."""
+    area = mask.sum(axis=tuple(a for a in range(mask.ndim) if a != axis))
+    return np.flatnonzero(area >= MIN_SLICE_AREA_SHARE * max(area.max(), 1))
+
+
 def load_domain(folder, plane: str = "axial", label: str = "domain") -> SliceDataset:
     """Read and check a folder of training images; raises DataError before any training starts."""
     folder = Path(folder).expanduser()
@@ -244,9 +250,7 @@ def load_domain(folder, plane: str = "axial", label: str = "domain") -> SliceDat
             for axis in axes:
                 if data.shape[axis] < 2:
                     continue  # a 2D image stored as a volume has no slices across its flat axis
-                other = tuple(a for a in range(3) if a != axis)
-                area = mask.sum(axis=other)
-                keep = np.flatnonzero(area >= MIN_SLICE_AREA_SHARE * max(area.max(), 1))
+                keep = _kept_slices(mask, axis)
                 dataset.skipped_slices += data.shape[axis] - len(keep)
                 dataset.index.extend((image_no, axis, int(k)) for k in keep)
             key = "x".join(str(s) for s in data.shape)
@@ -451,10 +455,7 @@ def load_pairs(folder_a, folder_b, plane: str = "axial") -> PairedSlices:
                                    for v, m in zip((a, b), masks)))
         both = masks[0] & masks[1]
         for axis in axes:
-            other = tuple(x for x in range(3) if x != axis)
-            area = both.sum(axis=other)
-            keep = np.flatnonzero(area >= MIN_SLICE_AREA_SHARE * max(area.max(), 1))
-            pairs.index.extend((len(pairs.volumes) - 1, axis, int(k)) for k in keep)
+            pairs.index.extend((len(pairs.volumes) - 1, axis, int(k)) for k in _kept_slices(both, axis))
         pairs.files.append(name)
     if not pairs.index:
         raise DataError("every paired slice is blank or near-empty; nothing to train on")
