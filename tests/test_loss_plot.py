@@ -99,3 +99,15 @@ def test_diagnosis_divergence_and_early():
     series = {"G_A": np.array([1.0] * 49 + [math.nan])}
     [finding] = diagnose_run(np.arange(50.0), series)
     assert finding.level == "warning" and "diverged" in finding.message
+
+
+def test_an_unused_loss_leaves_the_plot_and_the_legend(plot):
+    listed = lambda: {label.text for _, label in plot.legend.items}  # noqa: E731
+    assert {"identity", "paired"} <= listed()  # before any point, every curve is listed
+    plot.add_steps(_steps(20))  # no paired losses in these events: they count as 0
+    assert not plot._items["paired"].isVisible() and "paired" not in listed()
+    assert plot._items["identity"].isVisible() and "identity" in listed()
+    paired = [{**e, "iteration": e["iteration"] + 20, "paired_A": 0.5, "paired_B": 0.4} for e in _steps(5)]
+    plot.add_steps(paired)  # the run turns out to use it after all
+    assert plot._items["paired"].isVisible() and "paired" in listed()
+    assert len(listed()) == len(plot.legend.items)  # listed once

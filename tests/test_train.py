@@ -303,3 +303,30 @@ def test_event_reader_skips_a_half_written_line_and_tail_follows_a_rewrite(tmp_p
     assert events.read_events(tmp_path)[0]["G_A"] is None  # NaN is written as null
     assert events.truncate_after(tmp_path, 1) == 1
     assert [e["iteration"] for e in tail.poll()] == [1] and tail.restarted
+
+
+def test_init_from_starts_both_generators_from_a_saved_model(seed_dir, tmp_path):
+    from mri_style_app.cyclegan import checkpoint as model_files
+    from mri_style_app.cyclegan.networks import build_generator
+    from mri_style_app.cyclegan.train import SetupError
+
+    torch.manual_seed(1)
+    source = {d: build_generator("lite") for d in model_files.DIRECTIONS}
+    path = model_files.save_model(tmp_path / "start.safetensors", source, model_files.make_card("lite", model_files.DIRECTIONS))
+
+    def trainer(preset, init_from):
+        return Trainer(TrainConfig(domain_a=str(seed_dir / "T1"), domain_b=str(seed_dir / "T2"), out=str(tmp_path / "run"),
+                                   preset=preset, size=48, init_from=str(init_from)))
+
+    run = trainer("lite", path)
+    run._build()
+    for net, direction in ((run.G_A, "t1-to-t2"), (run.G_B, "t2-to-t1")):
+        mine, theirs = net.state_dict(), source[direction].state_dict()
+        assert all(torch.equal(mine[k], theirs[k]) for k in theirs)
+    assert run.config.init_from == str(path)  # absolute in config.json, so --resume finds it
+    with pytest.raises(SetupError, match="'lite' preset; this run uses 'tiny'"):
+        trainer("tiny", path)._build()
+    junk = tmp_path / "junk.safetensors"
+    junk.write_text("not a model")
+    with pytest.raises(SetupError, match="init_from: .*junk.safetensors"):
+        trainer("lite", junk)._build()

@@ -47,7 +47,8 @@ def pair_folders(tmp_path_factory):
 def test_pairs_are_matched_by_name_and_sliced_alike(pair_folders):
     pairs = load_pairs(*pair_folders)
     assert pairs.files == ["head_0.nii.gz", "head_1.nii.gz", "head_2.nii.gz"] and len(pairs) > 10
-    a, b = pairs.pair(len(pairs) // 2)
+    input_a, a, input_b, b = pairs.slices(len(pairs) // 2)
+    assert np.array_equal(input_a, a) and np.array_equal(input_b, b)  # no variants: each reference is its input
     assert a.shape == b.shape and a.min() >= -1 and a.max() <= 1
     # same place: the brain outlines agree; different contrast: WM bright in A, dark in B
     inside_a, inside_b = a > -0.9, b > -0.9
@@ -64,13 +65,40 @@ def test_paired_batches_move_both_sides_the_same_way(pair_folders, tmp_path):
     batches = PairedBatches(load_pairs(*same), size=48, batch_size=4)
     generator = torch.Generator().manual_seed(0)
     for _ in range(3):
-        a, b = batches.next(generator)
-        assert a.shape == (4, 1, 48, 48) and torch.equal(a, b)
+        sides = batches.next(generator)
+        assert len(sides) == 4 and sides[0].shape == (4, 1, 48, 48)
+        assert all(torch.equal(sides[0], side) for side in sides[1:])
     state = batches.state_dict()
     again = PairedBatches(load_pairs(*same), size=48, batch_size=4)
     again.load_state_dict(state)
     g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
     assert torch.equal(batches.next(g1)[0], again.next(g2)[0])
+
+
+def test_variants_are_inputs_of_their_head_never_targets(pair_folders, tmp_path):
+    a, b = tmp_path / "A", tmp_path / "B"
+    a.mkdir(), b.mkdir()
+    for folder, source in ((a, pair_folders[0]), (b, pair_folders[1])):
+        (folder / "x.nii.gz").write_bytes((source / "head_0.nii.gz").read_bytes())
+    (a / "x~other.nii.gz").write_bytes((pair_folders[0] / "head_1.nii.gz").read_bytes())  # another T1w of x
+    pairs = load_pairs(a, b)
+    assert pairs.files == ["x.nii.gz", "A/x~other.nii.gz"] and pairs.summary()["variants"] == 1
+    i = len(pairs) // 2
+    reference_input, reference_a, _, reference_b = pairs.slices(i, variant_a=0)
+    variant_input, target_a, _, target_b = pairs.slices(i, variant_a=1)
+    assert np.array_equal(reference_input, reference_a) and not np.array_equal(variant_input, reference_a)
+    assert np.array_equal(target_a, reference_a) and np.array_equal(target_b, reference_b)
+    # over a few batches both scans of x are drawn as the A input; the targets never change
+    batches = PairedBatches(pairs, size=48, batch_size=8, augment=False)
+    generator = torch.Generator().manual_seed(0)
+    drawn = [batches.next(generator) for _ in range(3)]
+    inputs, references = (torch.cat([d[k] for d in drawn]) for k in (0, 1))
+    variant_share = (inputs != references).flatten(1).any(1).float().mean()
+    assert 0.2 < variant_share < 0.8, variant_share
+    # a variant whose head has no reference scan is refused, by name
+    (b / "y~t2.nii.gz").write_bytes((pair_folders[1] / "head_2.nii.gz").read_bytes())
+    with pytest.raises(DataError, match="y~t2.nii.gz"):
+        load_pairs(a, b)
 
 
 def test_unmatched_or_misaligned_pairs_are_refused(pair_folders, tmp_path):
@@ -81,7 +109,7 @@ def test_unmatched_or_misaligned_pairs_are_refused(pair_folders, tmp_path):
         load_pairs(a, b)
     img = nib.load(pair_folders[1] / "head_0.nii.gz")
     nib.save(nib.Nifti1Image(np.asarray(img.dataobj)[:-2], img.affine), b / "one.nii.gz")
-    with pytest.raises(DataError, match="same voxel grid"):
+    with pytest.raises(DataError, match="voxel grid"):
         load_pairs(a, b)
     with pytest.raises(DataError, match="does not exist"):
         load_pairs(a, tmp_path / "nowhere")

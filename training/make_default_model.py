@@ -1,7 +1,13 @@
 """Reproduce the bundled default model and its evidence (issue 6), step by step.
 
+The model is trained in two stages, each a plain `mri-style train --recipe`:
+  1. training/recipes/default_t1_t2.toml: from random weights, unpaired domains plus simulated
+     pairs of random protocols (finds the contrast inversion);
+  2. training/recipes/default_t1_t2_stage2.toml: starts from stage 1 (init_from) and maps every
+     protocol onto one reference protocol per contrast (prepare_reference_pairs.py).
+
     .venv/bin/python training/make_default_model.py prepare   # simulated + seed training folders
-    .venv/bin/python training/make_default_model.py train     # mri-style train --recipe (resumes)
+    .venv/bin/python training/make_default_model.py train     # both stages (each resumes)
     .venv/bin/python training/make_default_model.py export    # run -> resources/models/
     .venv/bin/python training/make_default_model.py evaluate  # metrics (mri-style evaluate), figures
     .venv/bin/python training/make_default_model.py all
@@ -21,20 +27,29 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-RECIPE = REPO / "training" / "recipes" / "default_t1_t2.toml"
+RECIPES = REPO / "training" / "recipes"
 DATA = REPO / "runs" / "default-data"
-RUN = REPO / "runs" / "default-model"
+# (recipe, run folder) per stage, in order; the last run is the shipped model
+STAGES = [(RECIPES / "default_t1_t2.toml", REPO / "runs" / "default-model"),
+          (RECIPES / "default_t1_t2_stage2.toml", REPO / "runs" / "default-model-stage2")]
+RUN = STAGES[-1][1]
 EVIDENCE = REPO / "docs" / "default_model"
 CLI = [sys.executable, "-m", "mri_style_app"]
 
 
 def prepare() -> None:
-    subprocess.run([sys.executable, str(REPO / "training" / "prepare_default_data.py"), "--out", str(DATA)], check=True)
+    for script in ("prepare_default_data.py", "prepare_reference_pairs.py"):
+        subprocess.run([sys.executable, str(REPO / "training" / script), "--out", str(DATA)], check=True)
 
 
 def train() -> None:
-    resume = ["--resume"] if (RUN / "checkpoints" / "latest.pt").exists() else []
-    subprocess.run([*CLI, "train", "--recipe", str(RECIPE), *resume], check=True)
+    from mri_style_app.cyclegan.events import read_events
+
+    for recipe, run in STAGES:
+        if any(e.get("type") == "done" for e in read_events(run)):
+            continue  # finished before
+        resume = ["--resume"] if (run / "checkpoints" / "latest.pt").exists() else []
+        subprocess.run([*CLI, "train", "--recipe", str(recipe), *resume], check=True)
 
 
 def export() -> Path:
@@ -61,7 +76,8 @@ def export() -> Path:
         card = model_files.make_card(config["preset"], model_files.DIRECTIONS, training={
             "iterations": int(state["iteration"]), "seconds": round(float(state["seconds"]), 1),
             "finished": False, "last_losses": {k: steps[-1][k] for k in ("G_A", "G_B", "D_A", "D_B", "cycle_A", "cycle_B")} if steps else {}})
-    card["training"] = {**card.get("training", {}), "recipe": "training/recipes/default_t1_t2.toml",
+    card["training"] = {**card.get("training", {}),
+                        "recipes": [recipe.relative_to(REPO).as_posix() for recipe, _ in STAGES],
                         "reproduce": "python training/make_default_model.py all",
                         "settings": {k: config[k] for k in ("preset", "size", "plane", "batch_size", "lr", "lambda_cycle",
                                              "lambda_identity", "lambda_paired", "seed") if k in config},
@@ -71,11 +87,21 @@ def export() -> Path:
                                                       "times (+-10 %), TR/TE/flip, bias field and Rician noise",
                                  "B (T2w), unpaired": "46 real BrainWeb T2w seed slices (../shared/data/seed-t1-t2/T2), 6 "
                                                       "spin-echo T2w volumes simulated the same way with random TR/TE",
-                                 "pairs": "8 co-registered simulated pairs (GRE T1w + SE T2w of one simulated head: "
-                                          "same tissues and bias field, own noise), paired L1 loss x 10",
-                                 "caveat": "every simulated volume, and the demo pair, share the ICBM anatomy (the "
-                                           "template itself is never paired); the 3 T robustness pair is held out in "
-                                           "its parameters, noise, bias and axis order, not in its anatomy"}}
+                                 "pairs, stage 1": "8 co-registered simulated pairs (GRE T1w + SE T2w of one simulated "
+                                                   "head with random protocols: same tissues and bias field, own "
+                                                   "noise), paired L1 loss x 10",
+                                 "pairs, stage 2": "10 heads: the ICBM tissue maps under random smooth deformations, "
+                                                   "1.5 T or 3 T with jittered tissues; per head one reference scan "
+                                                   "per contrast (T1w GRE TR 18/TE 10/30 deg, T2w SE TR 3300/TE 120, "
+                                                   "no noise or bias: the targets) and 2 variants per contrast "
+                                                   "(random protocol, bias field, Rician noise: inputs only), "
+                                                   "paired L1 loss x 20",
+                                 "output contrast": "the reference protocols above, at the field strength the "
+                                                    "input looks like",
+                                 "caveat": "every simulated head is the ICBM anatomy, deformed in stage 2 and "
+                                           "undeformed in stage 1; the demo pair is the undeformed anatomy (the "
+                                           "template itself is never paired); the 3 T robustness pair is held out "
+                                           "in its parameters, noise, bias and axis order, not in its anatomy"}}
     out = model_files.save_model(default_model_path(), generators, card)
     print(f"exported {out}")
     return out
@@ -121,7 +147,11 @@ def curves_figure(path: Path) -> Path:
     plot = LossPlot()
     plot.resize(900, 420)
     plot.set_log_scale(True)
-    plot.add_steps(read_events(RUN))
+    offset = 0
+    for _, run in STAGES:  # one x axis: each stage continues where the one before ended
+        steps = [{**e, "iteration": e["iteration"] + offset} for e in read_events(run) if e.get("type") == "step"]
+        plot.add_steps(steps)
+        offset = steps[-1]["iteration"] if steps else offset
     plot.show()
     QApplication.processEvents()
     if not plot.grab().save(str(path)):

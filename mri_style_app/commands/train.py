@@ -22,6 +22,7 @@ _OPTIONS = {
     "domain_b": (str, "folder of T2-weighted NIfTI volumes and/or PNG slices (domain B)"),
     "paired_a": (str, "optional: folder of co-registered T1w volumes, partners of paired_b by file name"),
     "paired_b": (str, "optional: folder of the T2w partners; adds an L1 loss per pair (lambda_paired, default 10)"),
+    "init_from": (str, "optional: a model (.safetensors, same preset) whose generators start the run: fine-tuning"),
     "out": (str, "run folder: config, events.jsonl, samples, checkpoints, model.safetensors"),
     "preset": (str, "generator size: lite, tiny, small (default) or standard"),
     "size": (int, "training image size in pixels, a multiple of 4 (default 128)"),
@@ -79,7 +80,7 @@ def read_recipe(path: Path) -> dict:
     unknown = sorted(set(recipe) - set(_OPTIONS) - set(_RECIPE_ONLY))
     if unknown:
         raise ValueError(f"recipe {path}: unknown setting(s) {', '.join(unknown)}")
-    for key in ("domain_a", "domain_b", "out", "paired_a", "paired_b"):
+    for key in ("domain_a", "domain_b", "out", "paired_a", "paired_b", "init_from"):
         if key in recipe:
             recipe[key] = str((path.parent / Path(recipe[key]).expanduser()).resolve())
     return recipe

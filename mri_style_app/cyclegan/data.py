@@ -399,71 +399,120 @@ class UnpairedBatches(ShuffledPasses):
 
 
 # ---------------------------------------------------------------- paired (co-registered) data
+# In a paired folder, `NAME.nii.gz` is a head's reference scan and `NAME~TAG.nii.gz` another scan
+# of the same head (other sequence or scanner): an extra input, never a target.
+VARIANT_MARK = "~"
+
+
+@dataclass
+class PairedHead:
+    """One head: reference A and B scans (the targets) and the scans used as inputs (the
+    references themselves plus any variants), all normalised to [-1, 1] on one grid."""
+
+    name: str
+    reference_a: np.ndarray
+    reference_b: np.ndarray
+    inputs_a: list[np.ndarray]
+    inputs_b: list[np.ndarray]
+
+
 @dataclass
 class PairedSlices:
     """Co-registered T1w/T2w volumes (same file name in two folders, same grid), sliced alike.
 
     An optional supervised signal next to the unpaired CycleGAN losses: simulated pairs, or a
-    user's own registered scans. `pair(i)` gives the A and B slice at the same place.
+    user's own registered scans. Each input scan of a head is translated and compared with
+    the other domain's reference scan of that head, so variants teach the model to map many
+    sequences onto one reference contrast.
     """
 
     folder_a: Path
     folder_b: Path
-    volumes: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # normalised to [-1, 1]
-    index: list[tuple[int, int, int]] = field(default_factory=list)  # (pair, axis, slice)
+    heads: list[PairedHead] = field(default_factory=list)
+    index: list[tuple[int, int, int]] = field(default_factory=list)  # (head, axis, slice)
     files: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.index)
 
-    def pair(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        pair, axis, k = self.index[i]
-        a, b = self.volumes[pair]
-        return (np.ascontiguousarray(_view_slice(a, axis, k)), np.ascontiguousarray(_view_slice(b, axis, k)))
+    def slices(self, i: int, variant_a: int = 0, variant_b: int = 0) -> tuple[np.ndarray, ...]:
+        """(input A, reference A, input B, reference B) at index i; variant k picks the input scan."""
+        head, axis, k = self.index[i]
+        h = self.heads[head]
+        views = (h.inputs_a[variant_a], h.reference_a, h.inputs_b[variant_b], h.reference_b)
+        return tuple(np.ascontiguousarray(_view_slice(v, axis, k)) for v in views)
 
     def summary(self) -> dict:
-        return {"folder_a": str(self.folder_a), "folder_b": str(self.folder_b), "pairs": len(self.files),
+        return {"folder_a": str(self.folder_a), "folder_b": str(self.folder_b), "pairs": len(self.heads),
+                "variants": sum(len(h.inputs_a) + len(h.inputs_b) - 2 for h in self.heads),
                 "slices": len(self), "files": list(self.files)}
 
 
+def _head_name(file_name: str) -> tuple[str, bool]:
+    """('NAME', is_variant) for NAME.nii.gz or NAME~TAG.nii.gz."""
+    stem = file_name
+    for suffix in sorted(READABLE_SUFFIXES, key=len, reverse=True):
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    return stem.split(VARIANT_MARK, 1)[0], VARIANT_MARK in stem
+
+
 def load_pairs(folder_a, folder_b, plane: str = "axial") -> PairedSlices:
-    """Volumes with the same file name in both folders are one pair; raises DataError when a
-    folder is missing, a name has no partner, or a pair's grids differ."""
+    """Volumes with the same file name in both folders are one pair (NAME~TAG variants join
+    NAME's head); raises DataError when a folder is missing, a name has no partner, or a head's
+    grids differ."""
     folders = [Path(folder_a).expanduser(), Path(folder_b).expanduser()]
     for label, folder in zip(("paired A (T1)", "paired B (T2)"), folders):
         if not folder.is_dir():
             raise DataError(f"{label} folder {folder} does not exist or is not a folder")
-    names = [{p.name for p in f.iterdir() if p.is_file() and _is_volume(p)} for f in folders]
-    if names[0] != names[1]:
-        lonely = sorted(names[0] ^ names[1])
+    files = [sorted(p.name for p in f.iterdir() if p.is_file() and _is_volume(p)) for f in folders]
+    references = [{_head_name(n)[0]: n for n in names if not _head_name(n)[1]} for names in files]
+    if set(references[0]) != set(references[1]):
+        lonely = sorted({**references[0], **references[1]}[h] for h in set(references[0]) ^ set(references[1]))
         raise DataError(f"paired folders {folders[0]} and {folders[1]} must hold the same file names; "
                         f"without a partner: {', '.join(lonely[:5])}{' ...' if len(lonely) > 5 else ''}")
-    if not names[0]:
+    if not references[0]:
         raise DataError(f"paired folders {folders[0]} and {folders[1]} hold no NIfTI volumes")
+    for folder, names, refs in zip(folders, files, references):
+        orphans = [n for n in names if _head_name(n)[1] and _head_name(n)[0] not in refs]
+        if orphans:
+            raise DataError(f"{folder}: {orphans[0]} is a variant ({VARIANT_MARK}) of a head without a reference "
+                            f"scan ({_head_name(orphans[0])[0]}.nii.gz) in both paired folders")
     axes = [_PLANE_AXIS[p] for p in PLANES] if plane == "all" else [_PLANE_AXIS[plane]]
     pairs = PairedSlices(folder_a=folders[0], folder_b=folders[1])
-    for name in sorted(names[0]):
+
+    def read(path: Path, grid):
         try:
-            a, b = (load_volume(f / name) for f in folders)
+            volume = load_volume(path)
         except VolumeError as exc:
             raise DataError(f"{exc} (in the paired folders)") from None
-        if not a.same_grid(b):
-            raise DataError(f"pair {name}: the A and B volumes are not on the same voxel grid "
-                            f"({a.shape} vs {b.shape}); pairs must be co-registered")
-        masks = [foreground_mask(v.data) for v in (a, b)]
-        pairs.volumes.append(tuple(to_model_range(normalize_unit(v.data, m if m.any() else None))
-                                   for v, m in zip((a, b), masks)))
-        both = masks[0] & masks[1]
+        if grid is not None and not volume.same_grid(grid):
+            raise DataError(f"{path.name}: not on the voxel grid of its head's reference scans "
+                            f"({volume.shape} vs {grid.shape}); pairs must be co-registered")
+        mask = foreground_mask(volume.data)
+        return volume, mask, to_model_range(normalize_unit(volume.data, mask if mask.any() else None))
+
+    for head in sorted(references[0]):
+        ref_a, mask_a, unit_a = read(folders[0] / references[0][head], None)
+        _, mask_b, unit_b = read(folders[1] / references[1][head], ref_a)
+        pairs.files.append(references[0][head])
+        inputs = []
+        for folder, names, unit in zip(folders, files, (unit_a, unit_b)):
+            variants = [n for n in names if _head_name(n) == (head, True)]
+            inputs.append([unit] + [read(folder / n, ref_a)[2] for n in variants])
+            pairs.files.extend(f"{folder.name}/{n}" for n in variants)
+        pairs.heads.append(PairedHead(head, unit_a, unit_b, inputs[0], inputs[1]))
         for axis in axes:
-            pairs.index.extend((len(pairs.volumes) - 1, axis, int(k)) for k in _kept_slices(both, axis))
-        pairs.files.append(name)
+            pairs.index.extend((len(pairs.heads) - 1, axis, int(k)) for k in _kept_slices(mask_a & mask_b, axis))
     if not pairs.index:
         raise DataError("every paired slice is blank or near-empty; nothing to train on")
     return pairs
 
 
 class PairedBatches(ShuffledPasses):
-    """Batches of (A, B) slices from PairedSlices, with the same flip and affine for both."""
+    """Batches of (input A, reference A, input B, reference B) slices from PairedSlices, with
+    the same flip and affine for all four; each input is one of its head's scans at random."""
 
     def __init__(self, pairs: PairedSlices, size: int, batch_size: int, augment: bool = True):
         super().__init__(list(range(len(pairs))))
@@ -473,9 +522,15 @@ class PairedBatches(ShuffledPasses):
         # Geometry only: an intensity change of one side would no longer match the other.
         self.augmentation = Augmentation(gamma=0.0, intensity=0.0) if augment else None
 
-    def next(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def next(self, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
         picks = self.take(self.batch_size, generator)
-        stacked = torch.stack([torch.cat([fit_to_size(s, self.size) for s in self.pairs.pair(i)]) for i in picks])
+        rows = []
+        for i in picks:
+            head = self.pairs.heads[self.pairs.index[i][0]]
+            variant_a, variant_b = (int(torch.randint(len(inputs), (1,), generator=generator))
+                                    if len(inputs) > 1 else 0 for inputs in (head.inputs_a, head.inputs_b))
+            rows.append(torch.cat([fit_to_size(s, self.size) for s in self.pairs.slices(i, variant_a, variant_b)]))
+        stacked = torch.stack(rows)
         if self.augmentation:
             stacked = self.augmentation(stacked, generator)
-        return stacked[:, :1].contiguous(), stacked[:, 1:].contiguous()
+        return tuple(stacked[:, k:k + 1].contiguous() for k in range(4))

@@ -69,6 +69,9 @@ class TrainConfig:
     paired_a: str | None = None
     paired_b: str | None = None
     lambda_paired: float = 10.0
+    # Optional MRI Style model (.safetensors, same preset) whose generators start the run instead of
+    # random weights: fine-tuning. The discriminators start fresh.
+    init_from: str | None = None
     pool_size: int = 50
     decay_fraction: float = 0.5  # share of the run over which the learning rate falls to 0
     plane: str = "axial"
@@ -267,7 +270,7 @@ class Trainer:
     def __init__(self, config: TrainConfig, resume: bool = False, on_event=None):
         config.check()
         # Absolute paths in config.json, so --resume works from any working folder.
-        for name in ("domain_a", "domain_b", "out", "paired_a", "paired_b"):
+        for name in ("domain_a", "domain_b", "out", "paired_a", "paired_b", "init_from"):
             if getattr(config, name) is not None:
                 setattr(config, name, str(Path(getattr(config, name)).expanduser().absolute()))
         self.config = config
@@ -313,6 +316,9 @@ class Trainer:
         self.D_B = PatchDiscriminator(ndf=ndf)
         for net in (self.G_A, self.G_B, self.D_A, self.D_B):
             init_weights(net)
+        if cfg.init_from:
+            self._load_generators(Path(cfg.init_from))
+        for net in (self.G_A, self.G_B, self.D_A, self.D_B):
             net.to(self.device)
         betas = (cfg.beta1, cfg.beta2)
         self.opt_G = torch.optim.Adam([*self.G_A.parameters(), *self.G_B.parameters()], lr=cfg.lr, betas=betas)
@@ -332,6 +338,23 @@ class Trainer:
         self.seconds = 0.0
         self.sums = torch.zeros(len(events.LOSS_KEYS), dtype=torch.float64)
         self.sum_count = 0
+
+    def _load_generators(self, path: Path) -> None:
+        """Start G_A and G_B from a saved model (init_from); its preset must be this run's."""
+        from mri_style_app.cyclegan import checkpoint as model_files
+
+        try:
+            model = model_files.load_model(path)
+        except model_files.ModelError as exc:
+            raise SetupError(f"init_from: {exc}") from None
+        if model.config != PRESETS[self.config.preset]:
+            raise SetupError(f"init_from {path}: its generators are the {model.preset!r} preset; this run "
+                             f"uses {self.config.preset!r}. Choose the same preset or another model")
+        for net, direction in ((self.G_A, "t1-to-t2"), (self.G_B, "t2-to-t1")):
+            try:
+                net.load_state_dict(model.generator(direction).state_dict())
+            except model_files.ModelError as exc:
+                raise SetupError(f"init_from: {exc}") from None
 
     def _wrap_ddp(self) -> None:
         if not self.dist.active:
@@ -400,9 +423,10 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
     def train_step(self, real_A: torch.Tensor, real_B: torch.Tensor,
-                   pair: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-        """One reference CycleGAN iteration, plus the paired L1 terms when `pair` (A, B) is
-        given; returns the losses in LOSS_KEYS order."""
+                   pair: tuple[torch.Tensor, ...] | None = None) -> torch.Tensor:
+        """One reference CycleGAN iteration, plus the paired L1 terms when `pair` (input A,
+        target A, input B, target B; see data.PairedBatches) is given; returns the losses in
+        LOSS_KEYS order."""
         cfg = self.config
         lam, lam_idt = cfg.lambda_cycle, cfg.lambda_cycle * cfg.lambda_identity
         D_A, D_B = _unwrap(self.D_A), _unwrap(self.D_B)  # frozen in the G step: no DDP sync there
@@ -413,20 +437,20 @@ class Trainer:
             rec_B = self.G_A(fake_A)
             _set_requires_grad((D_A, D_B), False)
             self.opt_G.zero_grad(set_to_none=True)
-            idt_A = self.G_A(real_B)
-            idt_B = self.G_B(real_A)
             pred_fake_B, pred_fake_A = D_A(fake_B), D_B(fake_A)
             loss_G_A = F.mse_loss(pred_fake_B.float(), torch.ones_like(pred_fake_B, dtype=torch.float32))
             loss_G_B = F.mse_loss(pred_fake_A.float(), torch.ones_like(pred_fake_A, dtype=torch.float32))
             loss_cycle_A = F.l1_loss(rec_A.float(), real_A) * lam
             loss_cycle_B = F.l1_loss(rec_B.float(), real_B) * lam
-            loss_idt_A = F.l1_loss(idt_A.float(), real_B) * lam_idt
-            loss_idt_B = F.l1_loss(idt_B.float(), real_A) * lam_idt
-            loss_paired_A = loss_paired_B = torch.zeros((), device=real_A.device)
+            zero = torch.zeros((), device=real_A.device)
+            loss_idt_A = loss_idt_B = loss_paired_A = loss_paired_B = zero
+            if lam_idt > 0:  # two generator passes saved when the identity loss is off
+                loss_idt_A = F.l1_loss(self.G_A(real_B).float(), real_B) * lam_idt
+                loss_idt_B = F.l1_loss(self.G_B(real_A).float(), real_A) * lam_idt
             if pair is not None:
-                pair_A, pair_B = pair
-                loss_paired_A = F.l1_loss(self.G_A(pair_A).float(), pair_B) * cfg.lambda_paired
-                loss_paired_B = F.l1_loss(self.G_B(pair_B).float(), pair_A) * cfg.lambda_paired
+                input_A, target_A, input_B, target_B = pair
+                loss_paired_A = F.l1_loss(self.G_A(input_A).float(), target_B) * cfg.lambda_paired
+                loss_paired_B = F.l1_loss(self.G_B(input_B).float(), target_A) * cfg.lambda_paired
         (loss_G_A + loss_G_B + loss_cycle_A + loss_cycle_B + loss_idt_A + loss_idt_B
          + loss_paired_A + loss_paired_B).backward()
         self.opt_G.step()
@@ -517,7 +541,8 @@ class Trainer:
                                   "lambda_identity": cfg.lambda_identity, "pool_size": cfg.pool_size,
                                   "lambda_paired": cfg.lambda_paired if self.pairs else 0.0,
                                   "lr": cfg.lr, "betas": [cfg.beta1, cfg.beta2], "decay_fraction": cfg.decay_fraction},
-                    "data": self._data_summary(), "seed": cfg.seed}
+                    "data": self._data_summary(), "seed": cfg.seed,
+                    **({"init_from": Path(cfg.init_from).name} if cfg.init_from else {})}
         card = model_files.make_card(cfg.preset, model_files.DIRECTIONS, training=training)
         nets = self.nets()
         generators = {"t1-to-t2": nets["G_A"], "t2-to-t1": nets["G_B"]}

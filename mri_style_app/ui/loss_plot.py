@@ -93,15 +93,14 @@ class LossPlot(QWidget):
         self.plot.setLabel("bottom", "iteration")
         self.plot.setLabel("left", "loss")
         self.plot.showGrid(x=True, y=True, alpha=0.25)
-        legend = self.plot.addLegend(offset=(-10, 10), labelTextColor="#222", brush=(255, 255, 255, 210))
+        legend = self.legend = self.plot.addLegend(offset=(-10, 10), labelTextColor="#222", brush=(255, 255, 255, 210))
         self._items: dict[str, pg.PlotDataItem] = {}
         for name, (_, colour) in CURVES.items():
             item = self.plot.plot([], [], pen=pg.mkPen(colour, width=2), name=name)
             item.setClipToView(True)
             item.setDownsampling(auto=True, method="peak")
             self._items[name] = item
-        for sample, label in legend.items:
-            label.setToolTip(TOOLTIPS.get(label.text, ""))
+        self._label_tooltips()
 
         self.smoothing_slider = QSlider(Qt.Orientation.Horizontal)
         self.smoothing_slider.setRange(0, 99)
@@ -187,4 +186,15 @@ class LossPlot(QWidget):
             item.setData(s.x[:s.n], y, connect="finite")
             # A loss this run does not use (identity weight 0, no pairs) is all zeros: not drawn,
             # so it does not stretch a log axis down to the floor.
-            item.setVisible(s.n == 0 or bool(np.any(np.nan_to_num(s.y[:s.n]) != 0)))
+            used = s.n == 0 or bool(np.any(np.nan_to_num(s.y[:s.n]) != 0))
+            item.setVisible(used)
+            listed = self.legend.getLabel(item) is not None
+            if used and not listed:
+                self.legend.addItem(item, name)
+                self._label_tooltips()
+            elif listed and not used:  # no crossed-out entry for a curve that is not drawn
+                self.legend.removeItem(item)
+
+    def _label_tooltips(self) -> None:
+        for _, label in self.legend.items:
+            label.setToolTip(TOOLTIPS.get(label.text, ""))
