@@ -38,11 +38,32 @@ def settle() -> None:
     make_screenshots.settle(rounds=10)
 
 
+def data_page_screenshot(window, pairs: list[Path]) -> None:
+    """The wizard's first page with the seed slices and co-registered pairs filled in."""
+    from mri_style_app.ui.training_wizard import TrainingWizard
+
+    wizard = TrainingWizard()
+    wizard.resize(1100, 760)
+    wizard.show()
+    page = wizard.data_page
+    seed = REPO.parent / "shared" / "data" / "seed-t1-t2"
+    for side, folder in (("a", seed / "T1"), ("b", seed / "T2")):
+        page.set_folder(side, folder)
+    page.set_pair_folders(*pairs)
+    wait_for(lambda: page.isComplete() or page.pairs_state == "error", "the data page")
+    settle()
+    wizard.grab().save(str(OUT / "training_wizard_data.png"))
+    print(f"wrote {OUT / 'training_wizard_data.png'}: {page.pairs_summary.text()}")
+    wizard.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=paths.default_model_path())
     parser.add_argument("--run", type=Path, required=True, help="a finished training run folder")
     parser.add_argument("--planes", default="axial")
+    parser.add_argument("--pairs", type=Path, nargs=2, metavar=("PAIRED_T1W", "PAIRED_T2W"),
+                        help="also shoot the wizard's data page with these co-registered folders")
     args = parser.parse_args()
 
     create_application()
@@ -81,6 +102,8 @@ def main() -> int:
     wizard.grab().save(str(OUT / "training_wizard.png"))
     print(f"wrote {OUT / 'translate_panel.png'} and {OUT / 'training_wizard.png'}")
     wizard.hide()
+    if args.pairs:
+        data_page_screenshot(window, args.pairs)
     window.close_guards.clear()
     window.close()
     return 0

@@ -251,3 +251,46 @@ def test_keep_running_lets_the_run_finish_after_the_app_quits(tiny_domains, tmp_
     events = run_events.read_events(run_dir)
     assert events[-1]["type"] == "done", events[-1]  # no BrokenPipe once the app's end of the pipe closed
     assert (run_dir / "model.safetensors").is_file()
+
+
+def test_data_page_takes_optional_pairs_into_the_command(qtbot, tiny_domains, tmp_path):
+    import nibabel as nib
+    import numpy as np
+
+    from mri_style_app.ui.training_wizard import TrainingWizard
+
+    wizard = TrainingWizard()
+    qtbot.addWidget(wizard)
+    wizard.show()
+    page = wizard.data_page
+    for side, folder in zip("ab", tiny_domains):
+        assert page.set_folder(side, folder).wait(30)
+    qtbot.waitUntil(page.isComplete, timeout=5000)
+    assert "--paired-a" not in wizard.command()  # none given: unpaired training
+
+    rng = np.random.default_rng(0)
+    folders = [tmp_path / "pA", tmp_path / "pB"]
+    for folder in folders:
+        folder.mkdir()
+    head = np.zeros((24, 28, 20), np.float32)
+    head[4:20, 4:24, 3:17] = 1
+    for name in ("h1", "h2"):
+        nib.save(nib.Nifti1Image(head * rng.uniform(0.5, 1, head.shape).astype(np.float32), np.eye(4)), folders[0] / f"{name}.nii.gz")
+        nib.save(nib.Nifti1Image(head * rng.uniform(0.5, 1, head.shape).astype(np.float32), np.eye(4)), folders[1] / f"{name}.nii.gz")
+
+    assert page.set_pair_folders(folders[0], None) is None  # one of two: refused at once
+    assert "both paired folders" in page.pairs_summary.text() and not page.isComplete()
+    task = page.set_pair_folders(folders[0], folders[1])
+    assert task.wait(30)
+    qtbot.waitUntil(lambda: page.pairs_state == "ok", timeout=5000)
+    assert page.isComplete() and "2 pair(s)" in page.pairs_summary.text()
+    command = wizard.command()
+    assert command[command.index("--paired-a") + 1] == str(folders[0])
+    assert command[command.index("--paired-b") + 1] == str(folders[1])
+
+    (folders[1] / "h2.nii.gz").unlink()  # h2 loses its partner: the trainer's message, no traceback
+    page._pairs_scanned = ("", "")
+    assert page.scan_pairs().wait(30)
+    qtbot.waitUntil(lambda: page.pairs_state == "error", timeout=5000)
+    assert "without a partner: h2.nii.gz" in page.pairs_summary.text() and not page.isComplete()
+    assert "--paired-a" not in wizard.command()

@@ -42,6 +42,12 @@ TOOLTIPS: dict[str, str] = {
     "domain_a": "A folder of T1-weighted images: NIfTI volumes or PNG slices. They do not need "
                 "to match the T2 images: CycleGAN learns from unpaired data.",
     "domain_b": "A folder of T2-weighted images: NIfTI volumes or PNG slices.",
+    "paired_a": "Optional: T1-weighted NIfTI volumes co-registered with the T2-weighted volumes of "
+                "the same file name in the other paired folder. Each pair adds an L1 loss between "
+                "the translation and its partner (weight lambda_paired, 10). A file NAME~TAG is "
+                "another scan of head NAME, used only as an input.",
+    "paired_b": "Optional: the T2-weighted partners of the paired T1w folder, same file names, "
+                "same voxel grid.",
     "cycle_map": "Translate to the other contrast and back, and show |original - round trip| as "
                  "a heat overlay. Bright areas are where the model is unsure or invents detail.",
     "planes": "Which direction the volume is cut into 2D slices for the network. 'tri' "

@@ -29,7 +29,7 @@ from mri_style_app.cyclegan import events as run_events
 from mri_style_app.ui.help_text import HELP_HTML, TOOLTIPS, diagnose_run
 from mri_style_app.ui.loss_plot import LossPlot
 from mri_style_app.ui.translate_panel import format_seconds
-from mri_style_app.ui.workers import Task, TrainingProcess, start_task
+from mri_style_app.ui.workers import Task, TrainingProcess, register_expected_error, start_task
 
 POLL_INTERVAL_MS = 500
 PRESET_NAMES = ("lite", "tiny", "small", "standard")
@@ -87,6 +87,18 @@ def scan_folder(folder, n_thumbnails: int = 4) -> FolderScan:
     picks = np.linspace(0, scan.count - 1, min(n_thumbnails, scan.count)).round().astype(int)
     scan.thumbnails = [dataset.slice(int(i)) for i in picks]
     return scan
+
+
+def scan_pairs(folder_a, folder_b) -> str:
+    """A one-line summary of a pair of co-registered folders, read through the trainer's own
+    loader; raises data.DataError (with a message for people) when they cannot be used."""
+    from mri_style_app.cyclegan import data
+
+    register_expected_error(data.DataError)
+    pairs = data.load_pairs(folder_a, folder_b)
+    summary = pairs.summary()
+    variants = f", {summary['variants']} extra input scan(s)" if summary["variants"] else ""
+    return f"{summary['pairs']} pair(s){variants}: {summary['slices']} paired slices"
 
 
 def thumbnail_pixmap(image: np.ndarray, size: int = 96) -> QPixmap:
@@ -340,7 +352,78 @@ class DataPage(QWizardPage):
             grid.addLayout(box, row, 0)
             self.edits[side], self.summaries[side], self.thumb_rows[side] = edit, summary, thumbs
             self.registerField(f"domain_{side}*", edit)
-        grid.setRowStretch(2, 1)
+        grid.addLayout(self._pairs_box(), 2, 0)
+        grid.setRowStretch(3, 1)
+
+    def _pairs_box(self) -> QVBoxLayout:
+        """Optional co-registered T1w/T2w folders: an L1 loss per pair next to the unpaired losses."""
+        self.pair_edits: dict[str, QLineEdit] = {}
+        self.pairs_summary = QLabel("None: unpaired training")
+        self.pairs_summary.setWordWrap(True)
+        self.pairs_state = "none"  # none | reading | ok | error
+        self.pairs_task: Task | None = None
+        self._pairs_scanned: tuple[str, str] = ("", "")
+        box = QVBoxLayout()
+        box.addWidget(QLabel("<b>Co-registered pairs (optional)</b>"))
+        for side, title in (("a", "paired T1w"), ("b", "paired T2w")):
+            edit = QLineEdit()
+            edit.setPlaceholderText(f"{title} folder")
+            edit.setToolTip(TOOLTIPS[f"paired_{side}"])
+            edit.editingFinished.connect(self.scan_pairs)
+            browse = QPushButton("Browse...")
+            browse.clicked.connect(lambda _=False, s=side: self._browse_pairs(s))
+            box.addLayout(_folder_row(edit, browse))
+            self.pair_edits[side] = edit
+        box.addWidget(self.pairs_summary)
+        return box
+
+    def _browse_pairs(self, side: str) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose a folder", self.pair_edits[side].text())
+        if folder:
+            self.pair_edits[side].setText(folder)
+            self.scan_pairs()
+
+    def set_pair_folders(self, folder_a, folder_b) -> Task | None:
+        self.pair_edits["a"].setText(str(folder_a) if folder_a else "")
+        self.pair_edits["b"].setText(str(folder_b) if folder_b else "")
+        return self.scan_pairs()
+
+    def pair_folders(self) -> tuple[str, str] | None:
+        """The two paired folders when both are given and read well, else None."""
+        folders = tuple(self.pair_edits[s].text().strip() for s in ("a", "b"))
+        return folders if self.pairs_state == "ok" else None
+
+    def scan_pairs(self) -> Task | None:
+        folders = tuple(self.pair_edits[s].text().strip() for s in ("a", "b"))
+        if folders == self._pairs_scanned:
+            return self.pairs_task
+        self._pairs_scanned = folders
+        self.pairs_task = None
+
+        def show(state: str, text: str) -> None:
+            self.pairs_state = state
+            self.pairs_summary.setText(text)
+            self.completeChanged.emit()
+
+        if not any(folders):
+            show("none", "None: unpaired training")
+            return None
+        if not all(folders):
+            show("error", "<span style='color:#b00'>Give both paired folders (T1w and T2w), or neither</span>")
+            return None
+        show("reading", "Reading...")
+
+        def done(text: str) -> None:
+            if self._pairs_scanned == folders:  # not changed meanwhile
+                show("ok", text)
+
+        def failed(text: str) -> None:
+            if self._pairs_scanned == folders:
+                show("error", f"<span style='color:#b00'>{text}</span>")
+
+        self.pairs_task = start_task(lambda progress, cancel: scan_pairs(*folders), "read pairs",
+                                     on_finished=done, on_failed=failed)
+        return self.pairs_task
 
     def _browse(self, side: str) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Choose a folder", self.edits[side].text())
@@ -398,7 +481,8 @@ class DataPage(QWizardPage):
             self.thumb_rows[side].insertWidget(i, thumb)
 
     def isComplete(self) -> bool:
-        return all(s is not None and not s.error and s.count > 0 for s in self.scans.values())
+        return (all(s is not None and not s.error and s.count > 0 for s in self.scans.values())
+                and self.pairs_state in ("none", "ok"))
 
 
 class ModelPage(QWizardPage):
@@ -766,8 +850,10 @@ class TrainingWizard(QWizard):
 
     def command(self) -> list[str]:
         s = self.model_page.settings()
+        pairs = self.data_page.pair_folders()
+        extra = ["--paired-a", pairs[0], "--paired-b", pairs[1]] if pairs else []
         return train_command(self.field("domain_a"), self.field("domain_b"), self.output_page.run_dir(),
-                             s["preset"], s["size"], s["iterations"], s["device"])
+                             s["preset"], s["size"], s["iterations"], s["device"], extra=extra)
 
     def start_run(self) -> TrainingRun:
         self.estimator.cancel()  # never two trainings at once on the same device
