@@ -221,3 +221,18 @@ def test_save_is_atomic_and_checks_the_folder(tmp_path):
     ck.save_model(tmp_path / "m.safetensors", _generators(), ck.make_card(SMALL, ck.DIRECTIONS))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.safetensors"]
     assert struct.unpack("<Q", (tmp_path / "m.safetensors").read_bytes()[:8])[0] > 0
+
+
+def test_a_model_with_the_intensity_branch_round_trips(tmp_path):
+    from mri_style_app.cyclegan import checkpoint as model_files
+    from mri_style_app.cyclegan.networks import build_generator
+
+    net = build_generator("lite-intensity")
+    torch.nn.init.normal_(net.intensity[-1].weight, 0, 0.1)
+    path = model_files.save_model(tmp_path / "m.safetensors", {"t1-to-t2": net},
+                                  model_files.make_card("lite-intensity", ["t1-to-t2"]))
+    model = model_files.load_model(path)
+    assert model.preset == "lite-intensity" and model.config.intensity_path == 16
+    x = torch.rand(1, 1, 40, 32) * 2 - 1
+    with torch.inference_mode():
+        assert torch.equal(model.generator("t1-to-t2")(x), net.eval()(x))

@@ -51,3 +51,26 @@ def test_patch_discriminator_scores_patches():
     with torch.inference_mode():
         scores = net(torch.zeros(1, 1, 64, 64))
     assert scores.shape == (1, 1, 6, 6)  # 70x70 receptive fields over a 64x64 image
+
+
+def test_intensity_branch_starts_at_zero_and_then_adds_a_per_voxel_mapping():
+    plain, with_branch = build_generator("lite"), build_generator("lite-intensity")
+    init_weights(plain)
+    init_weights(with_branch)  # the reference init must not wake the branch up
+    missing, unexpected = with_branch.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and missing and all(k.startswith("intensity.") for k in missing)
+    x = torch.rand(2, 1, 48, 40) * 2 - 1
+    with torch.inference_mode():
+        assert torch.allclose(with_branch(x), plain(x), atol=1e-6)  # same model until trained
+        with_branch.intensity[-1].bias.fill_(0.5)
+        assert torch.allclose(with_branch(x), torch.tanh(torch.atanh(plain(x).clamp(-0.999999, 0.999999)) + 0.5), atol=1e-3)
+    # the branch works at full resolution: a one-voxel change reaches the output at that voxel
+    nn_branch = build_generator("lite-intensity")
+    torch.nn.init.normal_(nn_branch.intensity[-1].weight, 0, 1.0)
+    y = x.clone()
+    y[0, 0, 20, 20] += 0.5
+    with torch.inference_mode():
+        a, b = nn_branch.intensity(x), nn_branch.intensity(y)
+    changed = (a - b).abs()[0, 0] > 1e-6
+    assert changed[20, 20] and changed.sum() <= 9  # a 3x3 neighbourhood at most
+    assert PRESETS["lite-intensity"] == GeneratorConfig(ngf=8, n_blocks=6, intensity_path=16)

@@ -324,6 +324,12 @@ def test_init_from_starts_both_generators_from_a_saved_model(seed_dir, tmp_path)
         mine, theirs = net.state_dict(), source[direction].state_dict()
         assert all(torch.equal(mine[k], theirs[k]) for k in theirs)
     assert run.config.init_from == str(path)  # absolute in config.json, so --resume finds it
+    # a lite model starts a lite-intensity run: same reference branch, intensity branch at zero
+    grown = trainer("lite-intensity", path)
+    grown._build()
+    with torch.inference_mode():
+        x = torch.rand(1, 1, 48, 48) * 2 - 1
+        assert torch.allclose(grown.G_A.eval()(x), source["t1-to-t2"].eval()(x), atol=1e-6)
     with pytest.raises(SetupError, match="'lite' preset; this run uses 'tiny'"):
         trainer("tiny", path)._build()
     junk = tmp_path / "junk.safetensors"

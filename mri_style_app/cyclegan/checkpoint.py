@@ -126,7 +126,8 @@ def make_card(preset_or_config, directions, normalisation: dict | None = None,
 def _config_from_architecture(arch: dict) -> GeneratorConfig:
     return GeneratorConfig(ngf=int(arch["ngf"]), n_blocks=int(arch["n_blocks"]),
                            in_channels=int(arch.get("in_channels", 1)),
-                           out_channels=int(arch.get("out_channels", 1)))
+                           out_channels=int(arch.get("out_channels", 1)),
+                           intensity_path=int(arch.get("intensity_path", 0)))
 
 
 # ---------------------------------------------------------------- writing

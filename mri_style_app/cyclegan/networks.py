@@ -5,6 +5,13 @@ two stride-2 downsamplings, residual blocks, two transposed-conv upsamplings and
 with instance norm and reflection padding. The module order matches the reference
 implementation, so its `model.N...` state-dict keys line up when importing reference weights.
 The discriminator is the 70x70 PatchGAN.
+
+Optionally (`intensity_path` > 0) the generator has a second, full-resolution branch: a small
+per-voxel network of the input intensity (a 3x3 convolution, then 1x1 ones), added to the
+reference branch before the final tanh. Most of a T1w <-> T2w translation is a per-voxel tissue
+mapping; the reference branch sees it only through a 4x-downsampled, instance-normalised
+bottleneck and returns it blurred. The extra branch starts at zero, so a model is its reference
+generator until training gives the branch weight.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ class GeneratorConfig:
     n_blocks: int = 6
     in_channels: int = 1
     out_channels: int = 1
+    intensity_path: int = 0  # width of the full-resolution intensity branch; 0: the reference generator
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -28,7 +36,8 @@ class GeneratorConfig:
 
 # name -> generator width and depth
 PRESETS: dict[str, GeneratorConfig] = {
-    "lite": GeneratorConfig(ngf=8, n_blocks=6),  # the default model: a volume in seconds on 2 CPU cores
+    "lite": GeneratorConfig(ngf=8, n_blocks=6),  # a volume in seconds on 2 CPU cores
+    "lite-intensity": GeneratorConfig(ngf=8, n_blocks=6, intensity_path=16),  # the default model
     "tiny": GeneratorConfig(ngf=16, n_blocks=6),
     "small": GeneratorConfig(ngf=32, n_blocks=6),
     "standard": GeneratorConfig(ngf=64, n_blocks=9),
@@ -81,9 +90,24 @@ class ResnetGenerator(nn.Module):
             channels //= 2
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, config.out_channels, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
+        self.intensity = None
+        if config.intensity_path > 0:
+            width = config.intensity_path
+            self.intensity = nn.Sequential(
+                nn.ReflectionPad2d(1), nn.Conv2d(config.in_channels, width, 3), nn.ReLU(True),
+                nn.Conv2d(width, width, 1), nn.ReLU(True), nn.Conv2d(width, config.out_channels, 1))
+            self.zero_intensity_output()
+
+    def zero_intensity_output(self) -> None:
+        """The intensity branch adds nothing until trained (also after init_weights)."""
+        if self.intensity is not None:
+            nn.init.zeros_(self.intensity[-1].weight)
+            nn.init.zeros_(self.intensity[-1].bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+        if self.intensity is None:
+            return self.model(x)
+        return torch.tanh(self.model[:-1](x) + self.intensity(x))
 
 
 class PatchDiscriminator(nn.Module):
@@ -112,6 +136,8 @@ def init_weights(module: nn.Module, gain: float = 0.02) -> None:
             nn.init.normal_(m.weight, 0.0, gain)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
+    if isinstance(module, ResnetGenerator):
+        module.zero_intensity_output()
 
 
 def build_generator(preset_or_config: str | GeneratorConfig | dict) -> ResnetGenerator:

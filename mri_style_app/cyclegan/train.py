@@ -22,7 +22,7 @@ import os
 import signal
 import tempfile
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +41,7 @@ CHECKPOINT = "checkpoints/latest.pt"
 MODEL_FILE = "model.safetensors"
 # Discriminator width per preset: the reference 64, narrower for the tiny preset so the
 # discriminator does not overwhelm a small generator.
-DISCRIMINATOR_NDF = {"lite": 32, "tiny": 32, "small": 64, "standard": 64}
+DISCRIMINATOR_NDF = {"lite": 32, "lite-intensity": 32, "tiny": 32, "small": 64, "standard": 64}
 DEFAULT_ITERATIONS = 2000
 
 
@@ -347,14 +347,18 @@ class Trainer:
             model = model_files.load_model(path)
         except model_files.ModelError as exc:
             raise SetupError(f"init_from: {exc}") from None
-        if model.config != PRESETS[self.config.preset]:
+        mine = PRESETS[self.config.preset]
+        # A model without the intensity branch can start one with it: the branch starts at zero.
+        if replace(model.config, intensity_path=mine.intensity_path) != mine or (
+                model.config.intensity_path not in (0, mine.intensity_path)):
             raise SetupError(f"init_from {path}: its generators are the {model.preset!r} preset; this run "
                              f"uses {self.config.preset!r}. Choose the same preset or another model")
         for net, direction in ((self.G_A, "t1-to-t2"), (self.G_B, "t2-to-t1")):
             try:
-                net.load_state_dict(model.generator(direction).state_dict())
+                missing, unexpected = net.load_state_dict(model.generator(direction).state_dict(), strict=False)
             except model_files.ModelError as exc:
                 raise SetupError(f"init_from: {exc}") from None
+            assert not unexpected and all(k.startswith("intensity.") for k in missing), (missing, unexpected)
 
     def _wrap_ddp(self) -> None:
         if not self.dist.active:

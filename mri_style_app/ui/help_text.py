@@ -32,9 +32,11 @@ TOOLTIPS: dict[str, str] = {
                  "shows the trend. Set to 0 to see every step.",
     "log_scale": "Logarithmic y axis: shows a loss falling from 2 to 0.02 as clearly as from 2 "
                  "to 1, and makes a loss collapsing towards zero stand out.",
-    "preset": "Generator size. lite (8 filters): the bundled default's size, translates a volume in "
-              "seconds on a CPU. tiny: a quick test of the pipeline. small: a useful model on a "
-              "CPU. standard: the reference CycleGAN (64 filters, 9 residual blocks), for a GPU.",
+    "preset": "Generator size. lite (8 filters): translates a volume in seconds on a CPU. "
+              "lite-intensity: lite plus a full-resolution branch for the per-voxel intensity "
+              "mapping (sharper, closer intensities; the bundled default). tiny: a quick test of "
+              "the pipeline. small: a useful model on a CPU. standard: the reference CycleGAN "
+              "(64 filters, 9 residual blocks), for a GPU.",
     "size": "Training images are resized to this many pixels square. Larger shows finer "
             "detail and costs roughly quadratically more time.",
     "iterations": "Number of training steps. Each step shows the networks one T1 and one T2 "

@@ -32,7 +32,7 @@ from mri_style_app.ui.translate_panel import format_seconds
 from mri_style_app.ui.workers import Task, TrainingProcess, register_expected_error, start_task
 
 POLL_INTERVAL_MS = 500
-PRESET_NAMES = ("lite", "tiny", "small", "standard")
+PRESET_NAMES = ("lite", "lite-intensity", "tiny", "small", "standard")
 ESTIMATE_ITERATIONS = 8  # iterations of a timing run; the first ones warm up and are not counted
 ESTIMATE_TIMED = 4  # the pace is the median of the last this many iterations
 MODEL_FILE = "model.safetensors"
