@@ -3,13 +3,13 @@
 The model is trained in two stages, each a plain `mri-style train --recipe`:
   1. training/recipes/default_t1_t2.toml: from random weights, unpaired domains plus simulated
      pairs of random protocols (finds the contrast inversion);
-  2. training/recipes/default_t1_t2_stage2.toml: starts from stage 1 (init_from) and maps every
-     protocol onto one reference protocol per contrast (prepare_reference_pairs.py);
-  3. training/recipes/default_t1_t2_stage3.toml: the same data, the `lite-intensity` generator
-     (stage 2's weights plus a full-resolution intensity branch that starts at zero).
+  2. training/recipes/default_t1_t2_stage2.toml: starts from stage 1 (init_from) with the
+     `lite-intensity` generator (stage 1's weights plus a full-resolution intensity branch that
+     starts at zero) and maps every protocol onto one reference protocol per contrast
+     (prepare_reference_pairs.py).
 
     .venv/bin/python training/make_default_model.py prepare   # simulated + seed training folders
-    .venv/bin/python training/make_default_model.py train     # the three stages (each resumes)
+    .venv/bin/python training/make_default_model.py train     # both stages (each resumes)
     .venv/bin/python training/make_default_model.py export    # run -> resources/models/
     .venv/bin/python training/make_default_model.py evaluate  # metrics (mri-style evaluate), figures
     .venv/bin/python training/make_default_model.py all
@@ -33,8 +33,7 @@ RECIPES = REPO / "training" / "recipes"
 DATA = REPO / "runs" / "default-data"
 # (recipe, run folder) per stage, in order; the last run is the shipped model
 STAGES = [(RECIPES / "default_t1_t2.toml", REPO / "runs" / "default-model"),
-          (RECIPES / "default_t1_t2_stage2.toml", REPO / "runs" / "default-model-stage2"),
-          (RECIPES / "default_t1_t2_stage3.toml", REPO / "runs" / "default-model-stage3")]
+          (RECIPES / "default_t1_t2_stage2.toml", REPO / "runs" / "default-model-stage2")]
 RUN = STAGES[-1][1]
 EVIDENCE = REPO / "docs" / "default_model"
 CLI = [sys.executable, "-m", "mri_style_app"]
@@ -94,11 +93,11 @@ def export() -> Path:
                                                    "head with random protocols: same tissues and bias field, own "
                                                    "noise), paired L1 loss x 10",
                                  "pairs, stage 2": "10 heads: the ICBM tissue maps under random smooth deformations, "
-                                                   "1.5 T or 3 T with jittered tissues; per head one reference scan "
-                                                   "per contrast (T1w GRE TR 18/TE 10/30 deg, T2w SE TR 3300/TE 120, "
-                                                   "no noise or bias: the targets) and 2 variants per contrast "
-                                                   "(random protocol, bias field, Rician noise: inputs only), "
-                                                   "paired L1 loss x 20 (stages 2 and 3)",
+                                                   "1.5 T or 3 T; per head one reference scan per contrast (T1w GRE "
+                                                   "TR 18/TE 10/30 deg, T2w SE TR 3300/TE 120, literature relaxation "
+                                                   "values of the field, no noise or bias: the targets) and 2 "
+                                                   "variants per contrast (tissues jittered +-10 %, random protocol, "
+                                                   "bias field, Rician noise: inputs only), paired L1 loss x 100",
                                  "output contrast": "the reference protocols above, at the field strength the "
                                                     "input looks like",
                                  "caveat": "every simulated head is the ICBM anatomy, deformed in stage 2 and "
