@@ -26,3 +26,17 @@ def test_small_slice_is_padded_with_background():
     window = random_crop(image, 64, torch.Generator().manual_seed(1))
     assert window.shape == (1, 64, 64)
     assert (window == -1).sum() == 64 * 64 - 40 * 30
+
+
+def test_whole_slices_that_fit_are_padded_never_resampled():
+    from mri_style_app.cyclegan.data import fit_to_size
+
+    rng = np.random.default_rng(0)
+    slice_ = rng.uniform(-1, 1, (233, 197)).astype(np.float32)
+    out = fit_to_size(slice_, 236)[0].numpy()
+    assert out.shape == (236, 236)
+    top, left = (236 - 233) // 2, (236 - 197) // 2
+    np.testing.assert_array_equal(out[top:top + 233, left:left + 197], slice_)  # every voxel as it was
+    assert (out[:top] == -1).all() and (out[:, :left] == -1).all()
+    smaller = fit_to_size(slice_, 128)[0].numpy()  # larger than the size: resized down, whole
+    assert smaller.shape == (128, 128) and smaller.std() > 0

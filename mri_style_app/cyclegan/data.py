@@ -271,10 +271,13 @@ def load_domain(folder, plane: str = "axial", label: str = "domain") -> SliceDat
 def fit_to_size(image: np.ndarray, size: int) -> torch.Tensor:
     """Pad a slice to a square with background (-1), then resize to size x size -> (1, size, size).
 
-    Padding first keeps the anatomy's proportions; slices of any shape can be mixed.
+    Padding first keeps the anatomy's proportions; slices of any shape can be mixed. A slice
+    that fits is only padded, never resampled: the translator runs slices at their own scale,
+    and even a 1 % resize smooths every voxel (antialiased bilinear from 233 to 232 pixels is a
+    2-pixel blur), which teaches blurred input -> blurred output.
     """
     h, w = image.shape
-    side = max(h, w)
+    side = max(h, w, size)  # fits: padded to size; larger: resized down
     top, left = (side - h) // 2, (side - w) // 2
     square = np.full((side, side), -1.0, dtype=np.float32)
     square[top:top + h, left:left + w] = image
