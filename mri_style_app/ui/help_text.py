@@ -37,8 +37,9 @@ TOOLTIPS: dict[str, str] = {
               "mapping (sharper, closer intensities; the bundled default). tiny: a quick test of "
               "the pipeline. small: a useful model on a CPU. standard: the reference CycleGAN "
               "(64 filters, 9 residual blocks), for a GPU.",
-    "size": "Training images are resized to this many pixels square. Larger shows finer "
-            "detail and costs roughly quadratically more time.",
+    "size": "Training images are made this many pixels square: larger ones are resized down, "
+            "smaller ones padded (never enlarged). Larger shows finer detail and costs roughly "
+            "quadratically more time.",
     "iterations": "Number of training steps. Each step shows the networks one T1 and one T2 "
                   "slice. Learning-rate decay runs over the second half.",
     "domain_a": "A folder of T1-weighted images: NIfTI volumes or PNG slices. They do not need "
