@@ -50,7 +50,7 @@ def test_card_is_embedded_and_beside_the_file(saved):
     assert sidecar == card
     assert card["format_version"] == ck.FORMAT_VERSION and card["app_version"]
     assert card["architecture"] == {"generator": "resnet", "preset": "custom", "ngf": 8, "n_blocks": 2,
-                                    "in_channels": 1, "out_channels": 1}
+                                    "in_channels": 1, "out_channels": 1, "intensity_path": 0}
     assert card["normalisation"]["percentile"] == 99.5 and card["training"] == {"iterations": 10}
     assert card["metrics"] == {"psnr": 20.0} and card["created"]
     # The sidecar is for people: the embedded card is what counts.
