@@ -469,19 +469,22 @@ def load_pairs(folder_a, folder_b, plane: str = "axial") -> PairedSlices:
     for label, folder in zip(("paired A (T1)", "paired B (T2)"), folders):
         if not folder.is_dir():
             raise DataError(f"{label} folder {folder} does not exist or is not a folder")
-    files = [sorted(p.name for p in f.iterdir() if p.is_file() and _is_volume(p)) for f in folders]
-    references = [{_head_name(n)[0]: n for n in names if not _head_name(n)[1]} for names in files]
+    # per folder: file name -> (head, is_variant), parsed once
+    parsed = [{n: _head_name(n) for n in sorted(p.name for p in f.iterdir() if p.is_file() and _is_volume(p))}
+              for f in folders]
+    references = [{head: n for n, (head, variant) in names.items() if not variant} for names in parsed]
     if set(references[0]) != set(references[1]):
         lonely = sorted({**references[0], **references[1]}[h] for h in set(references[0]) ^ set(references[1]))
         raise DataError(f"paired folders {folders[0]} and {folders[1]} must hold the same file names; "
                         f"without a partner: {', '.join(lonely[:5])}{' ...' if len(lonely) > 5 else ''}")
     if not references[0]:
         raise DataError(f"paired folders {folders[0]} and {folders[1]} hold no NIfTI volumes")
-    for folder, names, refs in zip(folders, files, references):
-        orphans = [n for n in names if _head_name(n)[1] and _head_name(n)[0] not in refs]
+    for folder, names, refs in zip(folders, parsed, references):
+        orphans = [(n, head) for n, (head, variant) in names.items() if variant and head not in refs]
         if orphans:
-            raise DataError(f"{folder}: {orphans[0]} is a variant ({VARIANT_MARK}) of a head without a reference "
-                            f"scan ({_head_name(orphans[0])[0]}.nii.gz) in both paired folders")
+            name, head = orphans[0]
+            raise DataError(f"{folder}: {name} is a variant ({VARIANT_MARK}) of a head without a reference "
+                            f"scan ({head}.nii.gz) in both paired folders")
     axes = [_PLANE_AXIS[p] for p in PLANES] if plane == "all" else [_PLANE_AXIS[plane]]
     pairs = PairedSlices(folder_a=folders[0], folder_b=folders[1])
 
@@ -501,8 +504,8 @@ def load_pairs(folder_a, folder_b, plane: str = "axial") -> PairedSlices:
         _, mask_b, unit_b = read(folders[1] / references[1][head], ref_a)
         pairs.files.append(references[0][head])
         inputs = []
-        for folder, names, unit in zip(folders, files, (unit_a, unit_b)):
-            variants = [n for n in names if _head_name(n) == (head, True)]
+        for folder, names, unit in zip(folders, parsed, (unit_a, unit_b)):
+            variants = [n for n, parts in names.items() if parts == (head, True)]
             inputs.append([unit] + [read(folder / n, ref_a)[2] for n in variants])
             pairs.files.extend(f"{folder.name}/{n}" for n in variants)
         pairs.heads.append(PairedHead(head, unit_a, unit_b, inputs[0], inputs[1]))
