@@ -84,6 +84,10 @@ class SliceView(pg.GraphicsView):
 
     stepped = Signal(int)
     reset_requested = Signal()
+    # Scene position under the mouse, for every move. Not the scene's sigMouseMoved: pyqtgraph
+    # rate-limits that one and drops a move that follows another within 10 ms, so the readout
+    # could stay on the previous point when the mouse comes to rest.
+    hovered = Signal(object)
 
     def __init__(self, plane: Plane, parent=None):
         super().__init__(parent, background="k")
@@ -134,6 +138,10 @@ class SliceView(pg.GraphicsView):
     def resizeEvent(self, ev):
         super().resizeEvent(ev)
         self._place_labels()
+
+    def mouseMoveEvent(self, ev):
+        self.hovered.emit(self.mapToScene(ev.position().toPoint()))
+        super().mouseMoveEvent(ev)
 
     def _place_labels(self) -> None:
         if not hasattr(self, "title"):  # pyqtgraph resizes during __init__
@@ -228,7 +236,7 @@ class TriPlanarView(QWidget):
             view.view_box.window_dragged.connect(self._window_dragged)
             view.stepped.connect(lambda n, view=view: self.step_slice(view.plane.name, n))
             view.reset_requested.connect(self.reset_view)
-            view.scene().sigMouseMoved.connect(lambda pos, view=view: self._hovered(view, pos))
+            view.hovered.connect(lambda pos, view=view: self._hovered(view, pos))
 
         grid = QGridLayout(self)
         grid.setContentsMargins(0, 0, 0, 0)
