@@ -41,7 +41,7 @@ def test_packages_are_found_and_the_probe_sees_qt():
     assert "PySide6" in _heavy_imports("mri_style_app.ui.workers", QT)  # the check can fail
 
 
-@pytest.mark.parametrize("module", _modules(mri_style_app.imaging))
+@pytest.mark.parametrize("module", [*_modules(mri_style_app.imaging), "mri_style_app.files", "mri_style_app.paths"])
 def test_imaging_imports_neither_qt_nor_torch(module):
     assert _heavy_imports(module, QT + ("torch",)) == []
 

@@ -12,8 +12,6 @@ generators are imported through `torch.load(weights_only=True)`.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,6 +21,7 @@ from torch import nn
 
 from mri_style_app import __version__
 from mri_style_app.cyclegan.networks import PRESETS, GeneratorConfig, ResnetGenerator
+from mri_style_app.files import write_atomically
 
 DIRECTIONS = ("t1-to-t2", "t2-to-t1")
 FORMAT_NAME = "mri-style-cyclegan"
@@ -131,17 +130,6 @@ def _config_from_architecture(arch: dict) -> GeneratorConfig:
 
 
 # ---------------------------------------------------------------- writing
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def save_model(path, generators: dict[str, nn.Module], card: dict) -> Path:
     """Write the generators and card to `path` (.safetensors) and the card to `<stem>.json`.
 
@@ -166,9 +154,9 @@ def save_model(path, generators: dict[str, nn.Module], card: dict) -> Path:
             tensors[f"{direction}.{key}"] = value.detach().to("cpu", torch.float32).contiguous()
     text = json.dumps(card, indent=2, sort_keys=False, default=str)
     try:
-        _atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={CARD_KEY: text}))
+        write_atomically(path, lambda tmp: save_file(tensors, tmp, metadata={CARD_KEY: text}))
         sidecar = path.with_suffix(".json")
-        _atomic_write(sidecar, lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
+        write_atomically(sidecar, lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
     except OSError as exc:
         raise ModelError(f"{path}: could not be written ({exc}). Check free disk space and permissions") from None
     return path

@@ -12,9 +12,7 @@ non-interlaced) because the app has no imaging library outside Qt, and cyclegan/
 from __future__ import annotations
 
 import math
-import os
 import struct
-import tempfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mri_style_app.files import write_atomically
 from mri_style_app.imaging.intensity import foreground_mask, normalize_unit
 from mri_style_app.imaging.volume import READABLE_SUFFIXES, VolumeError, load_volume
 
@@ -140,15 +139,7 @@ def write_png(path, image: np.ndarray) -> Path:
             + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
             + _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), 6))
             + _png_chunk(b"IEND", b""))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(blob)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomically(path, lambda tmp: Path(tmp).write_bytes(blob))
 
 
 # ---------------------------------------------------------------- datasets

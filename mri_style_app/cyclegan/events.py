@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import time
 from pathlib import Path
+
+from mri_style_app.files import write_atomically
 
 EVENTS_FILE = "events.jsonl"
 
@@ -89,16 +90,14 @@ def truncate_after(run_dir, iteration: int) -> int:
     path = events_path(run_dir)
     events = read_events(run_dir)
     kept = [e for e in events if int(e.get("iteration", 0)) <= iteration]
-    fd, tmp = tempfile.mkstemp(prefix=".events-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as fh:
             fh.writelines(format_event(e) + "\n" for e in kept)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    write_atomically(path, write)
     return len(events) - len(kept)
 
 

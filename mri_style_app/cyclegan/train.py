@@ -20,7 +20,6 @@ import contextlib
 import json
 import os
 import signal
-import tempfile
 import time
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -35,6 +34,7 @@ from mri_style_app.cyclegan import events
 from mri_style_app.cyclegan.data import (Augmentation, DataError, PairedBatches, UnpairedBatches, fit_to_size, load_domain,
                                         load_pairs, write_png)
 from mri_style_app.cyclegan.networks import PRESETS, SIZE_MULTIPLE, PatchDiscriminator, build_generator, init_weights
+from mri_style_app.files import write_atomically
 
 CONFIG_FILE = "config.json"
 CHECKPOINT = "checkpoints/latest.pt"
@@ -174,20 +174,9 @@ def lr_factor(iteration: int, total: int, decay_fraction: float) -> float:
     return max(0.0, (total - iteration) / decay)
 
 
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_json(path: Path, data: dict) -> None:
-    _atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8"))
 
 
 def _unwrap(module: nn.Module) -> nn.Module:
@@ -388,7 +377,7 @@ class Trainer:
     def save_checkpoint(self) -> Path:
         path = self.run_dir / CHECKPOINT
         state = self.checkpoint_state()
-        _atomic_write(path, lambda tmp: torch.save(state, tmp))
+        write_atomically(path, lambda tmp: torch.save(state, tmp))
         return path
 
     def load_checkpoint(self, path: Path) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import tempfile
 import zlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -16,6 +15,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 from nibabel import orientations as ornt_lib
+
+from mri_style_app.files import write_atomically
 
 # Refuse a volume whose float32 copy would need more than this share of the available memory.
 MEMORY_SHARE_LIMIT = 0.5
@@ -334,14 +335,7 @@ def save_volume(volume: Volume, path) -> Path:
     img.header["scl_inter"] = np.nan
 
     suffix = ".nii.gz" if lower.endswith(".gz") else ".nii"
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
-    os.close(fd)
     try:
-        nib.save(img, tmp_name)
-        os.replace(tmp_name, path)
+        return write_atomically(path, lambda tmp: nib.save(img, tmp), suffix=f".tmp{suffix}")
     except OSError as exc:
         raise VolumeError(f"{path}: could not be written ({exc}). Check free disk space and permissions") from None
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-    return path
