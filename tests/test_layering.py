@@ -49,3 +49,7 @@ def test_imaging_imports_neither_qt_nor_torch(module):
 @pytest.mark.parametrize("module", _modules(mri_style_app.cyclegan))
 def test_cyclegan_does_not_import_qt(module):
     assert _heavy_imports(module, QT) == []
+
+
+def test_the_preset_table_loads_without_torch_so_the_wizard_starts_fast():
+    assert _heavy_imports("mri_style_app.cyclegan.presets", QT + ("torch",)) == []

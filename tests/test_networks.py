@@ -74,3 +74,11 @@ def test_intensity_branch_starts_at_zero_and_then_adds_a_per_voxel_mapping():
     changed = (a - b).abs()[0, 0] > 1e-6
     assert changed[20, 20] and changed.sum() <= 9  # a 3x3 neighbourhood at most
     assert PRESETS["lite-intensity"] == GeneratorConfig(ngf=8, n_blocks=6, intensity_path=16)
+
+
+def test_every_preset_has_a_discriminator_width_and_the_wizard_offers_every_preset():
+    from mri_style_app.cyclegan.presets import DISCRIMINATOR_NDF
+    from mri_style_app.ui.training_wizard import PRESET_NAMES
+
+    assert DISCRIMINATOR_NDF.keys() == PRESETS.keys()
+    assert PRESET_NAMES == tuple(PRESETS)

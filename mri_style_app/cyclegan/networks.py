@@ -16,32 +16,11 @@ generator until training gives the branch weight.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import torch
 from torch import nn
 
+from mri_style_app.cyclegan.presets import PRESETS, GeneratorConfig  # noqa: F401  (re-exported)
 
-@dataclass(frozen=True)
-class GeneratorConfig:
-    ngf: int = 32
-    n_blocks: int = 6
-    in_channels: int = 1
-    out_channels: int = 1
-    intensity_path: int = 0  # width of the full-resolution intensity branch; 0: the reference generator
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-# name -> generator width and depth
-PRESETS: dict[str, GeneratorConfig] = {
-    "lite": GeneratorConfig(ngf=8, n_blocks=6),  # a volume in seconds on 2 CPU cores
-    "lite-intensity": GeneratorConfig(ngf=8, n_blocks=6, intensity_path=16),  # the default model
-    "tiny": GeneratorConfig(ngf=16, n_blocks=6),
-    "small": GeneratorConfig(ngf=32, n_blocks=6),
-    "standard": GeneratorConfig(ngf=64, n_blocks=9),
-}
 
 # Spatial sizes must be a multiple of this (two stride-2 downsamplings).
 SIZE_MULTIPLE = 4

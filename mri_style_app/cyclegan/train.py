@@ -33,15 +33,13 @@ from torch import nn
 from mri_style_app.cyclegan import events
 from mri_style_app.cyclegan.data import (Augmentation, DataError, PairedBatches, UnpairedBatches, fit_to_size, load_domain,
                                         load_pairs, write_png)
-from mri_style_app.cyclegan.networks import PRESETS, SIZE_MULTIPLE, PatchDiscriminator, build_generator, init_weights
+from mri_style_app.cyclegan.networks import SIZE_MULTIPLE, PatchDiscriminator, build_generator, init_weights
+from mri_style_app.cyclegan.presets import DISCRIMINATOR_NDF, PRESETS
 from mri_style_app.files import write_atomically
 
 CONFIG_FILE = "config.json"
 CHECKPOINT = "checkpoints/latest.pt"
 MODEL_FILE = "model.safetensors"
-# Discriminator width per preset: the reference 64, narrower for the tiny preset so the
-# discriminator does not overwhelm a small generator.
-DISCRIMINATOR_NDF = {"lite": 32, "lite-intensity": 32, "tiny": 32, "small": 64, "standard": 64}
 DEFAULT_ITERATIONS = 2000
 
 

@@ -26,13 +26,14 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGridLayout,
 
 from mri_style_app import paths
 from mri_style_app.cyclegan import events as run_events
+from mri_style_app.cyclegan.presets import PRESETS
 from mri_style_app.ui.help_text import HELP_HTML, TOOLTIPS, diagnose_run
 from mri_style_app.ui.loss_plot import LossPlot
 from mri_style_app.ui.translate_panel import format_seconds
 from mri_style_app.ui.workers import Task, TrainingProcess, register_expected_error, start_task
 
 POLL_INTERVAL_MS = 500
-PRESET_NAMES = ("lite", "lite-intensity", "tiny", "small", "standard")
+PRESET_NAMES = tuple(PRESETS)
 ESTIMATE_ITERATIONS = 8  # iterations of a timing run; the first ones warm up and are not counted
 ESTIMATE_TIMED = 4  # the pace is the median of the last this many iterations
 MODEL_FILE = "model.safetensors"
