@@ -60,6 +60,16 @@ def test_foreground_mask_finds_the_head():
     assert np.array_equal(found, head)
 
 
+def test_foreground_mask_keeps_dark_tissue_of_a_skull_stripped_volume():
+    """Air of exact zeros, tissues from 0.14 (white matter in T2w) to 0.5 (CSF): all of it is head.
+    (The mask once started at the darkest tissue, because the display window leaves zeros out.)"""
+    data = np.zeros((40, 40, 40), np.float32)
+    head = np.zeros(data.shape, bool)
+    head[10:30, 8:32, 12:28] = True
+    data[head] = RNG.uniform(0.14, 0.5, int(head.sum()))
+    assert np.array_equal(foreground_mask(data), head)
+
+
 # --- metrics -------------------------------------------------------------------------------
 
 def test_psnr_and_mae_of_a_known_error():

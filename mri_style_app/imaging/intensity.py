@@ -38,9 +38,15 @@ def robust_range(data: np.ndarray, low: float = 0.5, high: float = 99.5,
 
 
 def foreground_mask(data: np.ndarray, fraction: float = 0.05) -> np.ndarray:
-    """Voxels brighter than `fraction` of the robust maximum: the head, not the air around it."""
-    lo, hi = robust_range(data, 0.0, 99.5)
-    base = min(lo, 0.0) if lo <= 0 else lo
+    """Voxels more than `fraction` of the way from the background level (the lowest voxel) to
+    the robust maximum: the head, not the air around it."""
+    values = _sample(data)
+    if values.size == 0:
+        return np.zeros(data.shape, dtype=bool)
+    # The lowest voxel of all, exact zeros included: the window of robust_range leaves the zeros of
+    # a skull-stripped or masked volume out, and its low end there is the darkest tissue, not air.
+    base = float(values.min())
+    _, hi = robust_range(data, 0.0, 99.5)
     return data > base + fraction * (hi - base)
 
 
