@@ -37,7 +37,8 @@ def test_default_model_is_bundled_with_its_evidence():
     assert set(model.directions) == {"t1-to-t2", "t2-to-t1"}
     card = model.card
     assert card["training"]["recipes"] == ["training/recipes/default_t1_t2.toml",
-                                           "training/recipes/default_t1_t2_stage2.toml"]
+                                           "training/recipes/default_t1_t2_stage2.toml",
+                                           "training/recipes/default_t1_t2_stage3.toml"]
     assert card["architecture"]["preset"] == "lite-intensity"
     metrics = card["metrics"]
     for direction in ("t1-to-t2", "t2-to-t1"):

@@ -1,15 +1,17 @@
 """Reproduce the bundled default model and its evidence (issue 6), step by step.
 
-The model is trained in two stages, each a plain `mri-style train --recipe`:
+The model is trained in three stages, each a plain `mri-style train --recipe`:
   1. training/recipes/default_t1_t2.toml: from random weights, unpaired domains plus simulated
      pairs of random protocols (finds the contrast inversion);
   2. training/recipes/default_t1_t2_stage2.toml: starts from stage 1 (init_from) with the
      `lite-intensity` generator (stage 1's weights plus a full-resolution intensity branch that
      starts at zero) and maps every protocol onto one reference protocol per contrast
-     (prepare_reference_pairs.py).
+     (prepare_reference_pairs.py);
+  3. training/recipes/default_t1_t2_stage3.toml: stage 2 continued (init_from) on the same pairs,
+     twice as long at half the learning rate, the paired loss weighed 3x more.
 
     .venv/bin/python training/make_default_model.py prepare   # simulated + seed training folders
-    .venv/bin/python training/make_default_model.py train     # both stages (each resumes)
+    .venv/bin/python training/make_default_model.py train     # all stages (each resumes)
     .venv/bin/python training/make_default_model.py export    # run -> resources/models/
     .venv/bin/python training/make_default_model.py evaluate  # metrics (mri-style evaluate), figures
     .venv/bin/python training/make_default_model.py all
@@ -33,7 +35,8 @@ RECIPES = REPO / "training" / "recipes"
 DATA = REPO / "runs" / "default-data"
 # (recipe, run folder) per stage, in order; the last run is the shipped model
 STAGES = [(RECIPES / "default_t1_t2.toml", REPO / "runs" / "default-model"),
-          (RECIPES / "default_t1_t2_stage2.toml", REPO / "runs" / "default-model-stage2")]
+          (RECIPES / "default_t1_t2_stage2.toml", REPO / "runs" / "default-model-stage2"),
+          (RECIPES / "default_t1_t2_stage3.toml", REPO / "runs" / "default-model-stage3")]
 RUN = STAGES[-1][1]
 EVIDENCE = REPO / "docs" / "default_model"
 CLI = [sys.executable, "-m", "mri_style_app"]
@@ -97,7 +100,8 @@ def export() -> Path:
                                                    "TR 18/TE 10/30 deg, T2w SE TR 3300/TE 120, literature relaxation "
                                                    "values of the field, no noise or bias: the targets) and 2 "
                                                    "variants per contrast (tissues jittered +-10 %, random protocol, "
-                                                   "bias field, Rician noise: inputs only), paired L1 loss x 100",
+                                                   "bias field, Rician noise: inputs only), paired L1 loss x 100; "
+                                                   "stage 3 continues on the same pairs with paired L1 x 300",
                                  "output contrast": "the reference protocols above, at the field strength the "
                                                     "input looks like",
                                  "caveat": "every simulated head is the ICBM anatomy, deformed in stage 2 and "
