@@ -375,6 +375,7 @@ class Trainer:
     def save_checkpoint(self) -> Path:
         path = self.run_dir / CHECKPOINT
         state = self.checkpoint_state()
+        path.parent.mkdir(parents=True, exist_ok=True)
         write_atomically(path, lambda tmp: torch.save(state, tmp))
         return path
 
