@@ -294,3 +294,26 @@ def test_data_page_takes_optional_pairs_into_the_command(qtbot, tiny_domains, tm
     qtbot.waitUntil(lambda: page.pairs_state == "error", timeout=5000)
     assert "without a partner: h2.nii.gz" in page.pairs_summary.text() and not page.isComplete()
     assert "--paired-a" not in wizard.command()
+
+
+def test_a_run_that_starts_from_a_saved_model_is_judged_as_a_fine_tune(qtbot, tmp_path):
+    """The run page reads init_from from the run's config.json: a fine-tune's cycle loss starts
+    low, so a flat cycle curve there is no stall."""
+    from mri_style_app.ui.training_wizard import RunView, TrainingRun
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text('{"config": {"init_from": "/models/base.safetensors"}}')
+    run_events.append_event(run_dir, {"iteration": 0, "type": "start", "total_iterations": 400})
+    for i in range(10, 410, 10):
+        run_events.append_event(run_dir, {"iteration": i, "type": "step", "G_A": 0.3, "G_B": 0.3, "D_A": 0.25,
+                                          "D_B": 0.25, "cycle_A": 0.05, "cycle_B": 0.06, "seconds": i * 0.1})
+    view = RunView()
+    qtbot.addWidget(view)
+    run = TrainingRun(run_dir)
+    view.attach(run)
+    run.follow()
+    qtbot.waitUntil(lambda: run.last_iteration == 400, timeout=5_000)
+    assert run.fine_tune
+    qtbot.waitUntil(lambda: "saved model" in view.diagnosis_label.text(), timeout=5_000)
+    assert "stopped falling" not in view.diagnosis_label.text()

@@ -8,6 +8,7 @@ goes: a help panel, tooltips, and a status line that diagnoses this run from its
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import sys
@@ -146,6 +147,7 @@ class TrainingRun(QObject):
         self.first_step: tuple[int, float] | None = None  # (iteration, seconds) of this session's first step
         self.last_step: tuple[int, float] | None = None
         self.finished_model: Path | None = None
+        self.fine_tune = False  # started from a saved model (the run's init_from)
         self.stopped = False
         self.error: str | None = None
         self._active = False
@@ -214,12 +216,20 @@ class TrainingRun(QObject):
             self.last_step = point
         elif kind == "start":
             self.first_step = None
+            self.fine_tune = bool(self._config().get("init_from"))
         elif kind == "done":
             self.finished_model = self.run_dir / event.get("model", MODEL_FILE)
         elif kind == "stopped":
             self.stopped = True
         elif kind == "error":
             self.error = str(event.get("message", "unknown error"))
+
+    def _config(self) -> dict:
+        """The run's settings from its config.json (a few hundred bytes); {} if unreadable."""
+        try:
+            return json.loads((self.run_dir / "config.json").read_text(encoding="utf-8")).get("config", {})
+        except (OSError, ValueError, AttributeError):
+            return {}
 
     def seconds_left(self) -> float | None:
         """At this session's pace so far (the first logged step includes start-up, so it is the base)."""
@@ -761,7 +771,7 @@ class RunView(QWidget):
 
     def _show_diagnosis(self) -> None:
         iterations, series = self.plot.all_series()
-        findings = diagnose_run(iterations, series)
+        findings = diagnose_run(iterations, series, fine_tune=self.run is not None and self.run.fine_tune)
         colours = {"ok": "#080", "warning": "#b50", "info": "#444"}
         self.diagnosis_label.setText("<br>".join(
             f"<span style='color:{colours[f.level]}'>{f.message}</span>" for f in findings))
