@@ -20,6 +20,10 @@ from pathlib import Path
 from mri_style_app.files import write_atomically
 
 EVENTS_FILE = "events.jsonl"
+# The other files of a run folder, named here (not in train.py) so the wizard reads them without torch.
+CONFIG_FILE = "config.json"
+CHECKPOINT = "checkpoints/latest.pt"
+MODEL_FILE = "model.safetensors"
 
 # Loss keys of a "step" event, in the order the CLI prints them.
 LOSS_KEYS = ("G_A", "G_B", "D_A", "D_B", "cycle_A", "cycle_B", "idt_A", "idt_B", "paired_A", "paired_B")

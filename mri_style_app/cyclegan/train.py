@@ -31,15 +31,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from mri_style_app.cyclegan import events
+from mri_style_app.cyclegan.events import CHECKPOINT, CONFIG_FILE, MODEL_FILE
 from mri_style_app.cyclegan.data import (Augmentation, DataError, PairedBatches, UnpairedBatches, fit_to_size, load_domain,
                                         load_pairs, write_png)
 from mri_style_app.cyclegan.networks import SIZE_MULTIPLE, PatchDiscriminator, build_generator, init_weights
 from mri_style_app.cyclegan.presets import DISCRIMINATOR_NDF, PRESETS
 from mri_style_app.files import write_atomically
 
-CONFIG_FILE = "config.json"
-CHECKPOINT = "checkpoints/latest.pt"
-MODEL_FILE = "model.safetensors"
 DEFAULT_ITERATIONS = 2000
 
 

@@ -23,7 +23,11 @@ def robust_range(data: np.ndarray, low: float = 0.5, high: float = 99.5,
     Where most voxels are exactly zero (the air around a head), the zeros are left out so the
     window follows the tissue, not the background. Never returns NaN or an empty window.
     """
-    values = _sample(data, mask)
+    return _window(_sample(data, mask), low, high)
+
+
+def _window(values: np.ndarray, low: float, high: float) -> tuple[float, float]:
+    """robust_range of already sampled finite values."""
     if values.size == 0:
         return 0.0, 1.0
     nonzero = values[values != 0]
@@ -46,7 +50,7 @@ def foreground_mask(data: np.ndarray, fraction: float = 0.05) -> np.ndarray:
     # The lowest voxel of all, exact zeros included: the window of robust_range leaves the zeros of
     # a skull-stripped or masked volume out, and its low end there is the darkest tissue, not air.
     base = float(values.min())
-    _, hi = robust_range(data, 0.0, 99.5)
+    _, hi = _window(values, 0.0, 99.5)
     return data > base + fraction * (hi - base)
 
 

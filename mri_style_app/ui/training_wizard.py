@@ -37,7 +37,6 @@ POLL_INTERVAL_MS = 500
 PRESET_NAMES = tuple(PRESETS)
 ESTIMATE_ITERATIONS = 8  # iterations of a timing run; the first ones warm up and are not counted
 ESTIMATE_TIMED = 4  # the pace is the median of the last this many iterations
-MODEL_FILE = "model.safetensors"
 
 
 # ----- the data page's scan (runs on a worker thread) ---------------------------------------
@@ -192,7 +191,7 @@ class TrainingRun(QObject):
 
     def can_resume(self) -> bool:
         return (not self.is_running() and self.finished_model is None
-                and (self.run_dir / "checkpoints" / "latest.pt").is_file())
+                and (self.run_dir / run_events.CHECKPOINT).is_file())
 
     def poll(self) -> list[dict]:
         new = self._tail.poll()
@@ -218,7 +217,7 @@ class TrainingRun(QObject):
             self.first_step = None
             self.fine_tune = bool(self._config().get("init_from"))
         elif kind == "done":
-            self.finished_model = self.run_dir / event.get("model", MODEL_FILE)
+            self.finished_model = self.run_dir / event.get("model", run_events.MODEL_FILE)
         elif kind == "stopped":
             self.stopped = True
         elif kind == "error":
@@ -227,7 +226,7 @@ class TrainingRun(QObject):
     def _config(self) -> dict:
         """The run's settings from its config.json (a few hundred bytes); {} if unreadable."""
         try:
-            return json.loads((self.run_dir / "config.json").read_text(encoding="utf-8")).get("config", {})
+            return json.loads((self.run_dir / run_events.CONFIG_FILE).read_text(encoding="utf-8")).get("config", {})
         except (OSError, ValueError, AttributeError):
             return {}
 
