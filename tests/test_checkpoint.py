@@ -50,7 +50,8 @@ def test_card_is_embedded_and_beside_the_file(saved):
     assert sidecar == card
     assert card["format_version"] == ck.FORMAT_VERSION and card["app_version"]
     assert card["architecture"] == {"generator": "resnet", "preset": "custom", "ngf": 8, "n_blocks": 2,
-                                    "in_channels": 1, "out_channels": 1, "intensity_path": 0}
+                                    "in_channels": 1, "out_channels": 1, "intensity_path": 0,
+                                    "intensity_depth": 1}
     assert card["normalisation"]["percentile"] == 99.5 and card["training"] == {"iterations": 10}
     assert card["metrics"] == {"psnr": 20.0} and card["created"]
     # The sidecar is for people: the embedded card is what counts.
@@ -233,6 +234,26 @@ def test_a_model_with_the_intensity_branch_round_trips(tmp_path):
                                   model_files.make_card("lite-intensity", ["t1-to-t2"]))
     model = model_files.load_model(path)
     assert model.preset == "lite-intensity" and model.config.intensity_path == 16
+    x = torch.rand(1, 1, 40, 32) * 2 - 1
+    with torch.inference_mode():
+        assert torch.equal(model.generator("t1-to-t2")(x), net.eval()(x))
+
+
+def test_a_local_model_round_trips_with_its_depth_and_contrast_percentiles(tmp_path):
+    from mri_style_app.cyclegan import checkpoint as model_files
+    from mri_style_app.cyclegan.networks import build_generator, init_weights
+
+    net = build_generator("local")
+    init_weights(net)
+    normalisation = {**model_files.DEFAULT_NORMALISATION, "contrast_percentiles": {"t1": 90.0, "t2": 99.5}}
+    path = model_files.save_model(tmp_path / "m.safetensors", {"t1-to-t2": net},
+                                  model_files.make_card("local", ["t1-to-t2"], normalisation))
+    model = model_files.load_model(path)
+    assert model.preset == "local" and model.config.intensity_depth == 4 and model.config.ngf == 0
+    assert model_files.contrast_percentile(model.normalisation, "t1") == 90.0
+    assert model_files.contrast_percentile(model.normalisation, "t2") == 99.5
+    # a card from before contrast percentiles: every contrast gets the general one
+    assert model_files.contrast_percentile({"percentile": 99.5}, "t1") == 99.5
     x = torch.rand(1, 1, 40, 32) * 2 - 1
     with torch.inference_mode():
         assert torch.equal(model.generator("t1-to-t2")(x), net.eval()(x))

@@ -336,3 +336,21 @@ def test_init_from_starts_both_generators_from_a_saved_model(seed_dir, tmp_path)
     junk.write_text("not a model")
     with pytest.raises(SetupError, match="init_from: .*junk.safetensors"):
         trainer("lite", junk)._build()
+
+
+def test_a_local_run_with_a_t1_percentile_records_it_and_loads_t1_images_by_it(seed_dir, tmp_path, capsys):
+    recipe = tmp_path / "bad.toml"
+    recipe.write_text("percentile_a = 20\n")
+    assert main(["train", "--domain-a", str(seed_dir / "T1"), "--domain-b", str(seed_dir / "T2"),
+                 "--out", str(tmp_path / "bad"), "--recipe", str(recipe)]) == 2
+    assert "percentile_a must be between 50 and 100" in capsys.readouterr().err
+    # the 90th percentile of each slice's foreground maps to 1: a tenth of the head is at the top
+    # (a bit more of what is above 5 % of the range, which leaves out the darkest head voxels)
+    def share_at_top(dataset):
+        return np.mean([(img[img > -0.9] >= 0.999).mean() for img in dataset.images])
+    by_90, by_99_5 = share_at_top(load_domain(seed_dir / "T1", percentile=90.0)), share_at_top(load_domain(seed_dir / "T1"))
+    assert 0.08 < by_90 < 0.25 and by_99_5 < 0.02, (by_90, by_99_5)
+    config = _config(seed_dir, tmp_path / "run", size=48, iterations=6, log_every=2, sample_every=6,
+                     checkpoint_every=6, seed=1, preset="local", percentile_a=90.0)
+    model = load_model(Trainer(config).run())
+    assert model.preset == "local" and model.normalisation["contrast_percentiles"] == {"t1": 90.0, "t2": 99.5}

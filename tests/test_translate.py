@@ -148,3 +148,31 @@ def test_cuda_half_precision_matches_cpu(volume, model):
     from mri_style_app.imaging.metrics import psnr
 
     assert psnr(gpu, cpu, cpu > 0, data_range=float(cpu.max())) > 30
+
+
+def test_the_card_sets_the_normalising_percentile_per_source_contrast(volume, tmp_path):
+    from mri_style_app.cyclegan.translate import normalise_volume
+    from mri_style_app.imaging.intensity import foreground_mask
+
+    norm = {**ck.DEFAULT_NORMALISATION, "contrast_percentiles": {"t1": 90.0}}
+    foreground = volume.data[foreground_mask(volume.data)]
+    _, scale_t1, _ = normalise_volume(volume.data, norm, "t1")
+    _, scale_t2, _ = normalise_volume(volume.data, norm, "t2")
+    assert scale_t1 == pytest.approx(np.percentile(foreground, 90), rel=0.02)
+    assert scale_t2 == pytest.approx(np.percentile(foreground, 99.5), rel=0.02)
+    # translate_volume normalises a T1w source with the T1 percentile: the same generator gives
+    # another output than under the plain card, and the output is scaled back by that scale
+    torch.manual_seed(1)
+    nets = {d: ResnetGenerator(CONFIG) for d in ck.DIRECTIONS}
+    for net in nets.values():
+        init_weights(net)
+    plain = ck.load_model(ck.save_model(tmp_path / "plain.safetensors", nets, ck.make_card(CONFIG, ck.DIRECTIONS)))
+    per_contrast = ck.load_model(ck.save_model(tmp_path / "t1at90.safetensors", nets,
+                                               ck.make_card(CONFIG, ck.DIRECTIONS, norm)))
+    a = translate_volume(volume, plain, "t1-to-t2").data
+    b = translate_volume(volume, per_contrast, "t1-to-t2").data
+    assert not np.allclose(a, b)
+    assert b.max() <= scale_t1 * 1.0001
+    # T2w sources are unchanged (no "t2" entry): the general 99.5th percentile
+    assert np.allclose(translate_volume(volume, plain, "t2-to-t1").data,
+                       translate_volume(volume, per_contrast, "t2-to-t1").data)

@@ -34,6 +34,9 @@ DEFAULT_NORMALISATION = {
     "method": "foreground-percentile",
     "foreground_fraction": 0.05,  # foreground = voxels above 5 % of the robust maximum
     "percentile": 99.5,  # this percentile of the foreground maps to 1, clipped to [0, 1]
+    # per source contrast, where a model was trained otherwise ({"t1": 90.0}: a T1w's white
+    # matter, not its brightest 0.5 %, maps to 1); contrasts not named use "percentile"
+    "contrast_percentiles": {},
     "model_range": [-1.0, 1.0],  # then [0, 1] -> [-1, 1]
     "slice_orientation": "rot90 of the canonical RAS slice (superior or anterior up)",
 }
@@ -122,11 +125,18 @@ def make_card(preset_or_config, directions, normalisation: dict | None = None,
     }
 
 
+def contrast_percentile(normalisation: dict, contrast: str | None) -> float:
+    """The foreground percentile that maps to 1 for an image of `contrast` ("t1", "t2")."""
+    norm = {**DEFAULT_NORMALISATION, **(normalisation or {})}
+    return float((norm.get("contrast_percentiles") or {}).get(contrast, norm["percentile"]))
+
+
 def _config_from_architecture(arch: dict) -> GeneratorConfig:
     return GeneratorConfig(ngf=int(arch["ngf"]), n_blocks=int(arch["n_blocks"]),
                            in_channels=int(arch.get("in_channels", 1)),
                            out_channels=int(arch.get("out_channels", 1)),
-                           intensity_path=int(arch.get("intensity_path", 0)))
+                           intensity_path=int(arch.get("intensity_path", 0)),
+                           intensity_depth=int(arch.get("intensity_depth", 1)))
 
 
 # ---------------------------------------------------------------- writing
@@ -212,8 +222,8 @@ def _read_card(path: Path, metadata: dict | None) -> dict:
         config = _config_from_architecture(arch)
     except (KeyError, TypeError, ValueError) as exc:
         raise _fail(path, f"the model card's architecture is incomplete ({exc})", "The file is damaged") from None
-    if not (1 <= config.ngf <= 1024 and 0 <= config.n_blocks <= 64 and config.in_channels == 1
-            and config.out_channels == 1):
+    if not (0 <= config.ngf <= 1024 and 0 <= config.n_blocks <= 64 and config.intensity_path <= 1024
+            and 1 <= config.intensity_depth <= 16 and config.in_channels == 1 and config.out_channels == 1):
         raise _fail(path, f"unsupported architecture {arch}", "Only 1-channel ResNet generators can be used")
     directions = card.get("directions")
     if not isinstance(directions, list) or not directions or any(d not in DIRECTIONS for d in directions):

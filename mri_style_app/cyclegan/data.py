@@ -1,8 +1,8 @@
 """Unpaired slice datasets for training: NIfTI volumes and/or PNG slices in a folder (no Qt).
 
 Every image gets the app's one intensity normalisation (the same as inference): the
-foreground mask of the volume (or of the PNG slice), scaled to [0, 1] by its 99.5th
-percentile there, then mapped to [-1, 1]. Slices are shown the way people look at them
+foreground mask of the volume (or of the PNG slice), scaled to [0, 1] by a percentile there
+(99.5th unless the run sets its domain's own, e.g. the 90th for T1w), then mapped to [-1, 1]. Slices are shown the way people look at them
 (superior or anterior up), padded to a square with background and resized to the training size.
 
 PNG files are decoded here with zlib (8- and 16-bit greyscale, grey+alpha, RGB and RGBA,
@@ -148,10 +148,10 @@ def to_model_range(unit: np.ndarray) -> np.ndarray:
     return (unit * 2.0 - 1.0).astype(np.float32)
 
 
-def normalise_image(data: np.ndarray) -> np.ndarray:
-    """The inference normalisation: foreground 99.5th percentile -> 1, clipped, then to [-1, 1]."""
+def normalise_image(data: np.ndarray, percentile: float = 99.5) -> np.ndarray:
+    """The inference normalisation: foreground `percentile` -> 1, clipped, then to [-1, 1]."""
     mask = foreground_mask(data)
-    return to_model_range(normalize_unit(data, mask if mask.any() else None))
+    return to_model_range(normalize_unit(data, mask if mask.any() else None, percentile))
 
 
 def _view_slice(volume: np.ndarray, axis: int, index: int) -> np.ndarray:
@@ -203,7 +203,7 @@ def _kept_slices(mask: np.ndarray, axis: int) -> np.ndarray:
     return np.flatnonzero(area >= MIN_SLICE_AREA_SHARE * max(area.max(), 1))
 
 
-def load_domain(folder, plane: str = "axial", label: str = "domain") -> SliceDataset:
+def load_domain(folder, plane: str = "axial", label: str = "domain", percentile: float = 99.5) -> SliceDataset:
     """Read and check a folder of training images; raises DataError before any training starts."""
     folder = Path(folder).expanduser()
     if not folder.exists():
@@ -226,7 +226,7 @@ def load_domain(folder, plane: str = "axial", label: str = "domain") -> SliceDat
                 dataset.skipped_slices += 1
                 dataset.ignored.append(path.name)
                 continue
-            dataset.images.append(normalise_image(grey))
+            dataset.images.append(normalise_image(grey, percentile))
             dataset.index.append((len(dataset.images) - 1, -1, 0))
             key = f"{grey.shape[0]}x{grey.shape[1]}"
         elif _is_volume(path):
@@ -236,7 +236,7 @@ def load_domain(folder, plane: str = "axial", label: str = "domain") -> SliceDat
                 raise DataError(f"{exc} (in the {label} folder; remove the file to train without it)") from None
             data = volume.data
             mask = foreground_mask(data)
-            dataset.images.append(to_model_range(normalize_unit(data, mask if mask.any() else None)))
+            dataset.images.append(to_model_range(normalize_unit(data, mask if mask.any() else None, percentile)))
             image_no = len(dataset.images) - 1
             for axis in axes:
                 if data.shape[axis] < 2:
@@ -452,7 +452,7 @@ def _head_name(file_name: str) -> tuple[str, bool]:
     return stem.split(VARIANT_MARK, 1)[0], VARIANT_MARK in stem
 
 
-def load_pairs(folder_a, folder_b, plane: str = "axial") -> PairedSlices:
+def load_pairs(folder_a, folder_b, plane: str = "axial", percentiles: tuple[float, float] = (99.5, 99.5)) -> PairedSlices:
     """Volumes with the same file name in both folders are one pair (NAME~TAG variants join
     NAME's head); raises DataError when a folder is missing, a name has no partner, or a head's
     grids differ."""
@@ -479,7 +479,7 @@ def load_pairs(folder_a, folder_b, plane: str = "axial") -> PairedSlices:
     axes = [_PLANE_AXIS[p] for p in PLANES] if plane == "all" else [_PLANE_AXIS[plane]]
     pairs = PairedSlices(folder_a=folders[0], folder_b=folders[1])
 
-    def read(path: Path, grid):
+    def read(path: Path, grid, percentile: float):
         try:
             volume = load_volume(path)
         except VolumeError as exc:
@@ -488,16 +488,16 @@ def load_pairs(folder_a, folder_b, plane: str = "axial") -> PairedSlices:
             raise DataError(f"{path.name}: not on the voxel grid of its head's reference scans "
                             f"({volume.shape} vs {grid.shape}); pairs must be co-registered")
         mask = foreground_mask(volume.data)
-        return volume, mask, to_model_range(normalize_unit(volume.data, mask if mask.any() else None))
+        return volume, mask, to_model_range(normalize_unit(volume.data, mask if mask.any() else None, percentile))
 
     for head in sorted(references[0]):
-        ref_a, mask_a, unit_a = read(folders[0] / references[0][head], None)
-        _, mask_b, unit_b = read(folders[1] / references[1][head], ref_a)
+        ref_a, mask_a, unit_a = read(folders[0] / references[0][head], None, percentiles[0])
+        _, mask_b, unit_b = read(folders[1] / references[1][head], ref_a, percentiles[1])
         pairs.files.append(references[0][head])
         inputs = []
-        for folder, names, unit in zip(folders, parsed, (unit_a, unit_b)):
+        for folder, names, unit, percentile in zip(folders, parsed, (unit_a, unit_b), percentiles):
             variants = [n for n, parts in names.items() if parts == (head, True)]
-            inputs.append([unit] + [read(folder / n, ref_a)[2] for n in variants])
+            inputs.append([unit] + [read(folder / n, ref_a, percentile)[2] for n in variants])
             pairs.files.extend(f"{folder.name}/{n}" for n in variants)
         pairs.heads.append(PairedHead(head, unit_a, unit_b, inputs[0], inputs[1]))
         for axis in axes:

@@ -11,7 +11,8 @@ per-voxel network of the input intensity (a 3x3 convolution, then 1x1 ones), add
 reference branch before the final tanh. Most of a T1w <-> T2w translation is a per-voxel tissue
 mapping; the reference branch sees it only through a 4x-downsampled, instance-normalised
 bottleneck and returns it blurred. The extra branch starts at zero, so a model is its reference
-generator until training gives the branch weight.
+generator until training gives the branch weight. With `ngf` = 0 the generator is that branch
+alone, deepened (`intensity_depth` 3x3 convolutions): a local, full-resolution translation.
 """
 
 from __future__ import annotations
@@ -49,6 +50,12 @@ class ResnetGenerator(nn.Module):
     def __init__(self, config: GeneratorConfig = PRESETS["small"]):
         super().__init__()
         self.config = config
+        self.model = self._resnet_branch(config) if config.ngf > 0 else None
+        self.intensity = self._intensity_branch(config) if config.intensity_path > 0 else None
+        self.zero_intensity_output()
+
+    @staticmethod
+    def _resnet_branch(config: GeneratorConfig) -> nn.Sequential:
         ngf = config.ngf
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(3),
@@ -68,24 +75,29 @@ class ResnetGenerator(nn.Module):
                        nn.InstanceNorm2d(channels // 2), nn.ReLU(True)]
             channels //= 2
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, config.out_channels, 7), nn.Tanh()]
-        self.model = nn.Sequential(*layers)
-        self.intensity = None
-        if config.intensity_path > 0:
-            width = config.intensity_path
-            self.intensity = nn.Sequential(
-                nn.ReflectionPad2d(1), nn.Conv2d(config.in_channels, width, 3), nn.ReLU(True),
-                nn.Conv2d(width, width, 1), nn.ReLU(True), nn.Conv2d(width, config.out_channels, 1))
-            self.zero_intensity_output()
+        return nn.Sequential(*layers)
+
+    @staticmethod
+    def _intensity_branch(config: GeneratorConfig) -> nn.Sequential:
+        width = config.intensity_path
+        layers: list[nn.Module] = [nn.ReflectionPad2d(1), nn.Conv2d(config.in_channels, width, 3), nn.ReLU(True)]
+        for _ in range(config.intensity_depth - 1):
+            layers += [nn.ReflectionPad2d(1), nn.Conv2d(width, width, 3), nn.ReLU(True)]
+        layers += [nn.Conv2d(width, width, 1), nn.ReLU(True), nn.Conv2d(width, config.out_channels, 1)]
+        return nn.Sequential(*layers)
 
     def zero_intensity_output(self) -> None:
-        """The intensity branch adds nothing until trained (also after init_weights)."""
-        if self.intensity is not None:
+        """An intensity branch beside a ResNet branch adds nothing until trained (also after
+        init_weights). Alone (ngf = 0) it is the whole generator and keeps its initial weights."""
+        if self.intensity is not None and self.model is not None:
             nn.init.zeros_(self.intensity[-1].weight)
             nn.init.zeros_(self.intensity[-1].bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.intensity is None:
             return self.model(x)
+        if self.model is None:
+            return torch.tanh(self.intensity(x))
         return torch.tanh(self.model[:-1](x) + self.intensity(x))
 
 
@@ -116,6 +128,12 @@ def init_weights(module: nn.Module, gain: float = 0.02) -> None:
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
     if isinstance(module, ResnetGenerator):
+        if module.model is None:
+            # A local generator has no normalisation layers: N(0, 0.02) would shrink its signal
+            # layer after layer, so it keeps PyTorch's default (Kaiming-uniform) initialisation.
+            for m in module.intensity.modules():
+                if isinstance(m, nn.Conv2d):
+                    m.reset_parameters()
         module.zero_intensity_output()
 
 

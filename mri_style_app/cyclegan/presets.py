@@ -12,6 +12,15 @@ class GeneratorConfig:
     in_channels: int = 1
     out_channels: int = 1
     intensity_path: int = 0  # width of the full-resolution intensity branch; 0: the reference generator
+    intensity_depth: int = 1  # 3x3 convolutions in that branch (then two 1x1 ones)
+    # ngf = 0: no downsampling ResNet branch at all, the generator is the intensity branch alone
+    # (a "local" generator: each voxel from its neighbourhood, at full resolution)
+
+    def __post_init__(self):
+        if self.ngf < 0 or self.n_blocks < 0 or self.intensity_path < 0 or self.intensity_depth < 1:
+            raise ValueError(f"invalid generator sizes: {self}")
+        if self.ngf == 0 and self.intensity_path == 0:
+            raise ValueError("a generator needs a ResNet branch (ngf > 0) or an intensity branch (intensity_path > 0)")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -20,7 +29,11 @@ class GeneratorConfig:
 # name -> generator width and depth
 PRESETS: dict[str, GeneratorConfig] = {
     "lite": GeneratorConfig(ngf=8, n_blocks=6),  # a volume in seconds on 2 CPU cores
-    "lite-intensity": GeneratorConfig(ngf=8, n_blocks=6, intensity_path=16),  # the default model
+    "lite-intensity": GeneratorConfig(ngf=8, n_blocks=6, intensity_path=16),
+    # The default model: four 3x3 convolutions at full resolution (a 9x9 neighbourhood), no
+    # downsampling. Context learned from simulated pairs did not carry over to real T1w scans; a
+    # local mapping did (README, "Default model").
+    "local": GeneratorConfig(ngf=0, n_blocks=0, intensity_path=16, intensity_depth=4),
     "tiny": GeneratorConfig(ngf=16, n_blocks=6),
     "small": GeneratorConfig(ngf=32, n_blocks=6),
     "standard": GeneratorConfig(ngf=64, n_blocks=9),
@@ -28,4 +41,4 @@ PRESETS: dict[str, GeneratorConfig] = {
 
 # Discriminator width per preset: the reference 64, narrower for the small generators so the
 # discriminator does not overwhelm them.
-DISCRIMINATOR_NDF = {"lite": 32, "lite-intensity": 32, "tiny": 32, "small": 64, "standard": 64}
+DISCRIMINATOR_NDF = {"lite": 32, "lite-intensity": 32, "local": 32, "tiny": 32, "small": 64, "standard": 64}

@@ -69,6 +69,11 @@ class TrainConfig:
     # random weights: fine-tuning. The discriminators start fresh.
     init_from: str | None = None
     pool_size: int = 50
+    # The foreground percentile that maps to 1 when normalising each domain's images (the model
+    # card records them; translation uses the same). 90 for T1w puts its white matter, not its
+    # brightest voxels, at 1, which real and simulated T1w scans agree on.
+    percentile_a: float = 99.5
+    percentile_b: float = 99.5
     decay_fraction: float = 0.5  # share of the run over which the learning rate falls to 0
     plane: str = "axial"
     augment: bool = True
@@ -122,6 +127,9 @@ class TrainConfig:
             raise SetupError("paired training uses whole slices; leave crop off")
         if self.lambda_paired < 0:
             raise SetupError("lambda_paired must not be negative")
+        for name in ("percentile_a", "percentile_b"):
+            if not 50 <= getattr(self, name) <= 100:
+                raise SetupError(f"{name} must be between 50 and 100 (got {getattr(self, name)})")
         if self.lr <= 0 or self.pool_size < 0:
             raise SetupError("the learning rate must be positive and the pool size not negative")
         if self.device not in ("auto", "cpu", "cuda"):
@@ -268,9 +276,10 @@ class Trainer:
             raise SetupError("--amp needs a GPU with bfloat16 support; run without --amp")
         self._check_run_folder()
         # Reading the data is the validation: every file is opened before training starts.
-        self.data_a = load_domain(config.domain_a, config.plane, "domain A (T1)")
-        self.data_b = load_domain(config.domain_b, config.plane, "domain B (T2)")
-        self.pairs = load_pairs(config.paired_a, config.paired_b, config.plane) if config.paired_a else None
+        self.data_a = load_domain(config.domain_a, config.plane, "domain A (T1)", config.percentile_a)
+        self.data_b = load_domain(config.domain_b, config.plane, "domain B (T2)", config.percentile_b)
+        self.pairs = (load_pairs(config.paired_a, config.paired_b, config.plane, (config.percentile_a, config.percentile_b))
+                      if config.paired_a else None)
         per_step = config.batch_size * self.dist.world
         self.epoch_iterations = max(1, max(len(self.data_a), len(self.data_b)) // per_step)
         if config.iterations is not None:
@@ -533,7 +542,9 @@ class Trainer:
                                   "lr": cfg.lr, "betas": [cfg.beta1, cfg.beta2], "decay_fraction": cfg.decay_fraction},
                     "data": self._data_summary(), "seed": cfg.seed,
                     **({"init_from": Path(cfg.init_from).name} if cfg.init_from else {})}
-        card = model_files.make_card(cfg.preset, model_files.DIRECTIONS, training=training)
+        normalisation = {**model_files.DEFAULT_NORMALISATION,
+                         "contrast_percentiles": {"t1": cfg.percentile_a, "t2": cfg.percentile_b}}
+        card = model_files.make_card(cfg.preset, model_files.DIRECTIONS, normalisation, training=training)
         nets = self.nets()
         generators = {"t1-to-t2": nets["G_A"], "t2-to-t1": nets["G_B"]}
         return Path(model_files.save_model(self.run_dir / MODEL_FILE, generators, card))

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mri_style_app.cyclegan.checkpoint import DEFAULT_NORMALISATION, CycleGANModel, ModelError
+from mri_style_app.cyclegan.checkpoint import DEFAULT_NORMALISATION, CycleGANModel, ModelError, contrast_percentile
 from mri_style_app.cyclegan.device import choose_device, configure_threads
 from mri_style_app.cyclegan.networks import SIZE_MULTIPLE
 from mri_style_app.imaging.intensity import foreground_mask, percentile_scale
@@ -59,14 +59,15 @@ AIR_LEVEL = 0.05
 
 
 # ---------------------------------------------------------------- normalisation
-def normalise_volume(data: np.ndarray, normalisation: dict | None = None):
-    """(unit data in [0, 1], scale, foreground mask): the card's input normalisation."""
+def normalise_volume(data: np.ndarray, normalisation: dict | None = None, contrast: str | None = None):
+    """(unit data in [0, 1], scale, foreground mask): the card's input normalisation for an
+    image of `contrast` ("t1" or "t2"; None: the card's general percentile)."""
     norm = {**DEFAULT_NORMALISATION, **(normalisation or {})}
     if norm.get("method") != "foreground-percentile":
         raise ModelError(f"the model card asks for normalisation {norm.get('method')!r}, which this "
                          "version of MRI Style does not know. Update the app")
     mask = foreground_mask(data, float(norm["foreground_fraction"]))
-    scale = percentile_scale(data, mask if mask.any() else None, float(norm["percentile"]))
+    scale = percentile_scale(data, mask if mask.any() else None, contrast_percentile(norm, contrast))
     return np.clip(data / scale, 0.0, 1.0).astype(np.float32), scale, mask
 
 
@@ -195,10 +196,10 @@ def translate_volume(volume: Volume, model: CycleGANModel, direction: str, plane
     TranslationCancelled if `cancel.is_set()` turns true (checked before each batch).
     """
     net = model.generator(direction)
-    unit, scale, mask = normalise_volume(volume.data, model.normalisation)
+    source, target = direction.split("-to-")
+    unit, scale, mask = normalise_volume(volume.data, model.normalisation, source)
     out = translate_unit(unit, mask, net, planes, device, batch_size, progress, cancel)
-    target = direction.split("-to-")[-1].upper()
-    return volume.with_data(out * np.float32(scale), name=f"{volume.name}_{target}w_translated")
+    return volume.with_data(out * np.float32(scale), name=f"{volume.name}_{target.upper()}w_translated")
 
 
 def cycle_error_volume(volume: Volume, model: CycleGANModel, direction: str, planes: str = "axial",
@@ -214,7 +215,7 @@ def cycle_error_volume(volume: Volume, model: CycleGANModel, direction: str, pla
     source, target = direction.split("-to-")
     backward_dir = f"{target}-to-{source}"
     forward_net, backward_net = model.generator(forward_dir), model.generator(backward_dir)
-    unit, _, mask = normalise_volume(volume.data, model.normalisation)
+    unit, _, mask = normalise_volume(volume.data, model.normalisation, source)
 
     def part(offset: float, share: float, text: str) -> Progress | None:
         if progress is None:
@@ -226,10 +227,10 @@ def cycle_error_volume(volume: Volume, model: CycleGANModel, direction: str, pla
                                 part(0.0, 0.5, "Cycle map: forward"), cancel)
         back_offset = 0.5
     else:
-        b_unit, _, _ = normalise_volume(translated.data, model.normalisation)
+        b_unit, _, _ = normalise_volume(translated.data, model.normalisation, target)
         back_offset = 0.0
     # The back translation sees B normalised as training saw it, and runs where A has foreground.
-    b_unit, _, _ = normalise_volume(b_unit, model.normalisation) if b_unit.any() else (b_unit, 1.0, mask)
+    b_unit, _, _ = normalise_volume(b_unit, model.normalisation, target) if b_unit.any() else (b_unit, 1.0, mask)
     a_again = translate_unit(b_unit, mask, backward_net, planes, device, batch_size,
                              part(back_offset, 1.0 - back_offset, "Cycle map: back"), cancel)
     error = np.where(mask, np.abs(unit - a_again), 0.0).astype(np.float32)
