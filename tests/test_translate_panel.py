@@ -202,3 +202,20 @@ def test_invalid_model_file_shows_the_reason(qtbot, window, tmp_path):
     assert "broken.safetensors" in dialog.text() and "Unexpected error" not in dialog.text()
     assert panel.model_combo.count() == count
     assert "Could not load the model" in panel.status_label.text()
+
+
+def test_the_model_line_says_what_the_card_says(tmp_path):
+    from mri_style_app import paths
+    from mri_style_app.cyclegan import checkpoint as model_files
+    from mri_style_app.cyclegan.networks import build_generator, init_weights
+    from mri_style_app.ui.translate_panel import describe_model
+
+    default = model_files.load_model(paths.default_model_path())
+    stages = len(default.card["training"]["recipes"])
+    assert describe_model(default) == (f"lite-intensity generator, 8 filters, 6 blocks; trained in {stages} "
+                                       f"stages, the last {default.card['training']['iterations']} iterations at 236 px")
+    net = build_generator("local")
+    init_weights(net)
+    card = model_files.make_card("local", ["t1-to-t2"], training={"iterations": 50, "size": 64})
+    local = model_files.load_model(model_files.save_model(tmp_path / "m.safetensors", {"t1-to-t2": net}, card))
+    assert describe_model(local) == "local generator, 4 full-resolution layers of 16 filters; trained 50 iterations at 64 px"

@@ -46,6 +46,27 @@ def time_left(elapsed: float, fraction: float) -> float | None:
     return elapsed * (1 - fraction) / fraction
 
 
+def describe_model(model) -> str:
+    """One line on the model's generator and training, from its card."""
+    config = model.config
+    if config.ngf == 0:
+        text = f"{model.preset} generator, {config.intensity_depth} full-resolution layers of {config.intensity_path} filters"
+    else:
+        text = f"{model.preset} generator, {config.ngf} filters, {config.n_blocks} blocks"
+    training = model.card.get("training", {})
+    iterations, size = training.get("iterations"), training.get("size")
+    if iterations:
+        at = f" at {size} px" if size else ""
+        stages = training.get("recipes") or []
+        if len(stages) > 1:  # the card's iterations are the last stage's
+            text += f"; trained in {len(stages)} stages, the last {iterations} iterations{at}"
+        elif training.get("init_from"):
+            text += f"; fine-tuned {iterations} iterations{at} from an earlier model"
+        else:
+            text += f"; trained {iterations} iterations{at}"
+    return text
+
+
 class TranslatePanel(QWidget):
     """Side panel of the main window: T1 <-> T2 translation of the window's current volume."""
 
@@ -221,12 +242,7 @@ class TranslatePanel(QWidget):
         if model is None:
             self.model_info.setText("Loads when you press Translate")
             return
-        training = model.card.get("training", {})
-        trained = f"; trained {training['iterations']} iterations" if training.get("iterations") else ""
-        if training.get("iterations") and training.get("size"):
-            trained += f" at {training['size']} px"
-        self.model_info.setText(f"{model.preset} generator, {model.config.ngf} filters, "
-                                f"{model.config.n_blocks} blocks{trained}")
+        self.model_info.setText(describe_model(model))
         current = self.direction_combo.currentText()
         self.direction_combo.clear()
         self.direction_combo.addItems(list(model.directions))
