@@ -74,7 +74,8 @@ scans: the training data is unpaired.</p>
 scored with least squares. A discriminator that cannot tell real from fake scores about 0.25;
 the generator's loss is then also near 0.25.</li>
 <li><b>Cycle</b>: T1 &rarr; T2 &rarr; T1 should give back the same slice (and the same from
-T2). Weighted 10 times the adversarial loss, it keeps the anatomy where it was.</li>
+T2). Weighted 10 times the adversarial loss by default (a recipe's <code>lambda_cycle</code>), it
+keeps the anatomy where it was.</li>
 <li><b>Identity</b>: a T2 slice given to the T1&rarr;T2 generator should come out unchanged. It
 keeps the generators from shifting intensities that are already right.</li>
 <li><b>Paired</b> (only with co-registered pairs): how far each translation is from its partner
