@@ -2,8 +2,9 @@
 
 Every image gets the app's one intensity normalisation (the same as inference): the
 foreground mask of the volume (or of the PNG slice), scaled to [0, 1] by a percentile there
-(99.5th unless the run sets its domain's own, e.g. the 90th for T1w), then mapped to [-1, 1]. Slices are shown the way people look at them
-(superior or anterior up), padded to a square with background and resized to the training size.
+(99.5th unless the run sets its domain's own, e.g. the 90th for T1w), then mapped to [-1, 1].
+Slices are shown the way people look at them (superior or anterior up), padded to a square with
+background and resized to the training size.
 
 PNG files are decoded here with zlib (8- and 16-bit greyscale, grey+alpha, RGB and RGBA,
 non-interlaced) because the app has no imaging library outside Qt, and cyclegan/ must not use Qt.

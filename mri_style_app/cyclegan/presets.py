@@ -29,10 +29,10 @@ class GeneratorConfig:
 # name -> generator width and depth
 PRESETS: dict[str, GeneratorConfig] = {
     "lite": GeneratorConfig(ngf=8, n_blocks=6),  # a volume in seconds on 2 CPU cores
-    "lite-intensity": GeneratorConfig(ngf=8, n_blocks=6, intensity_path=16),
-    # The default model: four 3x3 convolutions at full resolution (a 9x9 neighbourhood), no
-    # downsampling. Context learned from simulated pairs did not carry over to real T1w scans; a
-    # local mapping did (README, "Default model").
+    "lite-intensity": GeneratorConfig(ngf=8, n_blocks=6, intensity_path=16),  # the default model
+    # Four 3x3 convolutions at full resolution (a 9x9 neighbourhood), no downsampling: context
+    # learned from simulated pairs did not carry over to a real T1w, a local mapping carried over
+    # better (README, "Default model").
     "local": GeneratorConfig(ngf=0, n_blocks=0, intensity_path=16, intensity_depth=4),
     "tiny": GeneratorConfig(ngf=16, n_blocks=6),
     "small": GeneratorConfig(ngf=32, n_blocks=6),
