@@ -84,14 +84,15 @@ def test_every_preset_has_a_discriminator_width_and_the_wizard_offers_every_pres
     assert PRESET_NAMES == tuple(PRESETS)
 
 
-def test_a_local_generator_is_the_intensity_branch_alone_at_full_resolution():
+@pytest.mark.parametrize("preset, depth", [("local", 4), ("voxel", 1)])
+def test_a_local_generator_is_the_intensity_branch_alone_at_full_resolution(preset, depth):
     torch.manual_seed(0)
-    net = build_generator("local")
+    net = build_generator(preset)
     init_weights(net)
     assert net.model is None and all(k.startswith("intensity.") for k in net.state_dict())
-    assert PRESETS["local"].intensity_depth == 4
+    assert PRESETS[preset].intensity_depth == depth
     # Not zero at the start (it is the whole generator), any size works (no downsampling), and a
-    # one-voxel change reaches only its 9x9 neighbourhood (four 3x3 convolutions).
+    # one-voxel change reaches only its neighbourhood: `depth` 3x3 convolutions, then 1x1 ones.
     x = torch.rand(1, 1, 33, 27) * 2 - 1
     y = x.clone()
     y[0, 0, 16, 13] += 0.5
@@ -99,6 +100,6 @@ def test_a_local_generator_is_the_intensity_branch_alone_at_full_resolution():
         a, b = net(x), net(y)
     assert a.shape == x.shape and a.std() > 0 and net.intensity[-1].weight.abs().sum() > 0
     changed = ((a - b).abs()[0, 0] > 1e-7).nonzero()
-    assert changed.numel() and (changed - torch.tensor([16, 13])).abs().max() <= 4
+    assert changed.numel() and (changed - torch.tensor([16, 13])).abs().max() == depth
     with pytest.raises(ValueError, match="needs a ResNet branch"):
         GeneratorConfig(ngf=0, n_blocks=0)

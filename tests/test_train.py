@@ -354,3 +354,24 @@ def test_a_local_run_with_a_t1_percentile_records_it_and_loads_t1_images_by_it(s
                      checkpoint_every=6, seed=1, preset="local", percentile_a=90.0)
     model = load_model(Trainer(config).run())
     assert model.preset == "local" and model.normalisation["contrast_percentiles"] == {"t1": 90.0, "t2": 99.5}
+
+
+def test_lambda_adversarial_weighs_the_generators_gan_terms(seed_dir, tmp_path, capsys):
+    recipe = tmp_path / "bad.toml"
+    recipe.write_text("lambda_adversarial = -1\n")
+    assert main(["train", "--domain-a", str(seed_dir / "T1"), "--domain-b", str(seed_dir / "T2"),
+                 "--out", str(tmp_path / "bad"), "--recipe", str(recipe)]) == 2
+    assert "lambda_adversarial must not be negative" in capsys.readouterr().err
+    # With the cycle and identity terms off, the GAN terms are the generators' only loss: weighed
+    # by 0 they leave the generators where they started (a 1-iteration and a 4-iteration run of
+    # the same seed end with the same weights); by 1 they move them.
+    for weight, moves in ((0.0, False), (1.0, True)):
+        weights = []
+        for iterations in (1, 4):
+            config = _config(seed_dir, tmp_path / f"run{weight}-{iterations}", preset="voxel", iterations=iterations,
+                             sample_every=4, checkpoint_every=4, seed=1, lambda_cycle=0.0, lambda_identity=0.0,
+                             lambda_adversarial=weight)
+            model = load_model(Trainer(config).run())
+            assert model.card["training"]["objective"]["lambda_adversarial"] == weight
+            weights.append(model.generators["t1-to-t2"].state_dict())
+        assert any(not torch.equal(weights[0][k], weights[1][k]) for k in weights[0]) == moves, weight

@@ -218,4 +218,4 @@ def test_the_model_line_says_what_the_card_says(tmp_path):
     init_weights(net)
     card = model_files.make_card("local", ["t1-to-t2"], training={"iterations": 50, "size": 64})
     local = model_files.load_model(model_files.save_model(tmp_path / "m.safetensors", {"t1-to-t2": net}, card))
-    assert describe_model(local) == "local generator, 4 full-resolution layers of 16 filters; trained 50 iterations at 64 px"
+    assert describe_model(local) == "local generator, 4 3x3 layers of 16 filters at full resolution; trained 50 iterations at 64 px"

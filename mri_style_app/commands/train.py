@@ -24,7 +24,7 @@ _OPTIONS = {
     "paired_b": (str, "optional: folder of the T2w partners; adds an L1 loss per pair (lambda_paired, default 10)"),
     "init_from": (str, "optional: a model (.safetensors, same preset) whose generators start the run: fine-tuning"),
     "out": (str, "run folder: config, events.jsonl, samples, checkpoints, model.safetensors"),
-    "preset": (str, "generator: lite, lite-intensity, local, tiny, small (default) or standard"),
+    "preset": (str, "generator: lite, lite-intensity, local, voxel, tiny, small (default) or standard"),
     "size": (int, "training image size in pixels, a multiple of 4 (default 128)"),
     "iterations": (int, "number of training iterations (default 2000)"),
     "epochs": (int, "number of passes over the larger domain, instead of --iterations"),
@@ -37,7 +37,7 @@ _OPTIONS = {
     "sample_every": (int, "iterations between sample images (default 100)"),
     "checkpoint_every": (int, "iterations between checkpoints (default 200)"),
 }
-_RECIPE_ONLY = ("decay_fraction", "lambda_cycle", "lambda_identity", "lambda_paired", "pool_size", "beta1", "beta2", "augment", "amp", "crop",
+_RECIPE_ONLY = ("decay_fraction", "lambda_adversarial", "lambda_cycle", "lambda_identity", "lambda_paired", "pool_size", "beta1", "beta2", "augment", "amp", "crop",
                 "percentile_a", "percentile_b")
 
 

@@ -34,6 +34,9 @@ PRESETS: dict[str, GeneratorConfig] = {
     # learned from simulated pairs did not carry over to a real T1w, a local mapping carried over
     # better (README, "Default model").
     "local": GeneratorConfig(ngf=0, n_blocks=0, intensity_path=16, intensity_depth=4),
+    # One 3x3 convolution, then two 1x1 ones: each voxel from its 3x3 in-plane neighbourhood,
+    # nearly a per-voxel intensity mapping (the default model; README, "Default model").
+    "voxel": GeneratorConfig(ngf=0, n_blocks=0, intensity_path=32, intensity_depth=1),
     "tiny": GeneratorConfig(ngf=16, n_blocks=6),
     "small": GeneratorConfig(ngf=32, n_blocks=6),
     "standard": GeneratorConfig(ngf=64, n_blocks=9),
@@ -41,4 +44,4 @@ PRESETS: dict[str, GeneratorConfig] = {
 
 # Discriminator width per preset: the reference 64, narrower for the small generators so the
 # discriminator does not overwhelm them.
-DISCRIMINATOR_NDF = {"lite": 32, "lite-intensity": 32, "local": 32, "tiny": 32, "small": 64, "standard": 64}
+DISCRIMINATOR_NDF = {"lite": 32, "lite-intensity": 32, "local": 32, "voxel": 32, "tiny": 32, "small": 64, "standard": 64}

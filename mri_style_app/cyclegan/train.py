@@ -65,6 +65,10 @@ class TrainConfig:
     paired_a: str | None = None
     paired_b: str | None = None
     lambda_paired: float = 10.0
+    # Weight of the generators' adversarial (GAN) terms. Below 1 it lets the paired and cycle
+    # terms lead: the discriminators reward the texture and noise of the unpaired images, which a
+    # noise-free reference protocol does not have.
+    lambda_adversarial: float = 1.0
     # Optional MRI Style model (.safetensors, same preset) whose generators start the run instead of
     # random weights: fine-tuning. The discriminators start fresh.
     init_from: str | None = None
@@ -125,8 +129,8 @@ class TrainConfig:
             raise SetupError("paired training needs both paired_a and paired_b (folders of co-registered volumes)")
         if self.paired_a is not None and self.crop:
             raise SetupError("paired training uses whole slices; leave crop off")
-        if self.lambda_paired < 0:
-            raise SetupError("lambda_paired must not be negative")
+        if self.lambda_paired < 0 or self.lambda_adversarial < 0:
+            raise SetupError("lambda_paired and lambda_adversarial must not be negative")
         for name in ("percentile_a", "percentile_b"):
             if not 50 <= getattr(self, name) <= 100:
                 raise SetupError(f"{name} must be between 50 and 100 (got {getattr(self, name)})")
@@ -450,7 +454,7 @@ class Trainer:
                 input_A, target_A, input_B, target_B = pair
                 loss_paired_A = F.l1_loss(self.G_A(input_A).float(), target_B) * cfg.lambda_paired
                 loss_paired_B = F.l1_loss(self.G_B(input_B).float(), target_A) * cfg.lambda_paired
-        (loss_G_A + loss_G_B + loss_cycle_A + loss_cycle_B + loss_idt_A + loss_idt_B
+        ((loss_G_A + loss_G_B) * cfg.lambda_adversarial + loss_cycle_A + loss_cycle_B + loss_idt_A + loss_idt_B
          + loss_paired_A + loss_paired_B).backward()
         self.opt_G.step()
 
@@ -536,7 +540,8 @@ class Trainer:
         cfg = self.config
         training = {"iterations": self.iteration, "seconds": round(self.seconds, 1), "size": cfg.size,
                     "batch_size": cfg.batch_size, "world_size": self.dist.world, "plane": cfg.plane,
-                    "objective": {"gan": "lsgan", "lambda_cycle": cfg.lambda_cycle,
+                    "objective": {"gan": "lsgan", "lambda_adversarial": cfg.lambda_adversarial,
+                                  "lambda_cycle": cfg.lambda_cycle,
                                   "lambda_identity": cfg.lambda_identity, "pool_size": cfg.pool_size,
                                   "lambda_paired": cfg.lambda_paired if self.pairs else 0.0,
                                   "lr": cfg.lr, "betas": [cfg.beta1, cfg.beta2], "decay_fraction": cfg.decay_fraction},

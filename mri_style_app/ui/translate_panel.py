@@ -50,7 +50,8 @@ def describe_model(model) -> str:
     """One line on the model's generator and training, from its card."""
     config = model.config
     if config.ngf == 0:
-        text = f"{model.preset} generator, {config.intensity_depth} full-resolution layers of {config.intensity_path} filters"
+        layers = f"{config.intensity_depth} 3x3 layer{'s' if config.intensity_depth > 1 else ''}"
+        text = f"{model.preset} generator, {layers} of {config.intensity_path} filters at full resolution"
     else:
         text = f"{model.preset} generator, {config.ngf} filters, {config.n_blocks} blocks"
     training = model.card.get("training", {})
