@@ -45,6 +45,11 @@ CLI = [sys.executable, "-m", "mri_style_app"]
 def prepare() -> None:
     for script in ("prepare_default_data.py", "prepare_reference_pairs.py"):
         subprocess.run([sys.executable, str(REPO / "training" / script), "--out", str(DATA)], check=True)
+    # The voxel stages pair reference scans only, all at 1.5 T (the output contrast is one protocol
+    # at one field: a T2w does not say which field a T1w partner was scanned at), other heads.
+    subprocess.run([sys.executable, str(REPO / "training" / "prepare_reference_pairs.py"), "--out", str(DATA),
+                    "--variants", "0", "--reference-field", "1.5", "--folder-prefix", "refs", "--seed", "4343"],
+                   check=True)
 
 
 def train() -> None:

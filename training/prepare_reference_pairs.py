@@ -75,6 +75,10 @@ def main() -> None:
     parser.add_argument("--heads", type=int, default=10)
     parser.add_argument("--variants", type=int, default=2, help="random-protocol scans per head and contrast")
     parser.add_argument("--seed", type=int, default=4242)
+    parser.add_argument("--reference-field", type=float, choices=sorted(FIELDS), default=None,
+                        help="relaxation values of every reference scan (default: each head's own field)")
+    parser.add_argument("--folder-prefix", default="ref-pairs",
+                        help="write PREFIX-A-t1w/ and PREFIX-B-t2w/ under --out")
     args = parser.parse_args()
 
     demo = resources_dir() / "demo"
@@ -84,7 +88,7 @@ def main() -> None:
     maps[:2] /= 255.0
     maps[2] = maps[2] > 0
     rng = np.random.default_rng(args.seed)
-    folders = [args.out / "ref-pairs-A-t1w", args.out / "ref-pairs-B-t2w"]
+    folders = [args.out / f"{args.folder_prefix}-A-t1w", args.out / f"{args.folder_prefix}-B-t2w"]
     for folder in folders:
         folder.mkdir(parents=True, exist_ok=True)
     log = []
@@ -95,8 +99,9 @@ def main() -> None:
         field = float(rng.choice(list(FIELDS)))
         tissues = jitter_tissues(FIELDS[field], rng)  # the variants' (this person's) tissue values
         name = f"head_{head:02d}"
-        scans = {(0, "ref"): simulate.spoiled_gradient_echo(fractions, tissues=FIELDS[field], **simulate.T1W_1_5T),
-                 (1, "ref"): simulate.spin_echo(fractions, tissues=FIELDS[field], **simulate.T2W_1_5T)}
+        reference = FIELDS[args.reference_field if args.reference_field else field]
+        scans = {(0, "ref"): simulate.spoiled_gradient_echo(fractions, tissues=reference, **simulate.T1W_1_5T),
+                 (1, "ref"): simulate.spin_echo(fractions, tissues=reference, **simulate.T2W_1_5T)}
         for k in range(args.variants):
             t1 = random_t1w_settings(rng)
             t2 = random_t2w_settings(rng)
@@ -108,9 +113,10 @@ def main() -> None:
         for (domain, tag), image in scans.items():
             file = f"{name}.nii.gz" if tag == "ref" else f"{name}~{tag}.nii.gz"
             nib.save(nib.Nifti1Image(image.astype(np.float32), affine), folders[domain] / file)
-        log.append(f"{name}: field_T={field}, reference protocols")
+        log.append(f"{name}: field_T={field}, reference protocols at "
+                   f"{args.reference_field or field} T")
         print(log[-1], flush=True)
-    (args.out / "reference_pairs.txt").write_text("\n".join(log) + "\n")
+    (args.out / f"{args.folder_prefix}.txt").write_text("\n".join(log) + "\n")
 
 
 if __name__ == "__main__":
