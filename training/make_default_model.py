@@ -1,14 +1,11 @@
 """Reproduce the bundled default model and its evidence (issue 6), step by step.
 
-The model is trained in three stages, each a plain `mri-style train --recipe`:
-  1. training/recipes/default_t1_t2.toml: from random weights, unpaired domains plus simulated
-     pairs of random protocols (finds the contrast inversion);
-  2. training/recipes/default_t1_t2_stage2.toml: starts from stage 1 (init_from) with the
-     `lite-intensity` generator (stage 1's weights plus a full-resolution intensity branch that
-     starts at zero) and maps every protocol onto one reference protocol per contrast
-     (prepare_reference_pairs.py);
-  3. training/recipes/default_t1_t2_stage3.toml: stage 2 continued (init_from) on the same pairs,
-     twice as long at half the learning rate, the paired loss weighed 3x more.
+The model is a `voxel` CycleGAN (one 3x3 convolution, then 1x1 ones, per direction) trained in
+two stages, each a plain `mri-style train --recipe`:
+  1. training/recipes/default_t1_t2_voxel.toml: from random weights, the unpaired domains (real
+     seed slices and simulations) plus the 1.5 T reference scans of 10 simulated heads, paired;
+  2. training/recipes/default_t1_t2_voxel_stage2.toml: stage 1 continued (init_from) with the
+     adversarial terms off: the paired and cycle terms alone.
 
     .venv/bin/python training/make_default_model.py prepare   # simulated + seed training folders
     .venv/bin/python training/make_default_model.py train     # all stages (each resumes)
@@ -34,9 +31,9 @@ REPO = Path(__file__).resolve().parents[1]
 RECIPES = REPO / "training" / "recipes"
 DATA = REPO / "runs" / "default-data"
 # (recipe, run folder) per stage, in order; the last run is the shipped model
-STAGES = [(RECIPES / "default_t1_t2.toml", REPO / "runs" / "default-model"),
-          (RECIPES / "default_t1_t2_stage2.toml", REPO / "runs" / "default-model-stage2"),
-          (RECIPES / "default_t1_t2_stage3.toml", REPO / "runs" / "default-model-stage3")]
+STAGES = [(RECIPES / "default_t1_t2_voxel.toml", REPO / "runs" / "default-model-voxel"),
+          (RECIPES / "default_t1_t2_voxel_stage2.toml", REPO / "runs" / "default-model-voxel-stage2"),
+          (RECIPES / "default_t1_t2_voxel_stage3.toml", REPO / "runs" / "default-model-voxel-stage3")]
 RUN = STAGES[-1][1]
 EVIDENCE = REPO / "docs" / "default_model"
 CLI = [sys.executable, "-m", "mri_style_app"]
@@ -45,11 +42,13 @@ CLI = [sys.executable, "-m", "mri_style_app"]
 def prepare() -> None:
     for script in ("prepare_default_data.py", "prepare_reference_pairs.py"):
         subprocess.run([sys.executable, str(REPO / "training" / script), "--out", str(DATA)], check=True)
-    # The voxel stages pair reference scans only, all at 1.5 T (the output contrast is one protocol
-    # at one field: a T2w does not say which field a T1w partner was scanned at), other heads.
-    subprocess.run([sys.executable, str(REPO / "training" / "prepare_reference_pairs.py"), "--out", str(DATA),
-                    "--variants", "0", "--reference-field", "1.5", "--folder-prefix", "refs", "--seed", "4343"],
-                   check=True)
+    # The voxel stages' pairs: 10 heads with one 1.5 T reference scan per contrast (stages 1-2; the
+    # output contrast is one protocol at one field: a T2w does not say which field a T1w partner was
+    # scanned at), and 10 other heads whose references also have variant scans as inputs (stage 3).
+    for prefix, variants, seed in (("refs", "0", "4343"), ("refvar", "2", "4444")):
+        subprocess.run([sys.executable, str(REPO / "training" / "prepare_reference_pairs.py"), "--out", str(DATA),
+                        "--variants", variants, "--reference-field", "1.5", "--folder-prefix", prefix, "--seed", seed],
+                       check=True)
 
 
 def train() -> None:
@@ -58,7 +57,8 @@ def train() -> None:
     for recipe, run in STAGES:
         if any(e.get("type") == "done" for e in read_events(run)):
             continue  # finished before
-        resume = ["--resume"] if (run / "checkpoints" / "latest.pt").exists() else []
+        # --resume continues the run in --out with the settings saved there
+        resume = ["--resume", "--out", str(run)] if (run / "checkpoints" / "latest.pt").exists() else []
         subprocess.run([*CLI, "train", "--recipe", str(recipe), *resume], check=True)
 
 
@@ -83,36 +83,38 @@ def export() -> Path:
             net.load_state_dict(state["nets"][name])
             generators[direction] = net.eval()
         steps = [e for e in read_events(RUN) if e.get("type") == "step"]
-        card = model_files.make_card(config["preset"], model_files.DIRECTIONS, training={
+        # the input scaling the run trained with (train.py writes the same into a finished model)
+        normalisation = {**model_files.DEFAULT_NORMALISATION, "contrast_percentiles": {
+            "t1": config.get("percentile_a", 99.5), "t2": config.get("percentile_b", 99.5)}}
+        card = model_files.make_card(config["preset"], model_files.DIRECTIONS, normalisation, training={
             "iterations": int(state["iteration"]), "seconds": round(float(state["seconds"]), 1),
             "finished": False, "last_losses": {k: steps[-1][k] for k in ("G_A", "G_B", "D_A", "D_B", "cycle_A", "cycle_B")} if steps else {}})
     card["training"] = {**card.get("training", {}),
                         "recipes": [recipe.relative_to(REPO).as_posix() for recipe, _ in STAGES],
                         "reproduce": "python training/make_default_model.py all",
                         "settings": {k: config[k] for k in ("preset", "size", "plane", "batch_size", "lr", "lambda_cycle",
-                                             "lambda_identity", "lambda_paired", "seed") if k in config},
+                                             "lambda_identity", "lambda_paired", "lambda_adversarial", "percentile_a", "seed")
+                                     if k in config},
                         "data": {"A (T1w), unpaired": "43 real BrainWeb T1w seed slices (../shared/data/seed-t1-t2/T1), the "
                                                       "real ICBM 2009a T1 template, 6 spoiled-gradient-echo T1w volumes "
                                                       "simulated from the ICBM tissue maps with random 1.5 T/3 T relaxation "
                                                       "times (+-10 %), TR/TE/flip, bias field and Rician noise",
                                  "B (T2w), unpaired": "46 real BrainWeb T2w seed slices (../shared/data/seed-t1-t2/T2), 6 "
                                                       "spin-echo T2w volumes simulated the same way with random TR/TE",
-                                 "pairs, stage 1": "8 co-registered simulated pairs (GRE T1w + SE T2w of one simulated "
-                                                   "head with random protocols: same tissues and bias field, own "
-                                                   "noise), paired L1 loss x 10",
-                                 "pairs, stage 2": "10 heads: the ICBM tissue maps under random smooth deformations, "
-                                                   "1.5 T or 3 T; per head one reference scan per contrast (T1w GRE "
-                                                   "TR 18/TE 10/30 deg, T2w SE TR 3300/TE 120, literature relaxation "
-                                                   "values of the field, no noise or bias: the targets) and 2 "
-                                                   "variants per contrast (tissues jittered +-10 %, random protocol, "
-                                                   "bias field, Rician noise: inputs only), paired L1 loss x 100; "
-                                                   "stage 3 continues on the same pairs with paired L1 x 300",
-                                 "output contrast": "the reference protocols above, at the field strength the "
-                                                    "input looks like",
-                                 "caveat": "every simulated head is the ICBM anatomy, deformed in stage 2 and "
-                                           "undeformed in stage 1; the demo pair is the undeformed anatomy (the "
-                                           "template itself is never paired); the 3 T robustness pair is held out "
-                                           "in its parameters, noise, bias and axis order, not in its anatomy"}}
+                                 "pairs": "10 heads: the ICBM tissue maps under random smooth deformations, each "
+                                          "scanned once per contrast with the reference protocols (T1w GRE TR 18/TE "
+                                          "10/30 deg, T2w SE TR 3300/TE 120) and the 1.5 T literature relaxation "
+                                          "values, no noise or bias; paired L1 loss x 300",
+                                 "stages": "1: 1500 iterations from random weights, adversarial, cycle (x 1) and "
+                                           "paired terms; 2: 1500 more without the adversarial terms",
+                                 "output contrast": "the 1.5 T reference protocols above, whatever the input's "
+                                                    "field and protocol",
+                                 "T1w input": "scaled by its 90th foreground percentile (white matter at 1), "
+                                              "T2w input by its 99.5th",
+                                 "caveat": "every simulated head is the ICBM anatomy, deformed; the demo pair is the "
+                                           "undeformed anatomy (the template itself is never paired, but is one of "
+                                           "the unpaired T1w images); the 3 T robustness pair is held out in its "
+                                           "parameters, noise, bias and axis order, not in its anatomy"}}
     out = model_files.save_model(default_model_path(), generators, card)
     print(f"exported {out}")
     return out
