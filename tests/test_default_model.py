@@ -2,8 +2,8 @@
 a paired volume it was not tuned to, the app starts with it selected and the self-test passes.
 
 The quality tests run the real model through the real command line on real NIfTI files. On the
-3 T pair they check the issue's goal itself (SSIM 0.85 / PSNR 23 dB); the demo-pair goal (SSIM
-0.90 / 27 dB) is not met yet (README "Default model"): the self-test checks the card's figures.
+3 T pair they check the issue's goal itself (SSIM 0.85 / PSNR 23 dB); on the demo pair the SSIM
+goal (0.90) and the card's figures: its PSNR goal (27 dB) is not met yet (README "Default model").
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -21,10 +22,11 @@ from mri_style_app.cyclegan import checkpoint
 from mri_style_app.imaging import simulate
 from mri_style_app.imaging.volume import load_volume, save_volume
 
+REPO = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "mri_style_app"]
 DIRECTIONS = (("t1-to-t2", "t1w", "t2w"), ("t2-to-t1", "t2w", "t1w"))
-# The issue's goal on a 3 T pair: the shipped model measured SSIM 0.870 / 24.4 dB (T1w -> T2w) and
-# 0.883 / 25.1 dB (T2w -> T1w) with simulation seed 3 (its card); this test draws another seed.
+# The issue's goal on a 3 T pair: the shipped model measured SSIM 0.900 / 30.1 dB (T1w -> T2w) and
+# 0.900 / 29.0 dB (T2w -> T1w) with simulation seed 3 (its card); this test draws another seed.
 FLOOR_3T = {"t1-to-t2": (0.85, 23.0), "t2-to-t1": (0.85, 23.0)}
 
 
@@ -36,10 +38,10 @@ def test_default_model_is_bundled_with_its_evidence():
     model = checkpoint.load_model(paths.default_model_path())
     assert set(model.directions) == {"t1-to-t2", "t2-to-t1"}
     card = model.card
-    assert card["training"]["recipes"] == ["training/recipes/default_t1_t2.toml",
-                                           "training/recipes/default_t1_t2_stage2.toml",
-                                           "training/recipes/default_t1_t2_stage3.toml"]
-    assert card["architecture"]["preset"] == "lite-intensity"
+    assert card["training"]["recipes"] == ["training/recipes/default_t1_t2_voxel.toml",
+                                           "training/recipes/default_t1_t2_voxel_stage2.toml"]
+    assert card["architecture"]["preset"] == "voxel"
+    assert card["normalisation"]["contrast_percentiles"]["t1"] == 90.0
     metrics = card["metrics"]
     for direction in ("t1-to-t2", "t2-to-t1"):
         for pair in ("demo", "3T noisy LIA"):
@@ -47,6 +49,23 @@ def test_default_model_is_bundled_with_its_evidence():
     # the model must beat plain inversion of the T1w, the baseline the issue names
     baseline, model_t2 = metrics["baseline: inverted T1 vs T2"], metrics["demo t1-to-t2"]
     assert model_t2["ssim"] > baseline["ssim"] and model_t2["psnr"] > baseline["psnr"]
+
+
+def test_the_recipes_that_made_the_default_model_are_valid_and_chained():
+    """Each recipe the card names reads as a training run of the card's preset and settings; each
+    stage after the first starts from the model of the stage before it."""
+    from mri_style_app.commands.train import read_recipe
+    from mri_style_app.cyclegan.train import TrainConfig
+
+    card = checkpoint.load_model(paths.default_model_path()).card
+    configs = [TrainConfig.from_dict(read_recipe(REPO / recipe)) for recipe in card["training"]["recipes"]]
+    for config in configs:
+        config.check()
+    for before, after in zip(configs, configs[1:]):
+        assert after.init_from == str(Path(before.out) / "model.safetensors")
+    last = configs[-1]
+    assert {k: getattr(last, k) for k in card["training"]["settings"]} == card["training"]["settings"]
+    assert all(c.preset == card["architecture"]["preset"] and c.percentile_a == 90.0 for c in configs)
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +108,23 @@ def test_default_model_holds_on_a_3t_noisy_lia_pair(pair_3t_lia, tmp_path, direc
         t1w, t2w = load_volume(pair_3t_lia["t1w"]).data, load_volume(pair_3t_lia["t2w"]).data
         inverted = evaluate_pair(np.where(mask, 1 - normalize_unit(t1w, mask), 0), t2w, mask)
         assert metrics["ssim"] > inverted["ssim"] and metrics["psnr"] > inverted["psnr"], (metrics, inverted)
+
+
+@pytest.mark.parametrize("direction,source,reference", DIRECTIONS)
+def test_default_model_on_the_demo_pair_meets_the_ssim_goal_and_its_card(tmp_path, direction, source, reference):
+    """Through the command line, as a user would: the issue's SSIM goal (0.90) in both directions,
+    and the card's own evidence reproduced (PSNR within 0.3 dB). The PSNR goal (27 dB) is not met
+    yet (README "Default model")."""
+    files = {"t1w": paths.demo_t1_path(), "t2w": paths.demo_t2_path()}
+    out = tmp_path / f"demo_{direction}.nii.gz"
+    done = _cli("translate", str(files[source]), str(out), "--direction", direction)
+    assert done.returncode == 0, done.stderr
+    scores = _cli("evaluate", str(out), str(files[reference]), "--mask", str(paths.demo_mask_path()), "--json")
+    assert scores.returncode == 0, scores.stderr
+    metrics = json.loads(scores.stdout)
+    card = checkpoint.load_model(paths.default_model_path()).card["metrics"][f"demo {direction}"]
+    assert metrics["ssim"] >= 0.90, metrics
+    assert abs(metrics["psnr"] - card["psnr"]) < 0.3 and abs(metrics["ssim"] - card["ssim"]) < 0.005, (metrics, card)
 
 
 def test_selftest_passes_with_the_default_model(tmp_path):

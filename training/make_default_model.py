@@ -32,23 +32,21 @@ RECIPES = REPO / "training" / "recipes"
 DATA = REPO / "runs" / "default-data"
 # (recipe, run folder) per stage, in order; the last run is the shipped model
 STAGES = [(RECIPES / "default_t1_t2_voxel.toml", REPO / "runs" / "default-model-voxel"),
-          (RECIPES / "default_t1_t2_voxel_stage2.toml", REPO / "runs" / "default-model-voxel-stage2"),
-          (RECIPES / "default_t1_t2_voxel_stage3.toml", REPO / "runs" / "default-model-voxel-stage3")]
+          (RECIPES / "default_t1_t2_voxel_stage2.toml", REPO / "runs" / "default-model-voxel-stage2")]
 RUN = STAGES[-1][1]
 EVIDENCE = REPO / "docs" / "default_model"
 CLI = [sys.executable, "-m", "mri_style_app"]
+DIFFERENCE = "|difference|"  # the evidence figures' last row
 
 
 def prepare() -> None:
     for script in ("prepare_default_data.py", "prepare_reference_pairs.py"):
         subprocess.run([sys.executable, str(REPO / "training" / script), "--out", str(DATA)], check=True)
-    # The voxel stages' pairs: 10 heads with one 1.5 T reference scan per contrast (stages 1-2; the
-    # output contrast is one protocol at one field: a T2w does not say which field a T1w partner was
-    # scanned at), and 10 other heads whose references also have variant scans as inputs (stage 3).
-    for prefix, variants, seed in (("refs", "0", "4343"), ("refvar", "2", "4444")):
-        subprocess.run([sys.executable, str(REPO / "training" / "prepare_reference_pairs.py"), "--out", str(DATA),
-                        "--variants", variants, "--reference-field", "1.5", "--folder-prefix", prefix, "--seed", seed],
-                       check=True)
+    # The voxel stages pair reference scans only, all at 1.5 T (the output contrast is one protocol
+    # at one field: a T2w does not say which field a T1w partner was scanned at), other heads.
+    subprocess.run([sys.executable, str(REPO / "training" / "prepare_reference_pairs.py"), "--out", str(DATA),
+                    "--variants", "0", "--reference-field", "1.5", "--folder-prefix", "refs", "--seed", "4343"],
+                   check=True)
 
 
 def train() -> None:
@@ -130,20 +128,54 @@ def _evaluate_cli(pred: Path, ref: Path, mask: Path) -> dict:
     return scores
 
 
-def _figure(rows: list[tuple[str, np.ndarray]], mask: np.ndarray, path: Path) -> None:
-    """Rows of volumes (source, translation, reference, |difference|) x axial/coronal/sagittal centre slices."""
-    from mri_style_app.cyclegan.data import write_png
+def _figure(rows: list[tuple[str, np.ndarray]], mask: np.ndarray, path: Path, title: str) -> None:
+    """Rows of volumes (source, translation, reference, |difference|) x axial/coronal/sagittal centre
+    slices, each row and column labelled, drawn with Qt (offscreen) and saved as a PNG."""
+    import os
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QColor, QFont, QImage, QPainter
+    from PySide6.QtWidgets import QApplication
+
     from mri_style_app.imaging.intensity import normalize_unit
 
+    app = QApplication.instance() or QApplication([])  # noqa: F841 - fonts need a Qt application
     centre = [int(np.mean(np.nonzero(mask.any(axis=tuple(a for a in range(3) if a != ax)))[0])) for ax in range(3)]
     tiles = []
-    for _, data in rows:
-        unit = normalize_unit(data, mask)
+    for label, data in rows:
+        # images scaled by their 99.5th percentile in the brain; the difference (already in those
+        # units) on the same scale, so its brightness is the error's size
+        unit = np.clip(data, 0, 1) if label == DIFFERENCE else normalize_unit(data, mask)
         views = [np.rot90(unit[:, :, centre[2]]), np.rot90(unit[:, centre[1], :]), np.rot90(unit[centre[0], :, :])]
         height = max(v.shape[0] for v in views)
-        row = [np.pad(v, ((0, height - v.shape[0]), (0, 4)), constant_values=0) for v in views]
-        tiles.append(np.pad(np.concatenate(row, axis=1), ((0, 4), (0, 0))))
-    write_png(path, (np.concatenate(tiles, axis=0) * 255).astype(np.uint8))
+        tiles.append([np.pad(v, ((0, height - v.shape[0]), (0, 0))) for v in views])
+    widths = [max(row[c].shape[1] for row in tiles) for c in range(3)]
+    heights = [row[0].shape[0] for row in tiles]
+    left, top, gap = 110, 44, 4
+    image = QImage(left + sum(widths) + 2 * gap, top + sum(heights) + 3 * gap, QImage.Format_RGB32)
+    image.fill(QColor("black"))
+    painter = QPainter(image)
+    painter.setPen(QColor("white"))
+    painter.setFont(QFont("DejaVu Sans", 11))
+    painter.drawText(6, 4, image.width() - 12, 20, Qt.AlignLeft, title)
+    x = left
+    for c, name in enumerate(("axial", "coronal", "sagittal")):
+        painter.drawText(x, 22, widths[c], 20, Qt.AlignHCenter, name)
+        x += widths[c] + gap
+    y = top
+    for (label, _), row, height in zip(rows, tiles, heights):
+        painter.drawText(4, y, left - 8, height, Qt.AlignVCenter | Qt.AlignRight, label)
+        x = left
+        for c, view in enumerate(row):
+            grey = np.ascontiguousarray((view * 255).astype(np.uint8))
+            tile = QImage(grey.data, grey.shape[1], grey.shape[0], grey.strides[0], QImage.Format_Grayscale8)
+            painter.drawImage(x, y, tile)
+            x += widths[c] + gap
+        y += height + gap
+    painter.end()
+    if not image.save(str(path)):
+        raise OSError(f"could not write {path}")
 
 
 def curves_figure(path: Path) -> Path:
@@ -194,8 +226,10 @@ def evaluate() -> dict:
         pred_path = save_volume(pred, work / f"demo_{direction}.nii.gz")
         metrics[f"demo {direction}"] = _evaluate_cli(pred_path, reference.source_path, demo_mask_path())
         diff = np.abs(normalize_unit(pred.data, mask) - normalize_unit(reference.data, mask))
+        scores = metrics[f"demo {direction}"]
         _figure([("source", source.data), ("translation", pred.data), ("reference", reference.data),
-                 ("difference", diff)], mask, EVIDENCE / f"demo_{direction}.png")
+                 (DIFFERENCE, diff)], mask, EVIDENCE / f"demo_{direction}.png",
+                f"demo {direction}: PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.3f} in the brain")
     # The baseline a model must beat: T1 intensities inverted inside the brain.
     inverted = t1.with_data(np.where(mask, 1.0 - normalize_unit(t1.data, mask), 0.0), name="t1_inverted")
     metrics["baseline: inverted T1 vs T2"] = evaluate_pair(inverted.data, t2.data, mask)

@@ -50,7 +50,7 @@ def describe_model(model) -> str:
     """One line on the model's generator and training, from its card."""
     config = model.config
     if config.ngf == 0:
-        layers = f"{config.intensity_depth} 3x3 layer{'s' if config.intensity_depth > 1 else ''}"
+        layers = "one 3x3 layer" if config.intensity_depth == 1 else f"{config.intensity_depth} 3x3 layers"
         text = f"{model.preset} generator, {layers} of {config.intensity_path} filters at full resolution"
     else:
         text = f"{model.preset} generator, {config.ngf} filters, {config.n_blocks} blocks"
