@@ -115,6 +115,21 @@ def test_diagnosis_sees_a_noisy_collapse_and_knows_a_fine_tune_starts_low():
     assert finding.level == "ok" and "saved model" in finding.message
 
 
+def test_diagnosis_of_a_run_without_adversarial_terms():
+    """Like stage 2 of the default model (lambda_adversarial 0): D_A wins outright, which harms
+    nothing there, so no collapse warning and no talk of a GAN game; the run is said to be one."""
+    n = 600
+    x = np.arange(n, dtype=float)
+    series = {"D_A": np.full(n, 0.01), "D_B": np.full(n, 0.2), "cycle": np.linspace(0.3, 0.05, n)}
+    assert any(f.message.startswith("D_A has stayed near zero") for f in diagnose_run(x, series))
+    findings = diagnose_run(x, series, adversarial=False)
+    assert [f.level for f in findings] == ["info", "ok"]
+    assert "adversarial terms are off" in findings[0].message
+    assert "wobble" not in findings[1].message and "cycle loss fell" in findings[1].message
+    tuned = diagnose_run(x, series, fine_tune=True, adversarial=False)
+    assert [f.level for f in tuned] == ["info", "ok"] and "wobble" not in tuned[1].message
+
+
 def test_diagnosis_divergence_and_early():
     assert diagnose_run(np.arange(5.0), {"G_A": np.ones(5)})[0].message.startswith("Iteration 4: too early")
     series = {"G_A": np.array([1.0] * 49 + [math.nan])}

@@ -118,12 +118,15 @@ def _tail_mean(values: np.ndarray, start: int, stop: int) -> float:
     return float(part.mean()) if part.size else math.nan
 
 
-def diagnose_run(iterations: np.ndarray, series: dict[str, np.ndarray], fine_tune: bool = False) -> list[Diagnosis]:
+def diagnose_run(iterations: np.ndarray, series: dict[str, np.ndarray], fine_tune: bool = False,
+                 adversarial: bool = True) -> list[Diagnosis]:
     """Read a run's own curves and say, in words, whether it looks healthy.
 
     `iterations` holds the iteration of each logged step; `series` maps curve names
     (G_A, G_B, D_A, D_B, cycle, identity, paired) to the loss at those steps. `fine_tune`: the
     run started from a saved model (init_from), so its cycle loss starts low, not at random.
+    `adversarial` False: the run's lambda_adversarial is 0, the generators do not learn from the
+    discriminators, so a winning discriminator harms nothing.
     """
     iterations = np.asarray(iterations, dtype=np.float64)
     n = iterations.size
@@ -142,7 +145,12 @@ def diagnose_run(iterations: np.ndarray, series: dict[str, np.ndarray], fine_tun
         return [Diagnosis("info", f"Iteration {last_iteration}: too early to judge the curves.")]
 
     findings: list[Diagnosis] = []
-    for d_name, g_name, target in (("D_A", "G_A", "T2"), ("D_B", "G_B", "T1")):
+    if not adversarial:
+        findings.append(Diagnosis(
+            "info", "The adversarial terms are off in this run (lambda_adversarial 0): the generators "
+            "learn from the paired and cycle losses alone; the G and D curves are drawn for information."))
+    gan = " and the adversarial losses wobble around a level" if adversarial else ""
+    for d_name, g_name, target in (("D_A", "G_A", "T2"), ("D_B", "G_B", "T1")) if adversarial else ():
         d = np.asarray(series.get(d_name, ()), dtype=np.float64)
         if d.size != n:
             continue
@@ -166,19 +174,19 @@ def diagnose_run(iterations: np.ndarray, series: dict[str, np.ndarray], fine_tun
         start = _tail_mean(cycle, 0, max(1, n // 20))  # where it began
         now = _tail_mean(cycle, n - max(1, n // 10), n)  # where it is
         if fine_tune:
-            if not findings:
+            if not any(f.level == "warning" for f in findings):
                 findings.append(Diagnosis(
                     "ok", f"Fine-tuning a saved model: the cycle loss started at its trained level "
-                    f"({start:.2f}, now {now:.2f}), and the adversarial losses wobble around a level."))
+                    f"({start:.2f}, now {now:.2f}){gan}."))
         elif latest > before * (1 - CYCLE_STALL_FRACTION) and latest > 0.5 * start:
             findings.append(Diagnosis(
                 "warning", f"The cycle loss has stopped falling ({before:.3f} -> {latest:.3f} over "
                 f"the last quarter of the run) while still at {latest / start:.0%} of where it "
                 "started: the round trip is losing anatomy. Train longer or check the data."))
-        elif not findings:
+        elif not any(f.level == "warning" for f in findings):
             findings.append(Diagnosis(
-                "ok", f"Healthy so far: the cycle loss fell from {start:.2f} to {now:.2f}, and "
-                "the adversarial losses wobble around a level, which is normal for a GAN."))
+                "ok", f"Healthy so far: the cycle loss fell from {start:.2f} to {now:.2f}"
+                + (", and the adversarial losses wobble around a level, which is normal for a GAN." if adversarial else ".")))
     if not findings:
         findings.append(Diagnosis("info", f"Iteration {last_iteration}: no problems seen."))
     return findings

@@ -147,6 +147,7 @@ class TrainingRun(QObject):
         self.last_step: tuple[int, float] | None = None
         self.finished_model: Path | None = None
         self.fine_tune = False  # started from a saved model (the run's init_from)
+        self.adversarial = True  # the generators learn from the discriminators (lambda_adversarial > 0)
         self.stopped = False
         self.error: str | None = None
         self._active = False
@@ -215,7 +216,9 @@ class TrainingRun(QObject):
             self.last_step = point
         elif kind == "start":
             self.first_step = None
-            self.fine_tune = bool(self._config().get("init_from"))
+            config = self._config()
+            self.fine_tune = bool(config.get("init_from"))
+            self.adversarial = config.get("lambda_adversarial", 1.0) != 0
         elif kind == "done":
             self.finished_model = self.run_dir / event.get("model", run_events.MODEL_FILE)
         elif kind == "stopped":
@@ -770,7 +773,9 @@ class RunView(QWidget):
 
     def _show_diagnosis(self) -> None:
         iterations, series = self.plot.all_series()
-        findings = diagnose_run(iterations, series, fine_tune=self.run is not None and self.run.fine_tune)
+        run = self.run
+        findings = diagnose_run(iterations, series, fine_tune=run is not None and run.fine_tune,
+                                adversarial=run is None or run.adversarial)
         colours = {"ok": "#080", "warning": "#b50", "info": "#444"}
         self.diagnosis_label.setText("<br>".join(
             f"<span style='color:{colours[f.level]}'>{f.message}</span>" for f in findings))
