@@ -338,12 +338,17 @@ def test_init_from_starts_both_generators_from_a_saved_model(seed_dir, tmp_path)
         trainer("lite", junk)._build()
 
 
-def test_a_local_run_with_a_t1_percentile_records_it_and_loads_t1_images_by_it(seed_dir, tmp_path, capsys):
+def _recipe_is_refused(seed_dir, tmp_path, capsys, text: str, message: str) -> None:
+    """`mri-style train` with a recipe holding `text` exits 2 and says `message`."""
     recipe = tmp_path / "bad.toml"
-    recipe.write_text("percentile_a = 20\n")
+    recipe.write_text(text + "\n")
     assert main(["train", "--domain-a", str(seed_dir / "T1"), "--domain-b", str(seed_dir / "T2"),
                  "--out", str(tmp_path / "bad"), "--recipe", str(recipe)]) == 2
-    assert "percentile_a must be between 50 and 100" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
+
+
+def test_a_local_run_with_a_t1_percentile_records_it_and_loads_t1_images_by_it(seed_dir, tmp_path, capsys):
+    _recipe_is_refused(seed_dir, tmp_path, capsys, "percentile_a = 20", "percentile_a must be between 50 and 100")
     # the 90th percentile of each slice's foreground maps to 1: a tenth of the head is at the top
     # (a bit more of what is above 5 % of the range, which leaves out the darkest head voxels)
     def share_at_top(dataset):
@@ -357,11 +362,7 @@ def test_a_local_run_with_a_t1_percentile_records_it_and_loads_t1_images_by_it(s
 
 
 def test_lambda_adversarial_weighs_the_generators_gan_terms(seed_dir, tmp_path, capsys):
-    recipe = tmp_path / "bad.toml"
-    recipe.write_text("lambda_adversarial = -1\n")
-    assert main(["train", "--domain-a", str(seed_dir / "T1"), "--domain-b", str(seed_dir / "T2"),
-                 "--out", str(tmp_path / "bad"), "--recipe", str(recipe)]) == 2
-    assert "lambda_adversarial must not be negative" in capsys.readouterr().err
+    _recipe_is_refused(seed_dir, tmp_path, capsys, "lambda_adversarial = -1", "lambda_adversarial must not be negative")
     # With the cycle and identity terms off, the GAN terms are the generators' only loss: weighed
     # by 0 they leave the generators where they started (a 1-iteration and a 4-iteration run of
     # the same seed end with the same weights); by 1 they move them.

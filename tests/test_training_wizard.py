@@ -296,24 +296,31 @@ def test_data_page_takes_optional_pairs_into_the_command(qtbot, tiny_domains, tm
     assert "--paired-a" not in wizard.command()
 
 
-def test_a_run_that_starts_from_a_saved_model_is_judged_as_a_fine_tune(qtbot, tmp_path):
-    """The run page reads init_from from the run's config.json: a fine-tune's cycle loss starts
-    low, so a flat cycle curve there is no stall."""
+def _follow_run(qtbot, tmp_path, config: str, step: dict):
+    """A run folder with `config` as its config.json and 40 logged steps (`step` plus iteration and
+    seconds), followed by a run page: (page, run) once the page has read the last step."""
     from mri_style_app.ui.training_wizard import RunView, TrainingRun
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    (run_dir / "config.json").write_text('{"config": {"init_from": "/models/base.safetensors"}}')
+    (run_dir / "config.json").write_text(config)
     run_events.append_event(run_dir, {"iteration": 0, "type": "start", "total_iterations": 400})
     for i in range(10, 410, 10):
-        run_events.append_event(run_dir, {"iteration": i, "type": "step", "G_A": 0.3, "G_B": 0.3, "D_A": 0.25,
-                                          "D_B": 0.25, "cycle_A": 0.05, "cycle_B": 0.06, "seconds": i * 0.1})
+        run_events.append_event(run_dir, {"iteration": i, "type": "step", **step, "seconds": i * 0.1})
     view = RunView()
     qtbot.addWidget(view)
     run = TrainingRun(run_dir)
     view.attach(run)
     run.follow()
     qtbot.waitUntil(lambda: run.last_iteration == 400, timeout=5_000)
+    return view, run
+
+
+def test_a_run_that_starts_from_a_saved_model_is_judged_as_a_fine_tune(qtbot, tmp_path):
+    """The run page reads init_from from the run's config.json: a fine-tune's cycle loss starts
+    low, so a flat cycle curve there is no stall."""
+    view, run = _follow_run(qtbot, tmp_path, '{"config": {"init_from": "/models/base.safetensors"}}',
+                            {"G_A": 0.3, "G_B": 0.3, "D_A": 0.25, "D_B": 0.25, "cycle_A": 0.05, "cycle_B": 0.06})
     assert run.fine_tune and run.adversarial
     qtbot.waitUntil(lambda: "saved model" in view.diagnosis_label.text(), timeout=5_000)
     assert "stopped falling" not in view.diagnosis_label.text()
@@ -322,22 +329,8 @@ def test_a_run_that_starts_from_a_saved_model_is_judged_as_a_fine_tune(qtbot, tm
 def test_a_run_without_adversarial_terms_is_said_to_be_one(qtbot, tmp_path):
     """The run page reads lambda_adversarial from config.json: with 0 a winning discriminator is no
     problem, and the page says the generators learn from the paired and cycle losses alone."""
-    from mri_style_app.ui.training_wizard import RunView, TrainingRun
-
-    run_dir = tmp_path / "run"
-    run_dir.mkdir()
-    (run_dir / "config.json").write_text('{"config": {"lambda_adversarial": 0.0}}')
-    run_events.append_event(run_dir, {"iteration": 0, "type": "start", "total_iterations": 400})
-    for i in range(10, 410, 10):
-        run_events.append_event(run_dir, {"iteration": i, "type": "step", "G_A": 0.9, "G_B": 0.5, "D_A": 0.01,
-                                          "D_B": 0.2, "cycle_A": 0.3 - i / 2000, "cycle_B": 0.3 - i / 2000,
-                                          "seconds": i * 0.1})
-    view = RunView()
-    qtbot.addWidget(view)
-    run = TrainingRun(run_dir)
-    view.attach(run)
-    run.follow()
-    qtbot.waitUntil(lambda: run.last_iteration == 400, timeout=5_000)
+    view, run = _follow_run(qtbot, tmp_path, '{"config": {"lambda_adversarial": 0.0}}',
+                            {"G_A": 0.9, "G_B": 0.5, "D_A": 0.01, "D_B": 0.2, "cycle_A": 0.1, "cycle_B": 0.1})
     assert not run.adversarial
     qtbot.waitUntil(lambda: "adversarial terms are off" in view.diagnosis_label.text(), timeout=5_000)
     assert "near zero" not in view.diagnosis_label.text()
