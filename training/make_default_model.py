@@ -40,8 +40,10 @@ DIFFERENCE = "|difference|"  # the evidence figures' last row
 
 
 def prepare() -> None:
-    for script in ("prepare_default_data.py", "prepare_reference_pairs.py"):
-        subprocess.run([sys.executable, str(REPO / "training" / script), "--out", str(DATA)], check=True)
+    # the unpaired domains (seed slices, the template, simulations); its random-protocol pairs are
+    # not used by these stages (--pairs 0; the domains are drawn from their own random stream)
+    subprocess.run([sys.executable, str(REPO / "training" / "prepare_default_data.py"), "--out", str(DATA),
+                    "--pairs", "0"], check=True)
     # The voxel stages pair reference scans only, all at 1.5 T (the output contrast is one protocol
     # at one field: a T2w does not say which field a T1w partner was scanned at), other heads.
     subprocess.run([sys.executable, str(REPO / "training" / "prepare_reference_pairs.py"), "--out", str(DATA),

@@ -1,4 +1,8 @@
-"""Reference-protocol pairs for stage 2 of the default model (issue 6).
+"""Reference-protocol pairs for the default model (issue 6).
+
+The current default model (training/make_default_model.py) pairs reference scans only, all at
+1.5 T: `--variants 0 --reference-field 1.5 --folder-prefix refs`. The history below explains the
+design; the previous default model trained on the default output (variants, each head's own field).
 
 Stage 1 paired each simulated T1w with a T2w of RANDOM sequence settings. A T1w image does not
 tell which TE/TR its partner had, so the model learnt the average of many T2w contrasts: flat
