@@ -149,7 +149,7 @@ def diagnose_run(iterations: np.ndarray, series: dict[str, np.ndarray], fine_tun
         findings.append(Diagnosis(
             "info", "The adversarial terms are off in this run (lambda_adversarial 0): the generators "
             "learn from the paired and cycle losses alone; the G and D curves are drawn for information."))
-    gan = " and the adversarial losses wobble around a level" if adversarial else ""
+    gan = ", and the adversarial losses wobble around a level" if adversarial else ""
     for d_name, g_name, target in (("D_A", "G_A", "T2"), ("D_B", "G_B", "T1")) if adversarial else ():
         d = np.asarray(series.get(d_name, ()), dtype=np.float64)
         if d.size != n:
@@ -185,8 +185,8 @@ def diagnose_run(iterations: np.ndarray, series: dict[str, np.ndarray], fine_tun
                 "started: the round trip is losing anatomy. Train longer or check the data."))
         elif not any(f.level == "warning" for f in findings):
             findings.append(Diagnosis(
-                "ok", f"Healthy so far: the cycle loss fell from {start:.2f} to {now:.2f}"
-                + (", and the adversarial losses wobble around a level, which is normal for a GAN." if adversarial else ".")))
+                "ok", f"Healthy so far: the cycle loss fell from {start:.2f} to {now:.2f}{gan}"
+                + (", which is normal for a GAN." if adversarial else ".")))
     if not findings:
         findings.append(Diagnosis("info", f"Iteration {last_iteration}: no problems seen."))
     return findings
