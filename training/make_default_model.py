@@ -149,7 +149,8 @@ def _figure(rows: list[tuple[str, np.ndarray]], mask: np.ndarray, path: Path, ti
         # images scaled by their 99.5th percentile in the brain; the difference (already in those
         # units) on the same scale, so its brightness is the error's size
         unit = np.clip(data, 0, 1) if label == DIFFERENCE else normalize_unit(data, mask)
-        views = [np.rot90(unit[:, :, centre[2]]), np.rot90(unit[:, centre[1], :]), np.rot90(unit[centre[0], :, :])]
+        # sagittal with anterior on the left, as the viewer shows it
+        views = [np.rot90(unit[:, :, centre[2]]), np.rot90(unit[:, centre[1], :]), np.fliplr(np.rot90(unit[centre[0], :, :]))]
         height = max(v.shape[0] for v in views)
         tiles.append([np.pad(v, ((0, height - v.shape[0]), (0, 0))) for v in views])
     widths = [max(row[c].shape[1] for row in tiles) for c in range(3)]
