@@ -3,7 +3,8 @@ a paired volume it was not tuned to, the app starts with it selected and the sel
 
 The quality tests run the real model through the real command line on real NIfTI files. On the
 3 T pair they check the issue's goal itself (SSIM 0.85 / PSNR 23 dB); on the demo pair the SSIM
-goal (0.90) and the card's figures: its PSNR goal (27 dB) is not met yet (README "Default model").
+goal (0.90) both ways, the PSNR goal (27 dB) from T1w to T2w, and the card's figures; T2w -> T1w
+is short of 27 dB (README "Default model").
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from mri_style_app.imaging.volume import load_volume, save_volume
 REPO = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "mri_style_app"]
 DIRECTIONS = (("t1-to-t2", "t1w", "t2w"), ("t2-to-t1", "t2w", "t1w"))
-# The issue's goal on a 3 T pair: the shipped model measured SSIM 0.900 / 30.1 dB (T1w -> T2w) and
-# 0.900 / 29.0 dB (T2w -> T1w) with simulation seed 3 (its card); this test draws another seed.
+# The issue's goal on a 3 T pair: the shipped model measured SSIM 0.900 / 30.4 dB (T1w -> T2w) and
+# 0.897 / 28.8 dB (T2w -> T1w) with simulation seed 3 (its card); this test draws another seed.
 FLOOR_3T = {"t1-to-t2": (0.85, 23.0), "t2-to-t1": (0.85, 23.0)}
 
 
@@ -39,7 +40,8 @@ def test_default_model_is_bundled_with_its_evidence():
     assert set(model.directions) == {"t1-to-t2", "t2-to-t1"}
     card = model.card
     assert card["training"]["recipes"] == ["training/recipes/default_t1_t2_voxel.toml",
-                                           "training/recipes/default_t1_t2_voxel_stage2.toml"]
+                                           "training/recipes/default_t1_t2_voxel_stage2.toml",
+                                           "training/recipes/default_t1_t2_voxel_stage3.toml"]
     assert card["architecture"]["preset"] == "voxel"
     assert card["normalisation"]["contrast_percentiles"]["t1"] == 90.0
     metrics = card["metrics"]
@@ -111,10 +113,10 @@ def test_default_model_holds_on_a_3t_noisy_lia_pair(pair_3t_lia, tmp_path, direc
 
 
 @pytest.mark.parametrize("direction,source,reference", DIRECTIONS)
-def test_default_model_on_the_demo_pair_meets_the_ssim_goal_and_its_card(tmp_path, direction, source, reference):
+def test_default_model_on_the_demo_pair_meets_the_goals_and_its_card(tmp_path, direction, source, reference):
     """Through the command line, as a user would: the issue's SSIM goal (0.90) in both directions,
-    and the card's own evidence reproduced (PSNR within 0.3 dB). The PSNR goal (27 dB) is not met
-    yet (README "Default model")."""
+    its PSNR goal (27 dB) from T1w to T2w, and the card's own evidence reproduced (PSNR within 0.3
+    dB). T2w -> T1w does not reach 27 dB yet (README "Default model")."""
     files = {"t1w": paths.demo_t1_path(), "t2w": paths.demo_t2_path()}
     out = tmp_path / f"demo_{direction}.nii.gz"
     done = _cli("translate", str(files[source]), str(out), "--direction", direction)
@@ -124,6 +126,8 @@ def test_default_model_on_the_demo_pair_meets_the_ssim_goal_and_its_card(tmp_pat
     metrics = json.loads(scores.stdout)
     card = checkpoint.load_model(paths.default_model_path()).card["metrics"][f"demo {direction}"]
     assert metrics["ssim"] >= 0.90, metrics
+    if direction == "t1-to-t2":
+        assert metrics["psnr"] >= 27.0, metrics
     assert abs(metrics["psnr"] - card["psnr"]) < 0.3 and abs(metrics["ssim"] - card["ssim"]) < 0.005, (metrics, card)
 
 

@@ -1,11 +1,12 @@
 """Reproduce the bundled default model and its evidence (issue 6), step by step.
 
 The model is a `voxel` CycleGAN (one 3x3 convolution, then 1x1 ones, per direction) trained in
-two stages, each a plain `mri-style train --recipe`:
+three stages, each a plain `mri-style train --recipe`:
   1. training/recipes/default_t1_t2_voxel.toml: from random weights, the unpaired domains (real
      seed slices and simulations) plus the 1.5 T reference scans of 10 simulated heads, paired;
   2. training/recipes/default_t1_t2_voxel_stage2.toml: stage 1 continued (init_from) with the
-     adversarial terms off: the paired and cycle terms alone.
+     adversarial terms off: the paired and cycle terms alone;
+  3. training/recipes/default_t1_t2_voxel_stage3.toml: stage 2 continued at half the learning rate.
 
     .venv/bin/python training/make_default_model.py prepare   # simulated + seed training folders
     .venv/bin/python training/make_default_model.py train     # all stages (each resumes)
@@ -32,7 +33,8 @@ RECIPES = REPO / "training" / "recipes"
 DATA = REPO / "runs" / "default-data"
 # (recipe, run folder) per stage, in order; the last run is the shipped model
 STAGES = [(RECIPES / "default_t1_t2_voxel.toml", REPO / "runs" / "default-model-voxel"),
-          (RECIPES / "default_t1_t2_voxel_stage2.toml", REPO / "runs" / "default-model-voxel-stage2")]
+          (RECIPES / "default_t1_t2_voxel_stage2.toml", REPO / "runs" / "default-model-voxel-stage2"),
+          (RECIPES / "default_t1_t2_voxel_stage3.toml", REPO / "runs" / "default-model-voxel-stage3")]
 RUN = STAGES[-1][1]
 EVIDENCE = REPO / "docs" / "default_model"
 CLI = [sys.executable, "-m", "mri_style_app"]
@@ -106,7 +108,8 @@ def export() -> Path:
                                           "10/30 deg, T2w SE TR 3300/TE 120) and the 1.5 T literature relaxation "
                                           "values, no noise or bias; paired L1 loss x 300",
                                  "stages": "1: 1500 iterations from random weights, adversarial, cycle (x 1) and "
-                                           "paired terms; 2: 1500 more without the adversarial terms",
+                                           "paired terms, lr 5e-4; 2: 1500 more without the adversarial terms; "
+                                           "3: 1500 more at lr 2.5e-4",
                                  "output contrast": "the 1.5 T reference protocols above, whatever the input's "
                                                     "field and protocol",
                                  "T1w input": "scaled by its 90th foreground percentile (white matter at 1), "
