@@ -41,16 +41,19 @@ CLI = [sys.executable, "-m", "mri_style_app"]
 DIFFERENCE = "|difference|"  # the evidence figures' last row
 
 
+def _run_script(name: str, *options: str) -> None:
+    """Run training/NAME with --out DATA and `options`; stop if it fails."""
+    subprocess.run([sys.executable, str(REPO / "training" / name), "--out", str(DATA), *options], check=True)
+
+
 def prepare() -> None:
     # the unpaired domains (seed slices, the template, simulations); its random-protocol pairs are
     # not used by these stages (--pairs 0; the domains are drawn from their own random stream)
-    subprocess.run([sys.executable, str(REPO / "training" / "prepare_default_data.py"), "--out", str(DATA),
-                    "--pairs", "0"], check=True)
+    _run_script("prepare_default_data.py", "--pairs", "0")
     # The voxel stages pair reference scans only, all at 1.5 T (the output contrast is one protocol
     # at one field: a T2w does not say which field a T1w partner was scanned at), other heads.
-    subprocess.run([sys.executable, str(REPO / "training" / "prepare_reference_pairs.py"), "--out", str(DATA),
-                    "--variants", "0", "--reference-field", "1.5", "--folder-prefix", "refs", "--seed", "4343"],
-                   check=True)
+    _run_script("prepare_reference_pairs.py", "--variants", "0", "--reference-field", "1.5", "--folder-prefix", "refs",
+                "--seed", "4343")
 
 
 def train() -> None:
@@ -85,9 +88,9 @@ def export() -> Path:
             net.load_state_dict(state["nets"][name])
             generators[direction] = net.eval()
         steps = [e for e in read_events(RUN) if e.get("type") == "step"]
-        # the input scaling the run trained with (train.py writes the same into a finished model)
-        normalisation = {**model_files.DEFAULT_NORMALISATION, "contrast_percentiles": {
-            "t1": config.get("percentile_a", 99.5), "t2": config.get("percentile_b", 99.5)}}
+        # the input scaling the run trained with, as train.py writes it into a finished model
+        normalisation = model_files.training_normalisation(config.get("percentile_a", 99.5),
+                                                           config.get("percentile_b", 99.5))
         card = model_files.make_card(config["preset"], model_files.DIRECTIONS, normalisation, training={
             "iterations": int(state["iteration"]), "seconds": round(float(state["seconds"]), 1),
             "finished": False, "last_losses": {k: steps[-1][k] for k in ("G_A", "G_B", "D_A", "D_B", "cycle_A", "cycle_B")} if steps else {}})
@@ -133,19 +136,25 @@ def _evaluate_cli(pred: Path, ref: Path, mask: Path) -> dict:
     return scores
 
 
-def _figure(rows: list[tuple[str, np.ndarray]], mask: np.ndarray, path: Path, title: str) -> None:
-    """Rows of volumes (source, translation, reference, |difference|) x axial/coronal/sagittal centre
-    slices, each row and column labelled, drawn with Qt (offscreen) and saved as a PNG."""
+def _qt_application():
+    """The Qt application the figures are drawn in (offscreen unless a platform is set)."""
     import os
 
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtWidgets import QApplication
+
+    return QApplication.instance() or QApplication([])
+
+
+def _figure(rows: list[tuple[str, np.ndarray]], mask: np.ndarray, path: Path, title: str) -> None:
+    """Rows of volumes (source, translation, reference, |difference|) x axial/coronal/sagittal centre
+    slices, each row and column labelled, drawn with Qt (offscreen) and saved as a PNG."""
+    app = _qt_application()  # noqa: F841 - fonts need a Qt application
     from PySide6.QtCore import Qt
     from PySide6.QtGui import QColor, QFont, QImage, QPainter
-    from PySide6.QtWidgets import QApplication
 
     from mri_style_app.imaging.intensity import normalize_unit
 
-    app = QApplication.instance() or QApplication([])  # noqa: F841 - fonts need a Qt application
     centre = [int(np.mean(np.nonzero(mask.any(axis=tuple(a for a in range(3) if a != ax)))[0])) for ax in range(3)]
     tiles = []
     for label, data in rows:
@@ -186,15 +195,10 @@ def _figure(rows: list[tuple[str, np.ndarray]], mask: np.ndarray, path: Path, ti
 
 def curves_figure(path: Path) -> Path:
     """The run's loss curves as the wizard draws them (offscreen), saved as a PNG."""
-    import os
-
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtWidgets import QApplication
-
+    app = _qt_application()  # Qt must live while we draw
     from mri_style_app.cyclegan.events import read_events
     from mri_style_app.ui.loss_plot import LossPlot
 
-    app = QApplication.instance() or QApplication([])  # noqa: F841 - Qt must live while we draw
     plot = LossPlot()
     plot.resize(900, 420)
     plot.set_log_scale(True)
@@ -204,7 +208,7 @@ def curves_figure(path: Path) -> Path:
         plot.add_steps(steps)
         offset = steps[-1]["iteration"] if steps else offset
     plot.show()
-    QApplication.processEvents()
+    app.processEvents()
     if not plot.grab().save(str(path)):
         raise OSError(f"could not write {path}")
     plot.close()

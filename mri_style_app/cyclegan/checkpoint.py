@@ -125,6 +125,12 @@ def make_card(preset_or_config, directions, normalisation: dict | None = None,
     }
 
 
+def training_normalisation(percentile_t1: float, percentile_t2: float) -> dict:
+    """The card's input normalisation for a model trained with these per-contrast percentiles
+    (a run's percentile_a and percentile_b)."""
+    return {**DEFAULT_NORMALISATION, "contrast_percentiles": {"t1": percentile_t1, "t2": percentile_t2}}
+
+
 def contrast_percentile(normalisation: dict, contrast: str | None) -> float:
     """The foreground percentile that maps to 1 for an image of `contrast` ("t1", "t2")."""
     norm = {**DEFAULT_NORMALISATION, **(normalisation or {})}

@@ -547,8 +547,7 @@ class Trainer:
                                   "lr": cfg.lr, "betas": [cfg.beta1, cfg.beta2], "decay_fraction": cfg.decay_fraction},
                     "data": self._data_summary(), "seed": cfg.seed,
                     **({"init_from": Path(cfg.init_from).name} if cfg.init_from else {})}
-        normalisation = {**model_files.DEFAULT_NORMALISATION,
-                         "contrast_percentiles": {"t1": cfg.percentile_a, "t2": cfg.percentile_b}}
+        normalisation = model_files.training_normalisation(cfg.percentile_a, cfg.percentile_b)
         card = model_files.make_card(cfg.preset, model_files.DIRECTIONS, normalisation, training=training)
         nets = self.nets()
         generators = {"t1-to-t2": nets["G_A"], "t2-to-t1": nets["G_B"]}
