@@ -103,3 +103,19 @@ def test_a_local_generator_is_the_intensity_branch_alone_at_full_resolution(pres
     assert changed.numel() and (changed - torch.tensor([16, 13])).abs().max() == depth
     with pytest.raises(ValueError, match="needs a ResNet branch"):
         GeneratorConfig(ngf=0, n_blocks=0)
+
+
+def test_output_gain_lets_a_generator_reach_the_brightest_target():
+    """A plain tanh only approaches 1.0, where the brightest training targets sit; voxel-headroom
+    reaches it at a finite activation and stays within its gain."""
+    torch.manual_seed(0)
+    plain, headroom = build_generator("voxel"), build_generator("voxel-headroom")
+    headroom.load_state_dict(plain.state_dict())  # the gain is no weight: the same layers
+    x = torch.rand(1, 1, 20, 20) * 2 - 1
+    with torch.inference_mode():
+        assert torch.allclose(headroom(x), 1.1 * plain(x))
+        for net in (plain, headroom):
+            torch.nn.init.constant_(net.intensity[-1].bias, 3.0)  # tanh(3 + ...) = 0.995 and up
+        assert plain(x).max() < 1.0 < headroom(x).min() and headroom(x).max() <= 1.1
+    with pytest.raises(ValueError, match="output_gain"):
+        GeneratorConfig(output_gain=0.5)

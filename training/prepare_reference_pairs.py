@@ -28,6 +28,7 @@ reference protocol on the undeformed maps and must be predicted, not remembered.
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 import nibabel as nib
@@ -81,6 +82,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=4242)
     parser.add_argument("--reference-field", type=float, choices=sorted(FIELDS), default=None,
                         help="relaxation values of every reference scan (default: each head's own field)")
+    parser.add_argument("--dark-csf-variants", type=int, default=0,
+                        help="extra T1w inputs per head: the reference protocol with a longer CSF T1 "
+                             "(3000-4500 ms), so CSF darker than the reference's")
     parser.add_argument("--folder-prefix", default="ref-pairs",
                         help="write PREFIX-A-t1w/ and PREFIX-B-t2w/ under --out")
     args = parser.parse_args()
@@ -92,6 +96,8 @@ def main() -> None:
     maps[:2] /= 255.0
     maps[2] = maps[2] > 0
     rng = np.random.default_rng(args.seed)
+    # its own stream: the heads and their variants are the same with or without dark-CSF inputs
+    dark_rng = np.random.default_rng([args.seed, 1])
     folders = [args.out / f"{args.folder_prefix}-A-t1w", args.out / f"{args.folder_prefix}-B-t2w"]
     for folder in folders:
         folder.mkdir(parents=True, exist_ok=True)
@@ -114,6 +120,11 @@ def main() -> None:
             scans[(1, f"v{k}")] = degrade(simulate.spin_echo(fractions, tissues=tissues, **t2), mask, rng, bias)
             log.append(f"{name}~v{k}: field_T={field}, " + ", ".join(
                 f"{p}_{key}={value:.1f}" for p, s in (("t1w", t1), ("t2w", t2)) for key, value in s.items()))
+        for k in range(args.dark_csf_variants):
+            csf_t1 = float(dark_rng.uniform(3000, 4500))
+            dark = {**reference, "csf": replace(reference["csf"], t1_ms=csf_t1)}
+            scans[(0, f"darkcsf{k}")] = simulate.spoiled_gradient_echo(fractions, tissues=dark, **simulate.T1W_1_5T)
+            log.append(f"{name}~darkcsf{k}: reference T1w protocol, CSF T1 {csf_t1:.0f} ms")
         for (domain, tag), image in scans.items():
             file = f"{name}.nii.gz" if tag == "ref" else f"{name}~{tag}.nii.gz"
             nib.save(nib.Nifti1Image(image.astype(np.float32), affine), folders[domain] / file)

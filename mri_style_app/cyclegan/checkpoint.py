@@ -142,7 +142,8 @@ def _config_from_architecture(arch: dict) -> GeneratorConfig:
                            in_channels=int(arch.get("in_channels", 1)),
                            out_channels=int(arch.get("out_channels", 1)),
                            intensity_path=int(arch.get("intensity_path", 0)),
-                           intensity_depth=int(arch.get("intensity_depth", 1)))
+                           intensity_depth=int(arch.get("intensity_depth", 1)),
+                           output_gain=float(arch.get("output_gain", 1.0)))
 
 
 # ---------------------------------------------------------------- writing

@@ -45,7 +45,7 @@ class ResnetBlock(nn.Module):
 
 
 class ResnetGenerator(nn.Module):
-    """Image in [-1, 1] -> image in [-1, 1], same size (a multiple of SIZE_MULTIPLE)."""
+    """Image in [-1, 1] -> image in [-1, 1] (times output_gain), same size (a multiple of SIZE_MULTIPLE)."""
 
     def __init__(self, config: GeneratorConfig = PRESETS["small"]):
         super().__init__()
@@ -95,10 +95,13 @@ class ResnetGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.intensity is None:
-            return self.model(x)
-        if self.model is None:
-            return torch.tanh(self.intensity(x))
-        return torch.tanh(self.model[:-1](x) + self.intensity(x))
+            out = self.model(x)
+        elif self.model is None:
+            out = torch.tanh(self.intensity(x))
+        else:
+            out = torch.tanh(self.model[:-1](x) + self.intensity(x))
+        # may pass +-1 when output_gain > 1: translation clips to the image range
+        return out if self.config.output_gain == 1.0 else out * self.config.output_gain
 
 
 class PatchDiscriminator(nn.Module):

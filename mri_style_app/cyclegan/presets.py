@@ -13,12 +13,18 @@ class GeneratorConfig:
     out_channels: int = 1
     intensity_path: int = 0  # width of the full-resolution intensity branch; 0: the reference generator
     intensity_depth: int = 1  # 3x3 convolutions in that branch (then two 1x1 ones)
+    # The tanh output times this. Targets reach 1.0 (a T1w's white matter, a T2w's CSF), which a
+    # plain tanh only approaches: the brightest tissue ends a little low and every contrast is
+    # squeezed. With a gain above 1 the generator reaches 1.0 at a finite activation.
+    output_gain: float = 1.0
     # ngf = 0: no downsampling ResNet branch at all, the generator is the intensity branch alone
     # (a "local" generator: each voxel from its neighbourhood, at full resolution)
 
     def __post_init__(self):
         if self.ngf < 0 or self.n_blocks < 0 or self.intensity_path < 0 or self.intensity_depth < 1:
             raise ValueError(f"invalid generator sizes: {self}")
+        if not 1.0 <= self.output_gain <= 2.0:
+            raise ValueError(f"output_gain must lie in [1, 2], not {self.output_gain}")
         if self.ngf == 0 and self.intensity_path == 0:
             raise ValueError("a generator needs a ResNet branch (ngf > 0) or an intensity branch (intensity_path > 0)")
 
@@ -37,6 +43,8 @@ PRESETS: dict[str, GeneratorConfig] = {
     # One 3x3 convolution, then two 1x1 ones: each voxel from its 3x3 in-plane neighbourhood,
     # nearly a per-voxel intensity mapping (the default model; README, "Default model").
     "voxel": GeneratorConfig(ngf=0, n_blocks=0, intensity_path=32, intensity_depth=1),
+    # voxel whose output can reach the brightest targets (output_gain): the default model
+    "voxel-headroom": GeneratorConfig(ngf=0, n_blocks=0, intensity_path=32, intensity_depth=1, output_gain=1.1),
     "tiny": GeneratorConfig(ngf=16, n_blocks=6),
     "small": GeneratorConfig(ngf=32, n_blocks=6),
     "standard": GeneratorConfig(ngf=64, n_blocks=9),
@@ -44,4 +52,4 @@ PRESETS: dict[str, GeneratorConfig] = {
 
 # Discriminator width per preset: the reference 64, narrower for the small generators so the
 # discriminator does not overwhelm them.
-DISCRIMINATOR_NDF = {"lite": 32, "lite-intensity": 32, "local": 32, "voxel": 32, "tiny": 32, "small": 64, "standard": 64}
+DISCRIMINATOR_NDF = {"lite": 32, "lite-intensity": 32, "local": 32, "voxel": 32, "voxel-headroom": 32, "tiny": 32, "small": 64, "standard": 64}

@@ -338,7 +338,7 @@ class Trainer:
         self.sum_count = 0
 
     def _load_generators(self, path: Path) -> None:
-        """Start G_A and G_B from a saved model (init_from); its preset must be this run's."""
+        """Start G_A and G_B from a saved model (init_from); its layers must be this run's preset's."""
         from mri_style_app.cyclegan import checkpoint as model_files
 
         try:
@@ -347,7 +347,8 @@ class Trainer:
             raise SetupError(f"init_from: {exc}") from None
         mine = PRESETS[self.config.preset]
         # A model without the intensity branch can start one with it: the branch starts at zero.
-        if replace(model.config, intensity_path=mine.intensity_path) != mine or (
+        # The output gain is no weight: a voxel model can start a voxel-headroom run.
+        if replace(model.config, intensity_path=mine.intensity_path, output_gain=mine.output_gain) != mine or (
                 model.config.intensity_path not in (0, mine.intensity_path)):
             raise SetupError(f"init_from {path}: its generators are the {model.preset!r} preset; this run "
                              f"uses {self.config.preset!r}. Choose the same preset or another model")

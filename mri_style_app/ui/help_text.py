@@ -34,10 +34,11 @@ TOOLTIPS: dict[str, str] = {
                  "to 1, and makes a loss collapsing towards zero stand out.",
     "preset": "Generator size. lite (8 filters): translates a volume in seconds on a CPU. "
               "lite-intensity: lite plus a full-resolution branch for the per-voxel intensity "
-              "mapping (sharper, closer intensities; the bundled default). local: that branch "
+              "mapping (sharper, closer intensities). local: that branch "
               "alone, each voxel from its 9x9 neighbourhood at full resolution (no wider context, "
               "so no texture borrowed from elsewhere). voxel: one 3x3 layer, then per-voxel ones: "
-              "nearly a per-voxel intensity mapping, the fastest. tiny: a quick test of "
+              "nearly a per-voxel intensity mapping, the fastest. voxel-headroom: voxel whose output can "
+              "reach the brightest tissue without squeezing the contrast (the bundled default). tiny: a quick test of "
               "the pipeline. small: a useful model on a CPU. standard: the reference CycleGAN "
               "(64 filters, 9 residual blocks), for a GPU.",
     "size": "Training images are made this many pixels square: larger ones are resized down, "
