@@ -239,7 +239,7 @@ def test_a_model_with_the_intensity_branch_round_trips(tmp_path):
         assert torch.equal(model.generator("t1-to-t2")(x), net.eval()(x))
 
 
-def test_a_model_with_an_output_gain_round_trips_and_older_cards_mean_no_gain(tmp_path):
+def test_a_model_with_an_output_top_round_trips_and_older_cards_mean_the_plain_range(tmp_path):
     from mri_style_app.cyclegan import checkpoint as model_files
     from mri_style_app.cyclegan.networks import build_generator, init_weights
 
@@ -248,13 +248,13 @@ def test_a_model_with_an_output_gain_round_trips_and_older_cards_mean_no_gain(tm
     path = model_files.save_model(tmp_path / "m.safetensors", {"t1-to-t2": net},
                                   model_files.make_card("voxel-headroom", ["t1-to-t2"]))
     model = model_files.load_model(path)
-    assert model.preset == "voxel-headroom" and model.config.output_gain == 1.1
+    assert model.preset == "voxel-headroom" and model.config.output_top == 1.1
     x = torch.rand(1, 1, 40, 32) * 2 - 1
     with torch.inference_mode():
         assert torch.equal(model.generator("t1-to-t2")(x), net.eval()(x))
-    # a card written before the gain existed has no output_gain: a plain tanh
+    # a card written before output_top existed: [-1, 1], a plain tanh
     card = model_files.make_card("voxel", ["t1-to-t2"])
-    del card["architecture"]["output_gain"]
+    del card["architecture"]["output_top"]
     old = model_files.save_model(tmp_path / "old.safetensors", {"t1-to-t2": build_generator("voxel")}, card)
     assert model_files.load_model(old).config == build_generator("voxel").config
 

@@ -105,17 +105,20 @@ def test_a_local_generator_is_the_intensity_branch_alone_at_full_resolution(pres
         GeneratorConfig(ngf=0, n_blocks=0)
 
 
-def test_output_gain_lets_a_generator_reach_the_brightest_target():
+def test_output_top_lets_a_generator_reach_the_brightest_target():
     """A plain tanh only approaches 1.0, where the brightest training targets sit; voxel-headroom
-    reaches it at a finite activation and stays within its gain."""
+    reaches it at a finite activation, stays below its top and keeps -1 (background) at the bottom."""
     torch.manual_seed(0)
     plain, headroom = build_generator("voxel"), build_generator("voxel-headroom")
-    headroom.load_state_dict(plain.state_dict())  # the gain is no weight: the same layers
+    headroom.load_state_dict(plain.state_dict())  # the range is no weight: the same layers
     x = torch.rand(1, 1, 20, 20) * 2 - 1
     with torch.inference_mode():
-        assert torch.allclose(headroom(x), 1.1 * plain(x))
+        assert torch.allclose(headroom(x), (plain(x) + 1) * 1.05 - 1)
         for net in (plain, headroom):
             torch.nn.init.constant_(net.intensity[-1].bias, 3.0)  # tanh(3 + ...) = 0.995 and up
         assert plain(x).max() < 1.0 < headroom(x).min() and headroom(x).max() <= 1.1
-    with pytest.raises(ValueError, match="output_gain"):
-        GeneratorConfig(output_gain=0.5)
+        for net in (plain, headroom):
+            torch.nn.init.constant_(net.intensity[-1].bias, -30.0)  # tanh -> -1
+        assert torch.allclose(headroom(x), torch.full_like(x, -1.0))
+    with pytest.raises(ValueError, match="output_top"):
+        GeneratorConfig(output_top=0.5)

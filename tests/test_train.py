@@ -330,12 +330,12 @@ def test_init_from_starts_both_generators_from_a_saved_model(seed_dir, tmp_path)
     with torch.inference_mode():
         x = torch.rand(1, 1, 48, 48) * 2 - 1
         assert torch.allclose(grown.G_A.eval()(x), source["t1-to-t2"].eval()(x), atol=1e-6)
-    # the output gain is no weight: a voxel model starts a voxel-headroom run with its layers
+    # the output range is no weight: a voxel model starts a voxel-headroom run with its layers
     voxel = model_files.save_model(tmp_path / "voxel.safetensors", {d: build_generator("voxel") for d in model_files.DIRECTIONS},
                                    model_files.make_card("voxel", model_files.DIRECTIONS))
     headroom = trainer("voxel-headroom", voxel)
     headroom._build()
-    assert headroom.G_A.config.output_gain == 1.1
+    assert headroom.G_A.config.output_top == 1.1
     assert torch.equal(headroom.G_A.state_dict()["intensity.1.weight"], model_files.load_model(voxel).generator("t1-to-t2").state_dict()["intensity.1.weight"])
     with pytest.raises(SetupError, match="'lite' preset; this run uses 'tiny'"):
         trainer("tiny", path)._build()

@@ -143,7 +143,7 @@ def _config_from_architecture(arch: dict) -> GeneratorConfig:
                            out_channels=int(arch.get("out_channels", 1)),
                            intensity_path=int(arch.get("intensity_path", 0)),
                            intensity_depth=int(arch.get("intensity_depth", 1)),
-                           output_gain=float(arch.get("output_gain", 1.0)))
+                           output_top=float(arch.get("output_top", 1.0)))
 
 
 # ---------------------------------------------------------------- writing

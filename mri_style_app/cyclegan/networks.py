@@ -45,7 +45,7 @@ class ResnetBlock(nn.Module):
 
 
 class ResnetGenerator(nn.Module):
-    """Image in [-1, 1] -> image in [-1, 1] (times output_gain), same size (a multiple of SIZE_MULTIPLE)."""
+    """Image in [-1, 1] -> image in [-1, output_top], same size (a multiple of SIZE_MULTIPLE)."""
 
     def __init__(self, config: GeneratorConfig = PRESETS["small"]):
         super().__init__()
@@ -100,8 +100,8 @@ class ResnetGenerator(nn.Module):
             out = torch.tanh(self.intensity(x))
         else:
             out = torch.tanh(self.model[:-1](x) + self.intensity(x))
-        # may pass +-1 when output_gain > 1: translation clips to the image range
-        return out if self.config.output_gain == 1.0 else out * self.config.output_gain
+        top = self.config.output_top  # may pass 1 when above it: translation clips to the image range
+        return out if top == 1.0 else (out + 1.0) * (0.5 * (top + 1.0)) - 1.0
 
 
 class PatchDiscriminator(nn.Module):

@@ -13,18 +13,19 @@ class GeneratorConfig:
     out_channels: int = 1
     intensity_path: int = 0  # width of the full-resolution intensity branch; 0: the reference generator
     intensity_depth: int = 1  # 3x3 convolutions in that branch (then two 1x1 ones)
-    # The tanh output times this. Targets reach 1.0 (a T1w's white matter, a T2w's CSF), which a
-    # plain tanh only approaches: the brightest tissue ends a little low and every contrast is
-    # squeezed. With a gain above 1 the generator reaches 1.0 at a finite activation.
-    output_gain: float = 1.0
+    # The output range is [-1, output_top] (the tanh stretched upwards). Targets reach 1.0 (a T1w's
+    # white matter, a T2w's CSF), which a plain tanh only approaches: the brightest tissue ends a
+    # little low and every contrast is squeezed. With a top above 1 the generator reaches 1.0 at a
+    # finite activation; the bottom stays -1, the background, which the asymptote suits.
+    output_top: float = 1.0
     # ngf = 0: no downsampling ResNet branch at all, the generator is the intensity branch alone
     # (a "local" generator: each voxel from its neighbourhood, at full resolution)
 
     def __post_init__(self):
         if self.ngf < 0 or self.n_blocks < 0 or self.intensity_path < 0 or self.intensity_depth < 1:
             raise ValueError(f"invalid generator sizes: {self}")
-        if not 1.0 <= self.output_gain <= 2.0:
-            raise ValueError(f"output_gain must lie in [1, 2], not {self.output_gain}")
+        if not 1.0 <= self.output_top <= 2.0:
+            raise ValueError(f"output_top must lie in [1, 2], not {self.output_top}")
         if self.ngf == 0 and self.intensity_path == 0:
             raise ValueError("a generator needs a ResNet branch (ngf > 0) or an intensity branch (intensity_path > 0)")
 
@@ -43,8 +44,8 @@ PRESETS: dict[str, GeneratorConfig] = {
     # One 3x3 convolution, then two 1x1 ones: each voxel from its 3x3 in-plane neighbourhood,
     # nearly a per-voxel intensity mapping (the default model; README, "Default model").
     "voxel": GeneratorConfig(ngf=0, n_blocks=0, intensity_path=32, intensity_depth=1),
-    # voxel whose output can reach the brightest targets (output_gain): the default model
-    "voxel-headroom": GeneratorConfig(ngf=0, n_blocks=0, intensity_path=32, intensity_depth=1, output_gain=1.1),
+    # voxel whose output can reach the brightest targets (output_top): the default model
+    "voxel-headroom": GeneratorConfig(ngf=0, n_blocks=0, intensity_path=32, intensity_depth=1, output_top=1.1),
     "tiny": GeneratorConfig(ngf=16, n_blocks=6),
     "small": GeneratorConfig(ngf=32, n_blocks=6),
     "standard": GeneratorConfig(ngf=64, n_blocks=9),

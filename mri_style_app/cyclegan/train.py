@@ -347,8 +347,8 @@ class Trainer:
             raise SetupError(f"init_from: {exc}") from None
         mine = PRESETS[self.config.preset]
         # A model without the intensity branch can start one with it: the branch starts at zero.
-        # The output gain is no weight: a voxel model can start a voxel-headroom run.
-        if replace(model.config, intensity_path=mine.intensity_path, output_gain=mine.output_gain) != mine or (
+        # The output range is no weight: a voxel model can start a voxel-headroom run.
+        if replace(model.config, intensity_path=mine.intensity_path, output_top=mine.output_top) != mine or (
                 model.config.intensity_path not in (0, mine.intensity_path)):
             raise SetupError(f"init_from {path}: its generators are the {model.preset!r} preset; this run "
                              f"uses {self.config.preset!r}. Choose the same preset or another model")
