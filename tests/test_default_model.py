@@ -41,8 +41,9 @@ def test_default_model_is_bundled_with_its_evidence():
     card = model.card
     assert card["training"]["recipes"] == ["training/recipes/default_t1_t2_voxel.toml",
                                            "training/recipes/default_t1_t2_voxel_stage2.toml",
-                                           "training/recipes/default_t1_t2_voxel_stage3.toml"]
-    assert card["architecture"]["preset"] == "voxel"
+                                           "training/recipes/default_t1_t2_voxel_stage3.toml",
+                                           "training/recipes/default_t1_t2_voxel_stage4.toml"]
+    assert card["architecture"]["preset"] == "voxel-headroom" and card["architecture"]["output_top"] == 1.1
     assert card["normalisation"]["contrast_percentiles"]["t1"] == 90.0
     metrics = card["metrics"]
     for direction in ("t1-to-t2", "t2-to-t1"):
@@ -54,9 +55,12 @@ def test_default_model_is_bundled_with_its_evidence():
 
 
 def test_the_recipes_that_made_the_default_model_are_valid_and_chained():
-    """Each recipe the card names reads as a training run of the card's preset and settings; each
-    stage after the first starts from the model of the stage before it."""
+    """Each recipe the card names reads as a training run with the card's layers (the last one with
+    its preset and settings); each stage after the first starts from the model of the stage before it."""
+    from dataclasses import replace
+
     from mri_style_app.commands.train import read_recipe
+    from mri_style_app.cyclegan.presets import PRESETS
     from mri_style_app.cyclegan.train import TrainConfig
 
     card = checkpoint.load_model(paths.default_model_path()).card
@@ -67,7 +71,9 @@ def test_the_recipes_that_made_the_default_model_are_valid_and_chained():
         assert after.init_from == str(Path(before.out) / "model.safetensors")
     last = configs[-1]
     assert {k: getattr(last, k) for k in card["training"]["settings"]} == card["training"]["settings"]
-    assert all(c.preset == card["architecture"]["preset"] and c.percentile_a == 90.0 for c in configs)
+    assert last.preset == card["architecture"]["preset"]
+    layers = replace(PRESETS[last.preset], output_top=1.0)  # the output range is no weight
+    assert all(replace(PRESETS[c.preset], output_top=1.0) == layers and c.percentile_a == 90.0 for c in configs)
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,14 @@
 """Reproduce the bundled default model and its evidence (issue 6), step by step.
 
-The model is a `voxel` CycleGAN (one 3x3 convolution, then 1x1 ones, per direction) trained in
-three stages, each a plain `mri-style train --recipe`:
+The model is a `voxel-headroom` CycleGAN (one 3x3 convolution, then 1x1 ones, per direction; the
+`voxel` layers with the output range [-1, 1.1]) trained in four stages, each a plain `mri-style train --recipe`:
   1. training/recipes/default_t1_t2_voxel.toml: from random weights, the unpaired domains (real
      seed slices and simulations) plus the 1.5 T reference scans of 10 simulated heads, paired;
   2. training/recipes/default_t1_t2_voxel_stage2.toml: stage 1 continued (init_from) with the
      adversarial terms off: the paired and cycle terms alone;
-  3. training/recipes/default_t1_t2_voxel_stage3.toml: stage 2 continued at half the learning rate.
+  3. training/recipes/default_t1_t2_voxel_stage3.toml: stage 2 continued at half the learning rate;
+  4. training/recipes/default_t1_t2_voxel_stage4.toml: stage 3 continued as voxel-headroom, with
+     two more T1w inputs per head whose CSF is darker (a longer CSF T1), as in real T1w scans.
 
     .venv/bin/python training/make_default_model.py prepare   # simulated + seed training folders
     .venv/bin/python training/make_default_model.py train     # all stages (each resumes)
@@ -34,7 +36,8 @@ DATA = REPO / "runs" / "default-data"
 # (recipe, run folder) per stage, in order; the last run is the shipped model
 STAGES = [(RECIPES / "default_t1_t2_voxel.toml", REPO / "runs" / "default-model-voxel"),
           (RECIPES / "default_t1_t2_voxel_stage2.toml", REPO / "runs" / "default-model-voxel-stage2"),
-          (RECIPES / "default_t1_t2_voxel_stage3.toml", REPO / "runs" / "default-model-voxel-stage3")]
+          (RECIPES / "default_t1_t2_voxel_stage3.toml", REPO / "runs" / "default-model-voxel-stage3"),
+          (RECIPES / "default_t1_t2_voxel_stage4.toml", REPO / "runs" / "default-model-voxel-stage4")]
 RUN = STAGES[-1][1]
 EVIDENCE = REPO / "docs" / "default_model"
 CLI = [sys.executable, "-m", "mri_style_app"]
@@ -52,8 +55,10 @@ def prepare() -> None:
     _run_script("prepare_default_data.py", "--pairs", "0")
     # The voxel stages pair reference scans only, all at 1.5 T (the output contrast is one protocol
     # at one field: a T2w does not say which field a T1w partner was scanned at), other heads.
-    _run_script("prepare_reference_pairs.py", "--variants", "0", "--reference-field", "1.5", "--folder-prefix", "refs",
-                "--seed", "4343")
+    reference_pairs = ("--variants", "0", "--reference-field", "1.5", "--seed", "4343")
+    _run_script("prepare_reference_pairs.py", *reference_pairs, "--folder-prefix", "refs")
+    # stage 4: the same heads and reference scans, plus two dark-CSF T1w inputs per head
+    _run_script("prepare_reference_pairs.py", *reference_pairs, "--folder-prefix", "refsdark", "--dark-csf-variants", "2")
 
 
 def train() -> None:
@@ -109,10 +114,14 @@ def export() -> Path:
                                  "pairs": "10 heads: the ICBM tissue maps under random smooth deformations, each "
                                           "scanned once per contrast with the reference protocols (T1w GRE TR 18/TE "
                                           "10/30 deg, T2w SE TR 3300/TE 120) and the 1.5 T literature relaxation "
-                                          "values, no noise or bias; paired L1 loss x 300",
+                                          "values, no noise or bias; paired L1 loss x 300; in stage 4 each head "
+                                          "also has two T1w inputs of the same protocol with a longer CSF T1 "
+                                          "(3000-4500 ms: CSF at 0.18-0.25 of white matter instead of 0.30, as "
+                                          "in real T1w scans), paired with the same reference T2w",
                                  "stages": "1: 1500 iterations from random weights, adversarial, cycle (x 1) and "
                                            "paired terms, lr 5e-4; 2: 1500 more without the adversarial terms; "
-                                           "3: 1500 more at lr 2.5e-4",
+                                           "3: 1500 more at lr 2.5e-4; 4: 1500 more as voxel-headroom (output "
+                                           "range [-1, 1.1]) with the dark-CSF T1w inputs",
                                  "output contrast": "the 1.5 T reference protocols above, whatever the input's "
                                                     "field and protocol",
                                  "T1w input": "scaled by its 90th foreground percentile (white matter at 1), "
