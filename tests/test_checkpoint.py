@@ -51,7 +51,7 @@ def test_card_is_embedded_and_beside_the_file(saved):
     assert card["format_version"] == ck.FORMAT_VERSION and card["app_version"]
     assert card["architecture"] == {"generator": "resnet", "preset": "custom", "ngf": 8, "n_blocks": 2,
                                     "in_channels": 1, "out_channels": 1, "intensity_path": 0,
-                                    "intensity_depth": 1}
+                                    "intensity_depth": 1, "output_top": 1.0}
     assert card["normalisation"]["percentile"] == 99.5 and card["training"] == {"iterations": 10}
     assert card["metrics"] == {"psnr": 20.0} and card["created"]
     # The sidecar is for people: the embedded card is what counts.
@@ -224,19 +224,26 @@ def test_save_is_atomic_and_checks_the_folder(tmp_path):
     assert struct.unpack("<Q", (tmp_path / "m.safetensors").read_bytes()[:8])[0] > 0
 
 
-def test_a_model_with_the_intensity_branch_round_trips(tmp_path):
+def _round_trip(tmp_path, preset: str, net, normalisation: dict | None = None):
+    """`net` saved as a one-direction model of `preset` and loaded back; it must translate alike."""
     from mri_style_app.cyclegan import checkpoint as model_files
+
+    path = model_files.save_model(tmp_path / "m.safetensors", {"t1-to-t2": net},
+                                  model_files.make_card(preset, ["t1-to-t2"], normalisation))
+    model = model_files.load_model(path)
+    x = torch.rand(1, 1, 40, 32) * 2 - 1
+    with torch.inference_mode():
+        assert torch.equal(model.generator("t1-to-t2")(x), net.eval()(x))
+    return model
+
+
+def test_a_model_with_the_intensity_branch_round_trips(tmp_path):
     from mri_style_app.cyclegan.networks import build_generator
 
     net = build_generator("lite-intensity")
     torch.nn.init.normal_(net.intensity[-1].weight, 0, 0.1)
-    path = model_files.save_model(tmp_path / "m.safetensors", {"t1-to-t2": net},
-                                  model_files.make_card("lite-intensity", ["t1-to-t2"]))
-    model = model_files.load_model(path)
+    model = _round_trip(tmp_path, "lite-intensity", net)
     assert model.preset == "lite-intensity" and model.config.intensity_path == 16
-    x = torch.rand(1, 1, 40, 32) * 2 - 1
-    with torch.inference_mode():
-        assert torch.equal(model.generator("t1-to-t2")(x), net.eval()(x))
 
 
 def test_a_model_with_an_output_top_round_trips_and_older_cards_mean_the_plain_range(tmp_path):
@@ -245,13 +252,8 @@ def test_a_model_with_an_output_top_round_trips_and_older_cards_mean_the_plain_r
 
     net = build_generator("voxel-headroom")
     init_weights(net)
-    path = model_files.save_model(tmp_path / "m.safetensors", {"t1-to-t2": net},
-                                  model_files.make_card("voxel-headroom", ["t1-to-t2"]))
-    model = model_files.load_model(path)
+    model = _round_trip(tmp_path, "voxel-headroom", net)
     assert model.preset == "voxel-headroom" and model.config.output_top == 1.1
-    x = torch.rand(1, 1, 40, 32) * 2 - 1
-    with torch.inference_mode():
-        assert torch.equal(model.generator("t1-to-t2")(x), net.eval()(x))
     # a card written before output_top existed: [-1, 1], a plain tanh
     card = model_files.make_card("voxel", ["t1-to-t2"])
     del card["architecture"]["output_top"]
@@ -266,14 +268,9 @@ def test_a_local_model_round_trips_with_its_depth_and_contrast_percentiles(tmp_p
     net = build_generator("local")
     init_weights(net)
     normalisation = {**model_files.DEFAULT_NORMALISATION, "contrast_percentiles": {"t1": 90.0, "t2": 99.5}}
-    path = model_files.save_model(tmp_path / "m.safetensors", {"t1-to-t2": net},
-                                  model_files.make_card("local", ["t1-to-t2"], normalisation))
-    model = model_files.load_model(path)
+    model = _round_trip(tmp_path, "local", net, normalisation)
     assert model.preset == "local" and model.config.intensity_depth == 4 and model.config.ngf == 0
     assert model_files.contrast_percentile(model.normalisation, "t1") == 90.0
     assert model_files.contrast_percentile(model.normalisation, "t2") == 99.5
     # a card from before contrast percentiles: every contrast gets the general one
     assert model_files.contrast_percentile({"percentile": 99.5}, "t1") == 99.5
-    x = torch.rand(1, 1, 40, 32) * 2 - 1
-    with torch.inference_mode():
-        assert torch.equal(model.generator("t1-to-t2")(x), net.eval()(x))
