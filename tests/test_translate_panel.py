@@ -212,7 +212,7 @@ def test_the_model_line_says_what_the_card_says(tmp_path):
 
     default = model_files.load_model(paths.default_model_path())
     stages = len(default.card["training"]["recipes"])
-    assert describe_model(default) == (f"voxel generator, one 3x3 layer of 32 filters at full resolution; trained in "
+    assert describe_model(default) == (f"voxel-headroom generator, one 3x3 layer of 32 filters at full resolution; trained in "
                                        f"{stages} stages, the last {default.card['training']['iterations']} iterations "
                                        "at 236 px")
     net = build_generator("local")
