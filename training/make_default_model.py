@@ -116,7 +116,7 @@ def export() -> Path:
                                           "10/30 deg, T2w SE TR 3300/TE 120) and the 1.5 T literature relaxation "
                                           "values, no noise or bias; paired L1 loss x 300; in stage 4 each head "
                                           "also has two T1w inputs of the same protocol with a longer CSF T1 "
-                                          "(3000-4500 ms: CSF at 0.18-0.25 of white matter instead of 0.30, as "
+                                          "(3000-4500 ms: CSF at 0.17-0.26 of white matter instead of 0.30, as "
                                           "in real T1w scans), paired with the same reference T2w",
                                  "stages": "1: 1500 iterations from random weights, adversarial, cycle (x 1) and "
                                            "paired terms, lr 5e-4; 2: 1500 more without the adversarial terms; "

@@ -100,7 +100,7 @@ class ResnetGenerator(nn.Module):
             out = torch.tanh(self.intensity(x))
         else:
             out = torch.tanh(self.model[:-1](x) + self.intensity(x))
-        top = self.config.output_top  # may pass 1 when above it: translation clips to the image range
+        top = self.config.output_top  # above 1 the output may pass 1: translation clips it to the image range
         return out if top == 1.0 else (out + 1.0) * (0.5 * (top + 1.0)) - 1.0
 
 

@@ -42,7 +42,7 @@ PRESETS: dict[str, GeneratorConfig] = {
     # better (README, "Default model").
     "local": GeneratorConfig(ngf=0, n_blocks=0, intensity_path=16, intensity_depth=4),
     # One 3x3 convolution, then two 1x1 ones: each voxel from its 3x3 in-plane neighbourhood,
-    # nearly a per-voxel intensity mapping (the default model; README, "Default model").
+    # nearly a per-voxel intensity mapping (README, "Default model").
     "voxel": GeneratorConfig(ngf=0, n_blocks=0, intensity_path=32, intensity_depth=1),
     # voxel whose output can reach the brightest targets (output_top): the default model
     "voxel-headroom": GeneratorConfig(ngf=0, n_blocks=0, intensity_path=32, intensity_depth=1, output_top=1.1),
