@@ -35,9 +35,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from mri_style_app.cyclegan.checkpoint import DEFAULT_NORMALISATION, contrast_percentile  # noqa: E402
+from mri_style_app.cyclegan.checkpoint import load_model  # noqa: E402
+from mri_style_app.cyclegan.data import _head_name, _is_volume  # noqa: E402  (NAME~TAG variants, as training reads them)
+from mri_style_app.cyclegan.translate import normalise_volume  # noqa: E402
 from mri_style_app.imaging import simulate  # noqa: E402
-from mri_style_app.imaging.intensity import foreground_mask, normalize_unit, percentile_scale  # noqa: E402
+from mri_style_app.imaging.intensity import foreground_mask, normalize_unit  # noqa: E402
 from mri_style_app.imaging.metrics import evaluate_pair, psnr  # noqa: E402
 from mri_style_app.imaging.volume import load_volume  # noqa: E402
 from mri_style_app.paths import default_model_path, demo_mask_path, demo_t1_path, demo_t2_path, resources_dir  # noqa: E402
@@ -46,9 +48,8 @@ TOP = 1.5  # inputs scaled as the model scales them can exceed 1 (T1w at its 90t
 
 
 def model_input(data: np.ndarray, contrast: str, normalisation: dict) -> np.ndarray:
-    """The source scaled as the default model scales it (foreground percentile -> 1, not clipped)."""
-    mask = foreground_mask(data)
-    return data / percentile_scale(data, mask, contrast_percentile(normalisation, contrast))
+    """The source scaled as the default model scales it (foreground percentile -> 1), not clipped."""
+    return data / normalise_volume(data, normalisation, contrast)[1]
 
 
 class VoxelMapping:
@@ -83,9 +84,7 @@ def main() -> int:
                         help="paired training folders (T1w, T2w; same file names) to fit a mapping on")
     args = parser.parse_args()
 
-    from mri_style_app.cyclegan.checkpoint import load_model
-
-    normalisation = {**DEFAULT_NORMALISATION, **load_model(default_model_path()).card.get("normalisation", {})}
+    normalisation = load_model(default_model_path()).normalisation
     t1, t2 = load_volume(demo_t1_path()).data, load_volume(demo_t2_path()).data
     mask = load_volume(demo_mask_path()).data > 0
     demo = resources_dir() / "demo"
@@ -111,18 +110,21 @@ def main() -> int:
 
     if args.pairs:
         learners = {"t1-to-t2": VoxelMapping(), "t2-to-t1": VoxelMapping()}
-        names = sorted(p.name for p in args.pairs[0].iterdir() if p.name.endswith((".nii", ".nii.gz")))
-        if not names:
+        heads: dict[str, list[str]] = {}  # head -> its T1w inputs
+        for name in sorted(p.name for p in args.pairs[0].iterdir() if _is_volume(p)):
+            heads.setdefault(_head_name(name)[0], []).append(name)
+        for names in heads.values():
+            names.sort(key=lambda n: _head_name(n)[1])  # the reference scan (no ~TAG) first
+        if not heads:
             parser.error(f"{args.pairs[0]} holds no NIfTI volumes")
-        for name in names:  # NAME~TAG variants are inputs paired with NAME's reference scan
-            head = name.split("~", 1)[0].removesuffix(".gz").removesuffix(".nii")
-            a = load_volume(args.pairs[0] / name).data
-            a_ref = load_volume(args.pairs[0] / f"{head}.nii.gz").data
-            b = load_volume(args.pairs[1] / f"{head}.nii.gz").data
+        for head, names in heads.items():  # every T1w input is paired with the head's reference T2w
+            a_ref = load_volume(args.pairs[0] / names[0]).data
+            b = load_volume(args.pairs[1] / names[0]).data
             head_mask = foreground_mask(a_ref) & foreground_mask(b)
-            learners["t1-to-t2"].add(model_input(a, "t1", normalisation), b, head_mask)
-            if "~" not in name:
-                learners["t2-to-t1"].add(model_input(b, "t2", normalisation), a_ref, head_mask)
+            learners["t2-to-t1"].add(model_input(b, "t2", normalisation), a_ref, head_mask)
+            for name in names:
+                a = a_ref if name == names[0] else load_volume(args.pairs[0] / name).data
+                learners["t1-to-t2"].add(model_input(a, "t1", normalisation), b, head_mask)
         for direction, learner in learners.items():
             rows.append((f"{direction}: per-voxel mapping fitted on the pairs in {args.pairs[0].parent.name}/{args.pairs[0].name}",
                          evaluate_pair(learner(inputs[direction], mask), references[direction], mask)))
