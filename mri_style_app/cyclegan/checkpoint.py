@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from mri_style_app import __version__
-from mri_style_app.cyclegan.networks import PRESETS, GeneratorConfig, ResnetGenerator
+from mri_style_app.cyclegan.networks import PRESETS, Generator, GeneratorConfig, ResnetGenerator, build_generator
 from mri_style_app.files import write_atomically
 
 DIRECTIONS = ("t1-to-t2", "t2-to-t1")
@@ -39,6 +39,8 @@ DEFAULT_NORMALISATION = {
     "contrast_percentiles": {},
     "model_range": [-1.0, 1.0],  # then [0, 1] -> [-1, 1]
     "slice_orientation": "rot90 of the canonical RAS slice (superior or anterior up)",
+    # in-plane pixel size (mm) of the training slices: translation resamples each slice to it
+    "pixel_size_mm": 1.0,
 }
 
 
@@ -55,9 +57,9 @@ def _fail(path, problem: str, advice: str) -> ModelError:
 class CycleGANModel:
     path: Path | None
     card: dict
-    generators: dict[str, ResnetGenerator]  # direction -> generator, eval mode, on the CPU
+    generators: dict[str, Generator]  # direction -> generator, eval mode, on the CPU
 
-    def generator(self, direction: str) -> ResnetGenerator:
+    def generator(self, direction: str) -> Generator:
         if direction not in self.generators:
             have = ", ".join(self.directions) or "none"
             raise ModelError(f"{self.path or 'this model'}: has no {direction} generator (it holds: {have}). "
@@ -85,6 +87,10 @@ class CycleGANModel:
         return self.card.get("normalisation") or dict(DEFAULT_NORMALISATION)
 
     @property
+    def pixel_size(self) -> float:
+        return float({**DEFAULT_NORMALISATION, **self.normalisation}["pixel_size_mm"])
+
+    @property
     def name(self) -> str:
         return self.path.name if self.path else self.card.get("name", "model")
 
@@ -98,7 +104,7 @@ def _config_of(preset_or_config) -> tuple[str, GeneratorConfig]:
         return preset_or_config, PRESETS[preset_or_config]
     if isinstance(preset_or_config, dict):
         preset_or_config = GeneratorConfig(**preset_or_config)
-    if isinstance(preset_or_config, ResnetGenerator):
+    if isinstance(preset_or_config, nn.Module):
         preset_or_config = preset_or_config.config
     name = next((n for n, c in PRESETS.items() if c == preset_or_config), "custom")
     return name, preset_or_config
@@ -117,7 +123,7 @@ def make_card(preset_or_config, directions, normalisation: dict | None = None,
         "format_version": FORMAT_VERSION,
         "app_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "architecture": {"generator": "resnet", "preset": preset, **config.to_dict()},
+        "architecture": {"preset": preset, **config.to_dict()},
         "directions": directions,
         "normalisation": dict(normalisation or DEFAULT_NORMALISATION),
         "training": dict(training or {}),
@@ -143,7 +149,8 @@ def _config_from_architecture(arch: dict) -> GeneratorConfig:
                            out_channels=int(arch.get("out_channels", 1)),
                            intensity_path=int(arch.get("intensity_path", 0)),
                            intensity_depth=int(arch.get("intensity_depth", 1)),
-                           output_top=float(arch.get("output_top", 1.0)))
+                           output_top=float(arch.get("output_top", 1.0)),
+                           generator=str(arch.get("generator", "resnet")))
 
 
 # ---------------------------------------------------------------- writing
@@ -223,15 +230,16 @@ def _read_card(path: Path, metadata: dict | None) -> dict:
                     f"{', '.join(map(str, SUPPORTED_FORMAT_VERSIONS))})",
                     "Update MRI Style to open it" if newer else "Save the model again with this version")
     arch = card.get("architecture")
-    if not isinstance(arch, dict) or arch.get("generator") != "resnet":
-        raise _fail(path, "the model card does not describe a ResNet generator", "The file is damaged or foreign")
+    if not isinstance(arch, dict) or arch.get("generator") not in ("resnet", "unet"):
+        raise _fail(path, "the model card does not describe a ResNet or U-Net generator",
+                    "The file is damaged, foreign, or needs a newer MRI Style")
     try:
         config = _config_from_architecture(arch)
     except (KeyError, TypeError, ValueError) as exc:
         raise _fail(path, f"the model card's architecture is incomplete ({exc})", "The file is damaged") from None
     if not (0 <= config.ngf <= 1024 and 0 <= config.n_blocks <= 64 and config.intensity_path <= 1024
             and 1 <= config.intensity_depth <= 16 and config.in_channels == 1 and config.out_channels == 1):
-        raise _fail(path, f"unsupported architecture {arch}", "Only 1-channel ResNet generators can be used")
+        raise _fail(path, f"unsupported architecture {arch}", "Only 1-channel generators can be used")
     directions = card.get("directions")
     if not isinstance(directions, list) or not directions or any(d not in DIRECTIONS for d in directions):
         raise _fail(path, f"the model card lists no valid directions ({directions!r})",
@@ -239,8 +247,8 @@ def _read_card(path: Path, metadata: dict | None) -> dict:
     return card
 
 
-def _load_generator(path: Path, direction: str, config: GeneratorConfig, tensors: dict) -> ResnetGenerator:
-    net = ResnetGenerator(config)
+def _load_generator(path: Path, direction: str, config: GeneratorConfig, tensors: dict) -> Generator:
+    net = build_generator(config)
     expected = net.state_dict()
     missing = [k for k in expected if k not in tensors]
     unexpected = [k for k in tensors if k not in expected]

@@ -303,7 +303,8 @@ def random_crop(image: np.ndarray, size: int, generator: torch.Generator) -> tor
 
 @dataclass(frozen=True)
 class Augmentation:
-    """Random left-right flip, small affine (rotation, scale, shift) and intensity gamma/scale.
+    """Random left-right flip, affine (rotation, scale, shift), a smooth elastic warp and
+    intensity gamma/scale.
 
     Only left-right flips: brains are close to symmetric that way, never upside down.
     """
@@ -314,12 +315,13 @@ class Augmentation:
     shift: float = 0.04
     gamma: float = 0.1
     intensity: float = 0.05
+    elastic: float = 0.0  # largest displacement of the warp, as a share of the image side
 
     def __call__(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         n = batch.shape[0]
 
-        def uniform(half_width: float) -> torch.Tensor:
-            return (torch.rand(n, generator=generator) * 2 - 1) * half_width
+        def uniform(half_width: float, *shape: int) -> torch.Tensor:
+            return (torch.rand(n, *shape, generator=generator) * 2 - 1) * half_width
 
         if self.flip:
             flip = torch.rand(n, generator=generator) < 0.5
@@ -333,12 +335,55 @@ class Augmentation:
         theta[:, 1, 1] = torch.cos(angle) / zoom
         theta[:, :, 2] = torch.stack([uniform(self.shift), uniform(self.shift)], 1) * 2
         grid = F.affine_grid(theta, list(batch.shape), align_corners=False)
+        if self.elastic > 0:  # 5 x 5 random control displacements, smoothly interpolated
+            coarse = uniform(2 * self.elastic, 2, 5, 5)
+            grid = grid + F.interpolate(coarse, size=batch.shape[-2:], mode="bicubic",
+                                        align_corners=True).permute(0, 2, 3, 1)
         # Shift into [0, 1] so the zero padding outside the image is background.
         unit = F.grid_sample((batch + 1) / 2, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         gamma = torch.exp(uniform(self.gamma))[:, None, None, None]
         scale = (1 + uniform(self.intensity))[:, None, None, None]
         unit = (unit.clamp(0, 1) ** gamma * scale).clamp(0, 1)
         return unit * 2 - 1
+
+
+@dataclass(frozen=True)
+class ScannerAugmentation:
+    """What another scanner or protocol does to an input image (never to a target): contrast
+    gamma, overall scale, a smooth multiplicative bias field, a coarser in-plane resolution
+    resampled back, and Rician noise."""
+
+    gamma: float = 0.3  # log-gamma drawn from [-gamma, gamma]
+    intensity: float = 0.1
+    bias: float = 0.1  # the field lies in [1 - bias, 1 + bias]
+    coarse_probability: float = 0.3
+    coarsest: float = 2.0  # pixel size factor of the coarsest resolution
+    noise: float = 0.03  # noise standard deviation up to this share of the image's range
+
+    def __call__(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        n, _, h, w = batch.shape
+
+        def uniform(low: float, high: float, *shape: int) -> torch.Tensor:
+            return low + torch.rand(n, *shape, generator=generator) * (high - low)
+
+        unit = ((batch + 1) / 2).clamp(0, 1)
+        unit = unit ** torch.exp(uniform(-self.gamma, self.gamma))[:, None, None, None]
+        field = F.interpolate(uniform(-1, 1, 1, 3, 3), size=(h, w), mode="bicubic", align_corners=True)
+        peak = field.abs().amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)
+        unit = unit * (1 + uniform(0, self.bias)[:, None, None, None] * field / peak)
+        unit = unit * (1 + uniform(-self.intensity, self.intensity))[:, None, None, None]
+        coarse = torch.rand(n, generator=generator) < self.coarse_probability
+        if coarse.any():
+            factor = float(uniform(1.0, self.coarsest)[0])
+            small = (max(1, round(h / factor)), max(1, round(w / factor)))
+            blurred = F.interpolate(F.interpolate(unit, size=small, mode="bilinear", align_corners=False,
+                                                  antialias=True), size=(h, w), mode="bilinear", align_corners=False)
+            unit = torch.where(coarse[:, None, None, None], blurred, unit)
+        sigma = uniform(0, self.noise)[:, None, None, None]
+        real = unit + sigma * torch.randn(unit.shape, generator=generator)
+        imaginary = sigma * torch.randn(unit.shape, generator=generator)
+        unit = torch.sqrt(real * real + imaginary * imaginary)
+        return unit.clamp(0, 1) * 2 - 1
 
 
 class ShuffledPasses:
@@ -508,17 +553,29 @@ def load_pairs(folder_a, folder_b, plane: str = "axial", percentiles: tuple[floa
     return pairs
 
 
+def balanced_items(pairs: PairedSlices) -> list[int]:
+    """Slice numbers, each head's repeated so that every head is drawn about equally often: a
+    head of 10 slices teaches as much as a volume of 150."""
+    per_head: dict[int, list[int]] = {}
+    for i, (head, _, _) in enumerate(pairs.index):
+        per_head.setdefault(head, []).append(i)
+    most = max(len(v) for v in per_head.values())
+    return [i for items in per_head.values() for i in items * max(1, round(most / len(items)))]
+
+
 class PairedBatches(ShuffledPasses):
     """Batches of (input A, reference A, input B, reference B) slices from PairedSlices, with
-    the same flip and affine for all four; each input is one of its head's scans at random."""
+    the same flip, affine and elastic warp for all four; each input is one of its head's scans
+    at random, and alone gets ScannerAugmentation (the targets stay the reference contrast)."""
 
     def __init__(self, pairs: PairedSlices, size: int, batch_size: int, augment: bool = True):
-        super().__init__(list(range(len(pairs))))
+        super().__init__(balanced_items(pairs))
         self.pairs = pairs
         self.size = size
         self.batch_size = batch_size
-        # Geometry only: an intensity change of one side would no longer match the other.
-        self.augmentation = Augmentation(gamma=0.0, intensity=0.0) if augment else None
+        self.augmentation = Augmentation(degrees=10.0, scale=0.1, gamma=0.0, intensity=0.0,
+                                         elastic=0.02) if augment else None
+        self.scanner = ScannerAugmentation() if augment else None
 
     def next(self, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
         picks = self.take(self.batch_size, generator)
@@ -531,4 +588,7 @@ class PairedBatches(ShuffledPasses):
         stacked = torch.stack(rows)
         if self.augmentation:
             stacked = self.augmentation(stacked, generator)
-        return tuple(stacked[:, k:k + 1].contiguous() for k in range(4))
+        out = [stacked[:, k:k + 1].contiguous() for k in range(4)]
+        if self.scanner:
+            out[0], out[2] = self.scanner(out[0], generator), self.scanner(out[2], generator)
+        return tuple(out)

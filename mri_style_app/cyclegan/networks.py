@@ -13,11 +13,18 @@ mapping; the reference branch sees it only through a 4x-downsampled, instance-no
 bottleneck and returns it blurred. The extra branch starts at zero, so a model is its reference
 generator until training gives the branch weight. With `ngf` = 0 the generator is that branch
 alone, deepened (`intensity_depth` 3x3 convolutions): a local, full-resolution translation.
+
+`UNetGenerator` (config.generator "unet") is an encoder-decoder with skip connections and no
+normalisation layer: each output voxel depends only on the input within its receptive field,
+so padding a scan with air or cutting its field of view changes nothing inside the head.
+Downsampling is a stride-2 convolution; upsampling is bilinear, then a convolution (no
+transposed convolutions, which leave checkerboards).
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from mri_style_app.cyclegan.presets import PRESETS, GeneratorConfig  # noqa: F401  (re-exported)
@@ -104,6 +111,48 @@ class ResnetGenerator(nn.Module):
         return out if top == 1.0 else (out + 1.0) * (0.5 * (top + 1.0)) - 1.0
 
 
+def _unet_level(in_channels: int, out_channels: int, stride: int = 1, convs: int = 2) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for k in range(convs):
+        layers += [nn.Conv2d(in_channels if k == 0 else out_channels, out_channels, 3,
+                             stride=stride if k == 0 else 1, padding=1), nn.LeakyReLU(0.2, True)]
+    return nn.Sequential(*layers)
+
+
+class UNetGenerator(nn.Module):
+    """Image in [-1, 1] -> image in [-1, output_top], any size. `ngf` filters at full resolution,
+    doubling per level up to 8 x ngf, `n_blocks` downsampling levels."""
+
+    def __init__(self, config: GeneratorConfig = PRESETS["unet"]):
+        super().__init__()
+        self.config = config
+        widths = [config.ngf * 2 ** min(i, 3) for i in range(config.n_blocks + 1)]
+        self.encoder = nn.ModuleList([_unet_level(config.in_channels, widths[0])])
+        self.encoder.extend(_unet_level(widths[i - 1], widths[i], stride=2) for i in range(1, len(widths)))
+        # Decoder level i merges level i + 1 (upsampled) with the skip of level i; the
+        # full-resolution level has one convolution, where each one costs the most.
+        self.decoder = nn.ModuleList(_unet_level(widths[i + 1] + widths[i], widths[i], convs=1 if i == 0 else 2)
+                                     for i in reversed(range(len(widths) - 1)))
+        self.head = nn.Conv2d(widths[0], config.out_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for level in self.encoder:
+            x = level(x)
+            skips.append(x)
+        x = skips.pop()
+        for level in self.decoder:
+            skip = skips.pop()
+            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            x = level(torch.cat([x, skip], dim=1))
+        out = torch.tanh(self.head(x))
+        top = self.config.output_top
+        return out if top == 1.0 else (out + 1.0) * (0.5 * (top + 1.0)) - 1.0
+
+
+Generator = ResnetGenerator | UNetGenerator
+
+
 class PatchDiscriminator(nn.Module):
     """70x70 PatchGAN: a map of real/fake scores, one per overlapping image patch."""
 
@@ -130,6 +179,12 @@ def init_weights(module: nn.Module, gain: float = 0.02) -> None:
             nn.init.normal_(m.weight, 0.0, gain)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
+    if isinstance(module, UNetGenerator):
+        # No normalisation layers: N(0, 0.02) would shrink the signal layer after layer, so it
+        # keeps PyTorch's default (Kaiming-uniform) initialisation.
+        for m in module.modules():
+            if isinstance(m, nn.Conv2d):
+                m.reset_parameters()
     if isinstance(module, ResnetGenerator):
         if module.model is None:
             # A local generator has no normalisation layers: N(0, 0.02) would shrink its signal
@@ -140,7 +195,7 @@ def init_weights(module: nn.Module, gain: float = 0.02) -> None:
         module.zero_intensity_output()
 
 
-def build_generator(preset_or_config: str | GeneratorConfig | dict) -> ResnetGenerator:
+def build_generator(preset_or_config: str | GeneratorConfig | dict) -> Generator:
     if isinstance(preset_or_config, str):
         if preset_or_config not in PRESETS:
             raise ValueError(f"unknown preset {preset_or_config!r}; choose one of {', '.join(PRESETS)}")
@@ -149,4 +204,4 @@ def build_generator(preset_or_config: str | GeneratorConfig | dict) -> ResnetGen
         config = GeneratorConfig(**preset_or_config)
     else:
         config = preset_or_config
-    return ResnetGenerator(config)
+    return UNetGenerator(config) if config.generator == "unet" else ResnetGenerator(config)

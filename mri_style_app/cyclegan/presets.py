@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 
+GENERATORS = ("resnet", "unet")
+
+
 @dataclass(frozen=True)
 class GeneratorConfig:
-    ngf: int = 32
-    n_blocks: int = 6
+    ngf: int = 32  # filters of the first layer (U-Net: of the full-resolution level)
+    n_blocks: int = 6  # residual blocks (U-Net: downsampling levels)
     in_channels: int = 1
     out_channels: int = 1
     intensity_path: int = 0  # width of the full-resolution intensity branch; 0: the reference generator
@@ -18,6 +21,9 @@ class GeneratorConfig:
     # little low and every contrast is squeezed. With a top above 1 the generator reaches 1.0 at a
     # finite activation; the bottom stays -1, the background, which the asymptote suits.
     output_top: float = 1.0
+    # "resnet": the reference CycleGAN generator (instance norm). "unet": a U-Net without any
+    # normalisation layer, so no statistic over the field of view changes a voxel's answer.
+    generator: str = "resnet"
     # ngf = 0: no downsampling ResNet branch at all, the generator is the intensity branch alone
     # (a "local" generator: each voxel from its neighbourhood, at full resolution)
 
@@ -26,6 +32,10 @@ class GeneratorConfig:
             raise ValueError(f"invalid generator sizes: {self}")
         if not 1.0 <= self.output_top <= 2.0:
             raise ValueError(f"output_top must lie in [1, 2], not {self.output_top}")
+        if self.generator not in GENERATORS:
+            raise ValueError(f"unknown generator {self.generator!r}; choose one of {', '.join(GENERATORS)}")
+        if self.generator == "unet" and (self.ngf < 1 or not 1 <= self.n_blocks <= 6 or self.intensity_path):
+            raise ValueError(f"a U-Net needs ngf >= 1, 1-6 levels (n_blocks) and no intensity branch: {self}")
         if self.ngf == 0 and self.intensity_path == 0:
             raise ValueError("a generator needs a ResNet branch (ngf > 0) or an intensity branch (intensity_path > 0)")
 
@@ -46,6 +56,9 @@ PRESETS: dict[str, GeneratorConfig] = {
     "voxel": GeneratorConfig(ngf=0, n_blocks=0, intensity_path=32, intensity_depth=1),
     # voxel whose output can reach the brightest targets (output_top): the default model
     "voxel-headroom": GeneratorConfig(ngf=0, n_blocks=0, intensity_path=32, intensity_depth=1, output_top=1.1),
+    # U-Net of 4 levels (16 to 128 filters, a receptive field of about 140 pixels): sees the
+    # context that tells bone from CSF and fat from fluid in whole heads; the default model
+    "unet": GeneratorConfig(ngf=16, n_blocks=4, output_top=1.1, generator="unet"),
     "tiny": GeneratorConfig(ngf=16, n_blocks=6),
     "small": GeneratorConfig(ngf=32, n_blocks=6),
     "standard": GeneratorConfig(ngf=64, n_blocks=9),
@@ -53,4 +66,4 @@ PRESETS: dict[str, GeneratorConfig] = {
 
 # Discriminator width per preset: the reference 64, narrower for the small generators so the
 # discriminator does not overwhelm them.
-DISCRIMINATOR_NDF = {"lite": 32, "lite-intensity": 32, "local": 32, "voxel": 32, "voxel-headroom": 32, "tiny": 32, "small": 64, "standard": 64}
+DISCRIMINATOR_NDF = {"lite": 32, "lite-intensity": 32, "local": 32, "voxel": 32, "voxel-headroom": 32, "unet": 32, "tiny": 32, "small": 64, "standard": 64}

@@ -56,6 +56,11 @@ class TranslationCancelled(Exception):
 # scale) are set to 0: air.
 BACKGROUND_MARGIN_VOXELS = 3
 AIR_LEVEL = 0.05
+# Air kept around the head's in-plane window, in mm: the model sees the head's edge against air,
+# as in training, whatever the field of view of the scan.
+AIR_MARGIN_MM = 16.0
+# A volume thinner than this along an axis is a slab of slices in the other two axes' plane.
+THIN_VOXELS = 4
 
 
 # ---------------------------------------------------------------- normalisation
@@ -82,17 +87,17 @@ def from_view(slices: np.ndarray) -> np.ndarray:
 
 
 def run_generator(net: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
-    """(N, 1, H, W) in [-1, 1], any H and W -> same shape: reflection-pad to SIZE_MULTIPLE, crop back."""
+    """(N, 1, H, W) in [-1, 1], any H and W -> same shape. A ResNet generator needs sides that
+    are a multiple of SIZE_MULTIPLE: the batch is padded with air (-1) and cropped back."""
     h, w = batch.shape[-2:]
+    if getattr(net, "config", None) is not None and net.config.generator == "unet":
+        return net(batch)
     # At least 2 x SIZE_MULTIPLE: instance norm needs more than one pixel at the bottleneck.
     ph = max(2 * SIZE_MULTIPLE, h + -h % SIZE_MULTIPLE) - h
     pw = max(2 * SIZE_MULTIPLE, w + -w % SIZE_MULTIPLE) - w
     if ph or pw:
-        # Reflection needs the pad to be smaller than the side; tiny sides repeat the edge.
-        mode = "reflect" if ph < h and pw < w else "replicate"
-        batch = F.pad(batch, (0, pw, 0, ph), mode=mode)
-    out = net(batch)
-    return out[..., :h, :w]
+        batch = F.pad(batch, (0, pw, 0, ph), mode="constant", value=-1.0)
+    return net(batch)[..., :h, :w]
 
 
 def _prepare(net: torch.nn.Module, device: torch.device) -> torch.nn.Module:
@@ -107,46 +112,97 @@ def _batch_size(height: int, width: int, device: torch.device, requested: int | 
     return max(1, min(64, budget // max(1, height * width)))
 
 
-def _translate_plane(net, model_input: np.ndarray, keep: np.ndarray, axis: int, device: torch.device,
-                     batch_size: int | None, step: Callable[[int], None], cancel: Cancel | None) -> np.ndarray:
-    """Run every kept slice along `axis` of the [-1, 1] crop; returns the [0, 1] result (0 elsewhere)."""
+def _crop_window(mask2d: np.ndarray, margin: tuple[int, int]) -> tuple[slice, slice, tuple[int, ...]]:
+    """In-plane window around the foreground plus `margin` voxels of air: (rows, cols) inside
+    the slice and the (before, after) air padding per side where the window leaves it."""
+    rows, cols = np.nonzero(mask2d)
+    if rows.size == 0:
+        rows, cols = np.array([0, mask2d.shape[0] - 1]), np.array([0, mask2d.shape[1] - 1])
+    lo = (int(rows.min()) - margin[0], int(cols.min()) - margin[1])
+    hi = (int(rows.max()) + 1 + margin[0], int(cols.max()) + 1 + margin[1])
+    inside = tuple(slice(max(l, 0), min(h, n)) for l, h, n in zip(lo, hi, mask2d.shape))
+    pad = (max(-lo[0], 0), max(hi[0] - mask2d.shape[0], 0), max(-lo[1], 0), max(hi[1] - mask2d.shape[1], 0))
+    return inside[0], inside[1], pad
+
+
+def _resize(batch: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    if tuple(batch.shape[-2:]) == tuple(size):
+        return batch
+    shrinking = size[0] < batch.shape[-2] or size[1] < batch.shape[-1]
+    return F.interpolate(batch, size=size, mode="bilinear", align_corners=False, antialias=shrinking)
+
+
+def _translate_plane(net, model_input: np.ndarray, mask: np.ndarray, axis: int, spacing: tuple[float, float],
+                     pixel_size: float | None, device: torch.device, batch_size: int | None,
+                     step: Callable[[int], None], cancel: Cancel | None) -> np.ndarray:
+    """Run every slice along `axis` that holds foreground; returns the [0, 1] result (0 elsewhere).
+
+    Each slice is cut to the foreground's in-plane window plus a margin of air (so the field of
+    view around the head does not matter), brought to the model's pixel size, run, and brought back.
+    """
     stack = np.moveaxis(model_input, axis, 0)  # (N, a, b) view
+    plane_mask = np.moveaxis(mask, axis, 0)
     out = np.zeros(stack.shape, dtype=np.float32)
-    indices = np.flatnonzero(keep)
-    h, w = stack.shape[2], stack.shape[1]  # after rot90
-    size = _batch_size(h, w, device, batch_size)
+    indices = np.flatnonzero(plane_mask.any(axis=(1, 2)))
+    if indices.size == 0:
+        return np.moveaxis(out, 0, axis)
+    target = pixel_size or min(spacing)
+    margin = tuple(int(np.ceil(AIR_MARGIN_MM / min(s, AIR_MARGIN_MM))) for s in spacing)
+    rows, cols, pad = _crop_window(plane_mask.any(axis=0), margin)
+    crop_shape = (rows.stop - rows.start + pad[0] + pad[1], cols.stop - cols.start + pad[2] + pad[3])
+    model_shape = tuple(max(1, int(round(n * s / target))) for n, s in zip(crop_shape, spacing))
+    size = _batch_size(*model_shape, device, batch_size)
     autocast = torch.autocast("cuda", dtype=torch.float16) if device.type == "cuda" else None
     for start in range(0, len(indices), size):
         if cancel is not None and cancel.is_set():
             raise TranslationCancelled("translation cancelled")
         chosen = indices[start:start + size]
-        batch = torch.from_numpy(np.ascontiguousarray(to_view(stack[chosen])))[:, None].to(device)
+        batch = torch.from_numpy(np.ascontiguousarray(stack[chosen][:, rows, cols]))[:, None]
+        batch = F.pad(batch, (pad[2], pad[3], pad[0], pad[1]), value=-1.0)
+        batch = _resize(batch, model_shape).to(device)
+        view = torch.rot90(batch, 1, dims=(2, 3))  # the orientation training saw
         if autocast is not None:
             with autocast:
-                result = run_generator(net, batch)
+                result = run_generator(net, view)
         else:
-            result = run_generator(net, batch)
-        unit = ((result.float()[:, 0] + 1.0) * 0.5).clamp_(0.0, 1.0).cpu().numpy()
-        out[chosen] = from_view(unit)
+            result = run_generator(net, view)
+        result = _resize(torch.rot90(result.float(), -1, dims=(2, 3)).cpu(), crop_shape)
+        unit = ((result[:, 0] + 1.0) * 0.5).clamp_(0.0, 1.0).numpy()
+        unit = unit[:, pad[0]:crop_shape[0] - pad[1], pad[2]:crop_shape[1] - pad[3]]
+        block = out[chosen]
+        block[:, rows, cols] = unit
+        out[chosen] = block
         step(len(chosen))
     return np.moveaxis(out, 0, axis)
 
 
+def usable_planes(shape: tuple[int, ...], planes: str) -> tuple[str, ...]:
+    """The planes to run: a volume only a few voxels thick along one axis (a single slice) is
+    run in the plane of that slice whatever was asked, since its other planes hold no image."""
+    thin = [axis for axis in range(3) if shape[axis] < THIN_VOXELS]
+    if thin and len(thin) < 3:
+        flat = min(thin, key=lambda a: shape[a])
+        return (next(p for p, a in PLANE_AXIS.items() if a == flat),)
+    return PLANES if planes == "tri" else (planes,)
+
+
 def translate_unit(unit: np.ndarray, mask: np.ndarray, net: torch.nn.Module, planes: str = "axial",
                    device="auto", batch_size: int | None = None, progress: Progress | None = None,
-                   cancel: Cancel | None = None, label: str = "Translating") -> np.ndarray:
-    """[0, 1] volume -> translated [0, 1] volume on the same grid (the engine under translate_volume)."""
+                   cancel: Cancel | None = None, label: str = "Translating",
+                   voxel_sizes=(1.0, 1.0, 1.0), pixel_size: float | None = None) -> np.ndarray:
+    """[0, 1] volume -> translated [0, 1] volume on the same grid (the engine under translate_volume).
+
+    `voxel_sizes` are the canonical axes' voxel sizes in mm; each slice is run at `pixel_size`
+    mm (the model's training pixel size; None: the slice's own)."""
     if planes not in PLANE_CHOICES:
         raise ValueError(f"unknown planes {planes!r}; choose one of {', '.join(PLANE_CHOICES)}")
     device = choose_device(device) if isinstance(device, str) else torch.device(device)
     if device.type == "cpu":
         configure_threads()
     model_input = unit * np.float32(2.0) - np.float32(1.0)
-    plane_list = PLANES if planes == "tri" else (planes,)
-    keeps = {}
-    for p in plane_list:
-        axis = PLANE_AXIS[p]
-        keeps[p] = mask.any(axis=tuple(a for a in range(3) if a != axis))
+    plane_list = usable_planes(unit.shape, planes)
+    sizes = [float(v) for v in voxel_sizes]
+    keeps = {p: mask.any(axis=tuple(a for a in range(3) if a != PLANE_AXIS[p])) for p in plane_list}
     total = max(1, sum(int(k.sum()) for k in keeps.values()))
     done = 0
 
@@ -160,8 +216,10 @@ def translate_unit(unit: np.ndarray, mask: np.ndarray, net: torch.nn.Module, pla
     results = []
     with torch.inference_mode():
         for p in plane_list:
-            results.append(_translate_plane(net, model_input, keeps[p], PLANE_AXIS[p], device, batch_size,
-                                            lambda n, p=p: step(n, p), cancel))
+            axis = PLANE_AXIS[p]
+            spacing = tuple(sizes[a] for a in range(3) if a != axis)
+            results.append(_translate_plane(net, model_input, mask, axis, spacing, pixel_size, device,
+                                            batch_size, lambda n, p=p: step(n, p), cancel))
     out = results[0] if len(results) == 1 else np.median(np.stack(results), axis=0).astype(np.float32)
     # Air stays air: the generators leave a faint haze around the head (measured on the demo
     # T1w: a quarter of the air voxels above 1 % of the brightest tissue), cleared beyond a
@@ -198,7 +256,8 @@ def translate_volume(volume: Volume, model: CycleGANModel, direction: str, plane
     net = model.generator(direction)
     source, target = direction.split("-to-")
     unit, scale, mask = normalise_volume(volume.data, model.normalisation, source)
-    out = translate_unit(unit, mask, net, planes, device, batch_size, progress, cancel)
+    out = translate_unit(unit, mask, net, planes, device, batch_size, progress, cancel,
+                         voxel_sizes=volume.voxel_sizes, pixel_size=model.pixel_size)
     return volume.with_data(out * np.float32(scale), name=f"{volume.name}_{target.upper()}w_translated")
 
 
@@ -224,7 +283,8 @@ def cycle_error_volume(volume: Volume, model: CycleGANModel, direction: str, pla
 
     if translated is None:
         b_unit = translate_unit(unit, mask, forward_net, planes, device, batch_size,
-                                part(0.0, 0.5, "Cycle map: forward"), cancel)
+                                part(0.0, 0.5, "Cycle map: forward"), cancel,
+                                voxel_sizes=volume.voxel_sizes, pixel_size=model.pixel_size)
         back_offset = 0.5
     else:
         b_unit, _, _ = normalise_volume(translated.data, model.normalisation, target)
@@ -232,6 +292,7 @@ def cycle_error_volume(volume: Volume, model: CycleGANModel, direction: str, pla
     # The back translation sees B normalised as training saw it, and runs where A has foreground.
     b_unit, _, _ = normalise_volume(b_unit, model.normalisation, target) if b_unit.any() else (b_unit, 1.0, mask)
     a_again = translate_unit(b_unit, mask, backward_net, planes, device, batch_size,
-                             part(back_offset, 1.0 - back_offset, "Cycle map: back"), cancel)
+                             part(back_offset, 1.0 - back_offset, "Cycle map: back"), cancel,
+                             voxel_sizes=volume.voxel_sizes, pixel_size=model.pixel_size)
     error = np.where(mask, np.abs(unit - a_again), 0.0).astype(np.float32)
     return volume.with_data(error, name=f"{volume.name}_cycle_error")
