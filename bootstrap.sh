@@ -10,9 +10,13 @@ QT_LIBS="libgl1 libegl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libfreet
 libglib2.0-0 libx11-xcb1 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 \
 libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1"
 
+# Debian's mricron-data: the real whole-head Colin27 T1w (ch2.nii.gz) and its brain (ch2bet.nii.gz),
+# the scoring grid of the seed slices and the whole-head figure of the default model.
+DATA_PACKAGES="mricron-data"
+
 missing=""
 if command -v dpkg-query >/dev/null 2>&1; then
-    for pkg in $QT_LIBS; do
+    for pkg in $QT_LIBS $DATA_PACKAGES; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing="$missing $pkg"
     done
     python3 -m venv --help >/dev/null 2>&1 && python3 -c "import ensurepip" 2>/dev/null || missing="$missing python3-venv"

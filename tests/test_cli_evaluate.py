@@ -10,7 +10,7 @@ import pytest
 
 from mri_style_app.__main__ import main
 from mri_style_app.imaging.intensity import foreground_mask
-from mri_style_app.imaging.metrics import evaluate_pair
+from mri_style_app.imaging.metrics import evaluate_pair, head_mask
 
 
 def _head(shape=(40, 44, 36), seed=0) -> np.ndarray:
@@ -33,10 +33,10 @@ def test_json_matches_the_metrics_protocol(tmp_path, capsys):
     code = main(["evaluate", _save(tmp_path / "p.nii.gz", pred), _save(tmp_path / "r.nii", ref), "--json"])
     assert code == 0
     out = json.loads(capsys.readouterr().out)
-    expected = evaluate_pair(pred, ref, foreground_mask(ref))
+    expected = evaluate_pair(pred, ref, head_mask(ref))
     for key in ("psnr", "ssim", "mae"):
         assert out[key] == pytest.approx(expected[key], rel=1e-6)
-    assert out["voxels"] == int(foreground_mask(ref).sum())
+    assert out["voxels"] == int(head_mask(ref).sum()) and out["region"] == "head: from reference"
     assert 10 < out["psnr"] < 60 and 0 < out["ssim"] < 1 and out["mae"] > 0
 
 
@@ -48,7 +48,7 @@ def test_mask_changes_the_result_and_text_output(tmp_path, capsys):
     mask[20:] = ref[20:] > 0  # the half without error
     p, r = _save(tmp_path / "p.nii", pred), _save(tmp_path / "r.nii", ref)
     m = _save(tmp_path / "m.nii", mask)
-    assert main(["evaluate", p, r, "--mask", m, "--json"]) == 0
+    assert main(["evaluate", p, r, "--region", m, "--json"]) == 0
     masked = json.loads(capsys.readouterr().out)
     assert main(["evaluate", p, r, "--json"]) == 0
     whole = json.loads(capsys.readouterr().out)
@@ -56,6 +56,22 @@ def test_mask_changes_the_result_and_text_output(tmp_path, capsys):
     assert main(["evaluate", p, r]) == 0
     line = capsys.readouterr().out
     assert line.startswith("PSNR ") and "SSIM" in line and "MAE" in line
+
+
+def test_regions_head_from_both_partners_and_brain(tmp_path, capsys):
+    ref = _head()
+    source = np.zeros_like(ref)
+    source[2:6, 10:30, 10:26] = 900.0  # tissue the source shows outside the reference's head
+    pred = ref + np.random.default_rng(2).normal(0, 30, ref.shape).astype(np.float32)
+    p, r, s = (_save(tmp_path / f"{n}.nii", d) for n, d in (("p", pred), ("r", ref), ("s", source)))
+    results = {}
+    for name, argv in (("alone", []), ("partners", ["--source", s]), ("brain", ["--region", "brain"])):
+        assert main(["evaluate", p, r, *argv, "--json"]) == 0
+        results[name] = json.loads(capsys.readouterr().out)
+    assert results["partners"]["voxels"] == int(head_mask(source, ref).sum()) > results["alone"]["voxels"]
+    assert results["partners"]["region"] == "head: from source and reference"
+    assert results["brain"]["voxels"] == int(foreground_mask(ref).sum())
+    assert results["brain"]["ssim"] == pytest.approx(evaluate_pair(pred, ref, foreground_mask(ref))["ssim"], rel=1e-6)
 
 
 def test_bad_input_gives_one_error_line_and_exit_2(tmp_path, capsys):
@@ -70,8 +86,10 @@ def test_bad_input_gives_one_error_line_and_exit_2(tmp_path, capsys):
         ([shifted, ref], "same voxel grid"),
         ([str(tmp_path / "missing.nii"), ref], "missing.nii"),
         ([str(broken), ref], "broken.nii.gz"),
-        ([ref, ref, "--mask", empty_mask], "empty"),
-        ([ref, ref, "--mask", other_grid], "not on the grid"),
+        ([ref, ref, "--region", empty_mask], "empty"),
+        ([ref, ref, "--region", other_grid], "not on the grid"),
+        ([ref, ref, "--source", other_grid], "same voxel grid"),
+        ([ref, ref, "--region", str(tmp_path / "no_such_mask.nii")], "no_such_mask.nii"),
     ]
     for argv, words in cases:
         assert main(["evaluate", *argv]) == 2, argv

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mri_style_app.imaging.intensity import foreground_mask, normalize_unit, percentile_scale, robust_range
-from mri_style_app.imaging.metrics import evaluate_pair, mae, psnr, ssim, ssim_map
+from mri_style_app.imaging.metrics import evaluate_pair, head_mask, mae, psnr, ssim, ssim_map
 
 C1, C2 = 0.01**2, 0.03**2  # Wang et al. 2004 constants for data range 1
 RNG = np.random.default_rng(7)
@@ -119,22 +119,50 @@ def test_ssim_of_a_constant_shift_is_the_luminance_term():
 
 
 def test_ssim_of_a_scaled_ramp_matches_the_hand_computed_value():
-    # x rises linearly along axis 0; away from the edges a Gaussian window sees mean = x and
-    # variance = slope^2 * sum(w_k k^2). y = 0.5 x then has mean x/2, variance / 4, covariance / 2.
+    # x rises linearly along axis 0; away from the edges the 7 x 7 uniform window sees mean = x
+    # and sample variance = slope^2 * mean(k^2 for k in -3..3) * 49 / 48. y = 0.5 x then has
+    # mean x / 2, variance / 4, covariance / 2.
     slope, k = 0.01, 0.5
     n = 64
     x = np.repeat((0.2 + slope * np.arange(n))[:, None], 40, axis=1)
-    radius = int(3.5 * 1.5 + 0.5)
-    offsets = np.arange(-radius, radius + 1)
-    weights = np.exp(-0.5 * (offsets / 1.5) ** 2)
-    weights /= weights.sum()
-    var = slope**2 * float(np.sum(weights * offsets**2))
+    radius = 3
+    var = slope**2 * float(np.mean(np.arange(-radius, radius + 1) ** 2)) * 49 / 48
     mean = x[radius:n - radius, 0]
     expected = ((2 * k * mean**2 + C1) * (2 * k * var + C2)
                 / (((1 + k * k) * mean**2 + C1) * ((1 + k * k) * var + C2)))
     got = ssim_map(k * x, x)[radius:n - radius, 20]
-    np.testing.assert_allclose(got, expected, rtol=1e-4)
-    assert 0.75 < expected.min() < expected.max() < 0.8  # a real, not a trivial, value
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    assert 0.70 < expected.min() < expected.max() < 0.8  # a real, not a trivial, value
+
+
+def test_ssim_is_scikit_image_default_per_slice_on_real_images():
+    from skimage.metrics import structural_similarity
+
+    from mri_style_app.imaging.volume import load_volume
+    from mri_style_app.paths import demo_t1_path, demo_t2_path
+
+    t1 = normalize_unit(load_volume(demo_t1_path()).data[:, :, 60:66])
+    t2 = normalize_unit(load_volume(demo_t2_path()).data[:, :, 60:66])
+    ours = ssim_map(t1, t2)
+    for k in range(t1.shape[2]):
+        _, theirs = structural_similarity(t1[:, :, k], t2[:, :, k], data_range=1.0, full=True)
+        np.testing.assert_allclose(ours[:, :, k], theirs, atol=1e-4)
+    assert 0.3 < float(ours.mean()) < 0.95  # two different contrasts: neither trivial nor identical
+
+
+def test_head_mask_is_closed_filled_and_made_from_both_partners():
+    t1 = np.zeros((50, 50, 2), np.float32)
+    t1[5:35, 5:35] = 200.0
+    t1[15:25, 15:25] = 0.0  # a dark hole inside the head (say, CSF in a T1w): filled
+    t1[10, 5:35] = 0.0  # a one-pixel crack: closed
+    t2 = np.zeros_like(t1)
+    t2[38:42, 10:20, 1] = 255.0  # tissue only the partner shows
+    t2[0, 0, 0] = 255.0  # the partner's maximum
+    alone = head_mask(t1)
+    assert alone[5:35, 5:35].all() and not alone[:5].any() and not alone[36:].any()
+    both = head_mask(t1, t2)
+    assert both[38:42, 10:20, 1].all() and not both[38:42, 10:20, 0].any()
+    assert head_mask(np.zeros((8, 8, 1))).sum() == 0
 
 
 def test_ssim_mean_uses_only_the_mask():

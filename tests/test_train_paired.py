@@ -57,7 +57,8 @@ def test_pairs_are_matched_by_name_and_sliced_alike(pair_folders):
 
 
 def test_paired_batches_move_both_sides_the_same_way(pair_folders, tmp_path):
-    # a pair whose two sides are the same volume: after flips and affine they must still agree
+    # a pair whose two sides are the same volume: after flips, affine and warp the targets must
+    # still agree; the inputs are the same anatomy under another scanner (gamma, bias, noise)
     same = [tmp_path / "A", tmp_path / "B"]
     for folder in same:
         folder.mkdir()
@@ -67,7 +68,12 @@ def test_paired_batches_move_both_sides_the_same_way(pair_folders, tmp_path):
     for _ in range(3):
         sides = batches.next(generator)
         assert len(sides) == 4 and sides[0].shape == (4, 1, 48, 48)
-        assert all(torch.equal(sides[0], side) for side in sides[1:])
+        assert torch.equal(sides[1], sides[3])
+        for augmented in (sides[0], sides[2]):
+            assert not torch.equal(augmented, sides[1]) and augmented.min() >= -1 and augmented.max() <= 1
+            for scan, target in zip(augmented, sides[1]):
+                head = target > -0.9
+                assert np.corrcoef(scan[head].numpy(), target[head].numpy())[0, 1] > 0.8
     state = batches.state_dict()
     again = PairedBatches(load_pairs(*same), size=48, batch_size=4)
     again.load_state_dict(state)

@@ -131,10 +131,11 @@ def make_card(preset_or_config, directions, normalisation: dict | None = None,
     }
 
 
-def training_normalisation(percentile_t1: float, percentile_t2: float) -> dict:
+def training_normalisation(percentile_t1: float, percentile_t2: float, pixel_size_mm: float = 1.0) -> dict:
     """The card's input normalisation for a model trained with these per-contrast percentiles
-    (a run's percentile_a and percentile_b)."""
-    return {**DEFAULT_NORMALISATION, "contrast_percentiles": {"t1": percentile_t1, "t2": percentile_t2}}
+    (a run's percentile_a and percentile_b) on slices of this in-plane pixel size."""
+    return {**DEFAULT_NORMALISATION, "contrast_percentiles": {"t1": percentile_t1, "t2": percentile_t2},
+            "pixel_size_mm": round(float(pixel_size_mm), 4)}
 
 
 def contrast_percentile(normalisation: dict, contrast: str | None) -> float:

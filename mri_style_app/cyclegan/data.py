@@ -181,6 +181,13 @@ class SliceDataset:
     shapes: dict[str, int] = field(default_factory=dict)  # "HxW" or "XxYxZ" -> count
     ignored: list[str] = field(default_factory=list)
     skipped_slices: int = 0
+    pixel_sizes: list[float] = field(default_factory=list)  # in-plane mm of each volume's slices
+
+    @property
+    def pixel_size(self) -> float:
+        """The typical in-plane pixel size (mm) of the slices; PNG slices count as 1 mm."""
+        sizes = self.pixel_sizes + [1.0] * (len(self.files) - len(self.pixel_sizes))
+        return float(np.median(sizes)) if sizes else 1.0
 
     def __len__(self) -> int:
         return len(self.index)
@@ -236,6 +243,7 @@ def load_domain(folder, plane: str = "axial", label: str = "domain", percentile:
             except VolumeError as exc:
                 raise DataError(f"{exc} (in the {label} folder; remove the file to train without it)") from None
             data = volume.data
+            dataset.pixel_sizes.append(float(np.mean([volume.voxel_sizes[a] for a in range(3) if a != axes[0]])))
             mask = foreground_mask(data)
             dataset.images.append(to_model_range(normalize_unit(data, mask if mask.any() else None, percentile)))
             image_no = len(dataset.images) - 1

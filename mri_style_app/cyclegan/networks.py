@@ -18,7 +18,9 @@ alone, deepened (`intensity_depth` 3x3 convolutions): a local, full-resolution t
 normalisation layer: each output voxel depends only on the input within its receptive field,
 so padding a scan with air or cutting its field of view changes nothing inside the head.
 Downsampling is a stride-2 convolution; upsampling is bilinear, then a convolution (no
-transposed convolutions, which leave checkerboards).
+transposed convolutions, which leave checkerboards). Its output is linear (translation clips it
+to the image range): under the paired L1 loss a tanh output saturated at the background's -1
+everywhere within 40 iterations and never recovered, whatever the learning rate.
 """
 
 from __future__ import annotations
@@ -120,8 +122,8 @@ def _unet_level(in_channels: int, out_channels: int, stride: int = 1, convs: int
 
 
 class UNetGenerator(nn.Module):
-    """Image in [-1, 1] -> image in [-1, output_top], any size. `ngf` filters at full resolution,
-    doubling per level up to 8 x ngf, `n_blocks` downsampling levels."""
+    """Image in [-1, 1] -> image about [-1, 1] (not bounded), any size. `ngf` filters at full
+    resolution, doubling per level up to 8 x ngf, `n_blocks` downsampling levels."""
 
     def __init__(self, config: GeneratorConfig = PRESETS["unet"]):
         super().__init__()
@@ -145,9 +147,7 @@ class UNetGenerator(nn.Module):
             skip = skips.pop()
             x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             x = level(torch.cat([x, skip], dim=1))
-        out = torch.tanh(self.head(x))
-        top = self.config.output_top
-        return out if top == 1.0 else (out + 1.0) * (0.5 * (top + 1.0)) - 1.0
+        return self.head(x)
 
 
 Generator = ResnetGenerator | UNetGenerator
@@ -180,11 +180,13 @@ def init_weights(module: nn.Module, gain: float = 0.02) -> None:
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
     if isinstance(module, UNetGenerator):
-        # No normalisation layers: N(0, 0.02) would shrink the signal layer after layer, so it
-        # keeps PyTorch's default (Kaiming-uniform) initialisation.
+        # No normalisation layers: N(0, 0.02), or PyTorch's default, shrinks the signal layer after
+        # layer and the deep levels learn slowly; He initialisation for leaky ReLUs keeps its scale.
         for m in module.modules():
             if isinstance(m, nn.Conv2d):
-                m.reset_parameters()
+                nn.init.kaiming_normal_(m.weight, a=0.2, nonlinearity="leaky_relu")
+                nn.init.zeros_(m.bias)
+        nn.init.normal_(module.head.weight, 0.0, 0.01)
     if isinstance(module, ResnetGenerator):
         if module.model is None:
             # A local generator has no normalisation layers: N(0, 0.02) would shrink its signal

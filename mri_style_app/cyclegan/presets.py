@@ -34,8 +34,10 @@ class GeneratorConfig:
             raise ValueError(f"output_top must lie in [1, 2], not {self.output_top}")
         if self.generator not in GENERATORS:
             raise ValueError(f"unknown generator {self.generator!r}; choose one of {', '.join(GENERATORS)}")
-        if self.generator == "unet" and (self.ngf < 1 or not 1 <= self.n_blocks <= 6 or self.intensity_path):
-            raise ValueError(f"a U-Net needs ngf >= 1, 1-6 levels (n_blocks) and no intensity branch: {self}")
+        if self.generator == "unet" and (self.ngf < 1 or not 1 <= self.n_blocks <= 6 or self.intensity_path
+                                         or self.output_top != 1.0):
+            raise ValueError(f"a U-Net needs ngf >= 1, 1-6 levels (n_blocks), no intensity branch and "
+                             f"output_top 1 (its output is linear): {self}")
         if self.ngf == 0 and self.intensity_path == 0:
             raise ValueError("a generator needs a ResNet branch (ngf > 0) or an intensity branch (intensity_path > 0)")
 
@@ -58,7 +60,7 @@ PRESETS: dict[str, GeneratorConfig] = {
     "voxel-headroom": GeneratorConfig(ngf=0, n_blocks=0, intensity_path=32, intensity_depth=1, output_top=1.1),
     # U-Net of 4 levels (16 to 128 filters, a receptive field of about 140 pixels): sees the
     # context that tells bone from CSF and fat from fluid in whole heads; the default model
-    "unet": GeneratorConfig(ngf=16, n_blocks=4, output_top=1.1, generator="unet"),
+    "unet": GeneratorConfig(ngf=16, n_blocks=4, generator="unet"),
     "tiny": GeneratorConfig(ngf=16, n_blocks=6),
     "small": GeneratorConfig(ngf=32, n_blocks=6),
     "standard": GeneratorConfig(ngf=64, n_blocks=9),

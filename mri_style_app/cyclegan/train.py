@@ -81,7 +81,9 @@ class TrainConfig:
     decay_fraction: float = 0.5  # share of the run over which the learning rate falls to 0
     plane: str = "axial"
     augment: bool = True
-    crop: bool = False  # train on native-scale size x size windows rather than resized whole slices
+    # train the unpaired terms on native-scale size x size windows rather than resized whole
+    # slices (paired slices stay whole, at native scale)
+    crop: bool = False
     device: str = "auto"
     amp: bool = False
     seed: int = 0
@@ -127,8 +129,6 @@ class TrainConfig:
             raise SetupError("decay_fraction must be between 0 and 1")
         if (self.paired_a is None) != (self.paired_b is None):
             raise SetupError("paired training needs both paired_a and paired_b (folders of co-registered volumes)")
-        if self.paired_a is not None and self.crop:
-            raise SetupError("paired training uses whole slices; leave crop off")
         if self.lambda_paired < 0 or self.lambda_adversarial < 0:
             raise SetupError("lambda_paired and lambda_adversarial must not be negative")
         for name in ("percentile_a", "percentile_b"):
@@ -331,11 +331,20 @@ class Trainer:
         augmentation = Augmentation() if cfg.augment else None
         self.batches_a = UnpairedBatches(self.data_a, cfg.size, cfg.batch_size, self.dist.rank, self.dist.world, augmentation, cfg.crop)
         self.batches_b = UnpairedBatches(self.data_b, cfg.size, cfg.batch_size, self.dist.rank, self.dist.world, augmentation, cfg.crop)
-        self.batches_pairs = PairedBatches(self.pairs, cfg.size, cfg.batch_size, cfg.augment) if self.pairs else None
+        self.batches_pairs = PairedBatches(self.pairs, self._paired_size(), cfg.batch_size, cfg.augment) if self.pairs else None
         self.iteration = 0
         self.seconds = 0.0
         self.sums = torch.zeros(len(events.LOSS_KEYS), dtype=torch.float64)
         self.sum_count = 0
+
+    def _paired_size(self) -> int:
+        """The side paired slices are padded to: the run's size, or with crop (where the size is
+        the unpaired windows') the largest paired slice, so pairs are never resized."""
+        if not self.config.crop:
+            return self.config.size
+        largest = max(max(n for a, n in enumerate(self.pairs.heads[head].reference_a.shape) if a != axis)
+                      for head, axis in {(h, a) for h, a, _ in self.pairs.index})
+        return max(self.config.size, largest + -largest % SIZE_MULTIPLE)
 
     def _load_generators(self, path: Path) -> None:
         """Start G_A and G_B from a saved model (init_from); its layers must be this run's preset's."""
@@ -548,7 +557,8 @@ class Trainer:
                                   "lr": cfg.lr, "betas": [cfg.beta1, cfg.beta2], "decay_fraction": cfg.decay_fraction},
                     "data": self._data_summary(), "seed": cfg.seed,
                     **({"init_from": Path(cfg.init_from).name} if cfg.init_from else {})}
-        normalisation = model_files.training_normalisation(cfg.percentile_a, cfg.percentile_b)
+        normalisation = model_files.training_normalisation(cfg.percentile_a, cfg.percentile_b,
+                                                           (self.data_a.pixel_size + self.data_b.pixel_size) / 2)
         card = model_files.make_card(cfg.preset, model_files.DIRECTIONS, normalisation, training=training)
         nets = self.nets()
         generators = {"t1-to-t2": nets["G_A"], "t2-to-t1": nets["G_B"]}
