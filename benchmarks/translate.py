@@ -1,11 +1,14 @@
-"""Translation speed: the fast path against the naive baseline, and whether it gives the same answer.
+"""Translation speed: the whole command and the fast path against the naive baseline, and whether
+the fast path gives the same answer, measured side by side in one run.
 
-    .venv/bin/python benchmarks/translate.py [--presets lite tiny small] [--baseline-slices 10] [--tri]
+    .venv/bin/python benchmarks/translate.py [--presets unet lite] [--baseline-slices 10] [--tri]
 
 Takes a few minutes on 2 cores (the plain reference run dominates); each preset adds its own.
 
 - baseline: the reference ResNet-9 ngf 64 generator in fp32, every slice padded to 256x256 and
   run one at a time (timed on N slices and extrapolated to the volume's slice count).
+- command: `mri-style translate` of the demo volume as a user runs it, a fresh process: imports,
+  load, translate and gzip save; and each phase of it timed in this process.
 - fast path: translate_volume (axial) with the default model, or random-weight models of the
   given presets when the default file is missing. Speed does not depend on the weights.
 - fidelity: PSNR (inside the foreground mask, [0, 1] units) between the fast path and the same
@@ -17,7 +20,9 @@ GPU figures follow when CUDA is available.
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -31,10 +36,9 @@ from mri_style_app import paths  # noqa: E402
 from mri_style_app.cyclegan import checkpoint as ck  # noqa: E402
 from mri_style_app.cyclegan.device import configure_threads, describe_device  # noqa: E402
 from mri_style_app.cyclegan.networks import build_generator, init_weights  # noqa: E402
-from mri_style_app.cyclegan.translate import (normalise_volume, run_generator, to_view,  # noqa: E402
-                                              from_view, translate_volume)
+from mri_style_app.cyclegan.translate import normalise_volume, run_generator, translate_volume  # noqa: E402
 from mri_style_app.imaging.metrics import psnr  # noqa: E402
-from mri_style_app.imaging.volume import Volume, load_volume  # noqa: E402
+from mri_style_app.imaging.volume import Volume, load_volume, save_volume  # noqa: E402
 
 SHAPE = (197, 233, 189)
 
@@ -83,15 +87,47 @@ def plain_unit(volume: Volume, model: ck.CycleGANModel, autocast_bf16: bool = Fa
     ks = range(unit.shape[2]) if limit is None else limit
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast_bf16):
         for k in ks:
-            view = to_view(unit[None, :, :, k] * 2 - 1)
-            y = run_generator(net, torch.from_numpy(np.ascontiguousarray(view))[:, None]).float()
-            out[:, :, k] = from_view(((y[:, 0] + 1) / 2).clamp(0, 1).numpy())[0]
+            view = np.rot90(unit[:, :, k] * 2 - 1)  # superior or anterior up, as training saw slices
+            y = run_generator(net, torch.from_numpy(np.ascontiguousarray(view))[None, None]).float()
+            out[:, :, k] = np.rot90(((y[0, 0] + 1) / 2).clamp(0, 1).numpy(), -1)
+    return out
+
+
+def command_seconds(source: Path, model: Path | None, runs: int = 2) -> float:
+    """Wall time of the whole `mri-style translate` command in a fresh process (best of `runs`)."""
+    best = float("inf")
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(runs):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "mri_style_app", "translate", str(source), str(Path(tmp) / "out.nii.gz"),
+                            "--direction", "t1-to-t2", "--quiet", *(["--model", str(model)] if model else [])],
+                           check=True)
+            best = min(best, time.perf_counter() - start)
+    return best
+
+
+def phases(source: Path, model: ck.CycleGANModel) -> dict[str, float]:
+    """Seconds of each phase of the command, in this process (imports timed in a fresh one)."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import mri_style_app.cyclegan.translate, mri_style_app.imaging.volume"],
+                   check=True)
+    out = {"imports (fresh process)": time.perf_counter() - start}
+    start = time.perf_counter()
+    volume = load_volume(source)
+    out["load"] = time.perf_counter() - start
+    start = time.perf_counter()
+    result = translate_volume(volume, model, "t1-to-t2", device="cpu")
+    out["translate_volume"] = time.perf_counter() - start
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        save_volume(result, Path(tmp) / "out.nii.gz")
+        out["gzip save"] = time.perf_counter() - start
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--presets", nargs="*", default=["lite", "tiny"],
+    parser.add_argument("--presets", nargs="*", default=["unet", "lite"],
                         help="random-weight presets to time when the default model is missing")
     parser.add_argument("--baseline-slices", type=int, default=10)
     parser.add_argument("--tri", action="store_true", help="time tri-planar fusion too")
@@ -112,6 +148,12 @@ def main() -> None:
               f"{', '.join(args.presets)} models instead (speed does not depend on the weights)")
     kept = int(mask.any(axis=(0, 1)).sum())
     print(f"axial slices with foreground: {kept} of {volume.shape[2]}")
+    if paths.default_model_path().exists() and volume.source_path is not None:
+        seconds = command_seconds(volume.source_path, None)
+        print(f"[default] whole command (mri-style translate, fresh process): {seconds:.2f} s, "
+              f"{baseline / seconds:.1f}x faster than the baseline (goal: at least 20x)")
+        for phase, value in phases(volume.source_path, models["default"]).items():
+            print(f"[default]   {phase}: {value:.2f} s")
 
     for name, model in models.items():
         translate_volume(volume, model, "t1-to-t2", device="cpu", batch_size=None)  # warm-up

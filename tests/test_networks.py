@@ -122,3 +122,43 @@ def test_output_top_lets_a_generator_reach_the_brightest_target():
         assert torch.allclose(headroom(x), torch.full_like(x, -1.0))
     with pytest.raises(ValueError, match="output_top"):
         GeneratorConfig(output_top=0.5)
+
+
+def test_a_unet_sees_context_takes_any_size_and_has_no_normalisation():
+    torch.manual_seed(0)
+    net = build_generator("unet")
+    init_weights(net)
+    assert not any(isinstance(m, (torch.nn.InstanceNorm2d, torch.nn.BatchNorm2d, torch.nn.GroupNorm))
+                   for m in net.modules())
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in net.modules())  # no checkerboards
+    for h, w in [(61, 47), (8, 8), (1, 40)]:
+        with torch.inference_mode():
+            assert net(torch.rand(2, 1, h, w) * 2 - 1).shape == (2, 1, h, w)
+    # a change far from a voxel reaches it (context), and the output is not stuck at -1
+    x = torch.full((1, 1, 96, 96), -1.0)
+    x[..., 20:76, 20:76] = 0.3
+    y = x.clone()
+    y[..., 70:74, 70:74] = 0.9
+    with torch.inference_mode():
+        a, b = net(x), net(y)
+    assert (a - b).abs()[0, 0, 30, 30] > 1e-6  # 40 pixels away
+    assert a.std() > 0 and a.min() > -10 and a.max() < 10
+    with pytest.raises(ValueError, match="U-Net"):
+        GeneratorConfig(ngf=16, n_blocks=4, generator="unet", output_top=1.1)
+    with pytest.raises(ValueError, match="unknown generator"):
+        GeneratorConfig(generator="vit")
+
+
+def test_a_unet_model_file_round_trips(tmp_path):
+    from mri_style_app.cyclegan import checkpoint as ck
+
+    torch.manual_seed(1)
+    nets = {d: build_generator("unet") for d in ck.DIRECTIONS}
+    for net in nets.values():
+        init_weights(net)
+    path = ck.save_model(tmp_path / "u.safetensors", nets, ck.make_card("unet", ck.DIRECTIONS))
+    model = ck.load_model(path)
+    assert model.preset == "unet" and model.config.generator == "unet" and model.pixel_size == 1.0
+    x = torch.rand(1, 1, 40, 36) * 2 - 1
+    with torch.inference_mode():
+        assert torch.equal(model.generator("t1-to-t2")(x), nets["t1-to-t2"](x))

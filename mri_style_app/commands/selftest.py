@@ -2,6 +2,8 @@
 
 Opens the demo T1w volume, renders the three views to a picture, translates it to T2w with the
 default model and checks the result against the paired demo T2w volume inside the brain mask.
+Where the seed slices are at hand (../shared/data/seed-t1-t2 beside a source checkout, or
+$MRI_STYLE_SEED_DIR), it also translates their whole-head test split and checks it in the head.
 Exit 0 when every step passes, 1 when a check fails, 2 when the bundled resources are missing.
 """
 
@@ -22,12 +24,17 @@ SSIM_TOLERANCE = 0.01
 PSNR_TOLERANCE_DB = 0.5
 
 
-def quality_floor(card: dict) -> tuple[float, float, str]:
-    """(min SSIM, min PSNR dB, where they come from) for the demo T1w -> T2w translation."""
-    measured = card.get("metrics", {}).get("demo t1-to-t2", {})
+DEMO = "demo ICBM pair, brain"
+WHOLE_HEAD = "seed test, whole head"
+
+
+def quality_floor(card: dict, scored_set: str = DEMO) -> tuple[float, float, str]:
+    """(min SSIM, min PSNR dB, where they come from) for the T1w -> T2w translation of a set of
+    the card's score table."""
+    measured = card.get("metrics", {}).get("table", {}).get("model", {}).get(scored_set, {}).get("t1-to-t2", {})
     if isinstance(measured.get("ssim"), (int, float)) and isinstance(measured.get("psnr"), (int, float)):
         return (measured["ssim"] - SSIM_TOLERANCE, measured["psnr"] - PSNR_TOLERANCE_DB,
-                "the model card's demo figures less a rounding margin")
+                "the model card's figures less a rounding margin")
     return MIN_SSIM, MIN_PSNR_DB, "the default floor"
 
 
@@ -101,15 +108,35 @@ def run(args) -> int:
         save_volume(predicted, keep / "selftest_t1_to_t2.nii.gz")
 
     t = _step("compare with the demo T2w in the brain")
-    scores = evaluate_pair(predicted.data, t2.data, mask)
-    min_ssim, min_psnr, source = quality_floor(model.card)
+    if not _passes(evaluate_pair(predicted.data, t2.data, mask), model.card, DEMO, t):
+        return 1
+
+    from mri_style_app.cyclegan import seed_slices
+    from mri_style_app.imaging.metrics import head_mask
+
+    if not (seed_slices.default_seed_dir() / "T1").is_dir():
+        print(f"selftest: whole-head check skipped: no seed slices at {seed_slices.default_seed_dir()} "
+              "(set MRI_STYLE_SEED_DIR)")
+    else:
+        t = _step("translate the seed test split (whole heads) to T2w")
+        seed = seed_slices.scoring_volumes()
+        predicted = translate_volume(seed["t1"], model, "t1-to-t2")
+        _ok(t)
+        t = _step("compare with its T2w in the head")
+        head = head_mask(seed["t1"].data, seed["t2"].data)
+        if not _passes(evaluate_pair(predicted.data, seed["t2"].data, head), model.card, WHOLE_HEAD, t):
+            return 1
+    print("selftest: passed")
+    return 0
+
+
+def _passes(scores: dict, card: dict, scored_set: str, started: float) -> bool:
+    min_ssim, min_psnr, source = quality_floor(card, scored_set)
     passed = scores["ssim"] >= min_ssim and scores["psnr"] >= min_psnr
-    print(f"{'ok' if passed else 'FAILED'} ({time.perf_counter() - t:.1f} s) SSIM {scores['ssim']:.3f} "
+    print(f"{'ok' if passed else 'FAILED'} ({time.perf_counter() - started:.1f} s) SSIM {scores['ssim']:.3f} "
           f"(floor {min_ssim:.3f}), PSNR {scores['psnr']:.2f} dB (floor {min_psnr:.2f}; {source}), "
           f"MAE {scores['mae']:.3f}")
     if not passed:
         print("error: the translation is below the quality floor: the model file or the installation "
               "is broken", file=sys.stderr)
-        return 1
-    print("selftest: passed")
-    return 0
+    return passed

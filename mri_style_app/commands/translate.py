@@ -86,7 +86,7 @@ def run(args) -> int:
     from mri_style_app import paths
     from mri_style_app.cyclegan.checkpoint import ModelError, load_model
     from mri_style_app.cyclegan.device import DeviceError, choose_device, describe_device
-    from mri_style_app.cyclegan.translate import translate_volume
+    from mri_style_app.cyclegan.translate import translate_volume, usable_planes
 
     model_path = Path(args.model) if args.model else paths.default_model_path()
     try:
@@ -103,7 +103,9 @@ def run(args) -> int:
 
     bar = _ProgressBar(sys.stderr, not args.quiet)
     if not args.quiet:
-        print(f"{source.name}: {args.direction}, {args.planes}, {model.name} ({model.preset}) on "
+        planes = usable_planes(volume.shape, args.planes)
+        plane_text = args.planes if len(planes) > 1 or planes[0] == args.planes else f"{planes[0]} (a single slice)"
+        print(f"{source.name}: {args.direction}, {plane_text}, {model.name} ({model.preset}) on "
               f"{describe_device(device)}", file=sys.stderr)
     started = time.monotonic()
     try:

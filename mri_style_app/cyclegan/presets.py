@@ -48,7 +48,7 @@ class GeneratorConfig:
 # name -> generator width and depth
 PRESETS: dict[str, GeneratorConfig] = {
     "lite": GeneratorConfig(ngf=8, n_blocks=6),  # a volume in seconds on 2 CPU cores
-    "lite-intensity": GeneratorConfig(ngf=8, n_blocks=6, intensity_path=16),  # the default model
+    "lite-intensity": GeneratorConfig(ngf=8, n_blocks=6, intensity_path=16),
     # Four 3x3 convolutions at full resolution (a 9x9 neighbourhood), no downsampling: context
     # learned from simulated pairs did not carry over to a real T1w, a local mapping carried over
     # better (README, "Default model").
@@ -56,7 +56,7 @@ PRESETS: dict[str, GeneratorConfig] = {
     # One 3x3 convolution, then two 1x1 ones: each voxel from its 3x3 in-plane neighbourhood,
     # nearly a per-voxel intensity mapping (README, "Default model").
     "voxel": GeneratorConfig(ngf=0, n_blocks=0, intensity_path=32, intensity_depth=1),
-    # voxel whose output can reach the brightest targets (output_top): the default model
+    # voxel whose output can reach the brightest targets (output_top)
     "voxel-headroom": GeneratorConfig(ngf=0, n_blocks=0, intensity_path=32, intensity_depth=1, output_top=1.1),
     # U-Net of 4 levels (16 to 128 filters, a receptive field of about 140 pixels): sees the
     # context that tells bone from CSF and fat from fluid in whole heads; the default model

@@ -2,13 +2,17 @@
 
 The steps, and why:
 - Normalise the way the model was trained (the model card's normalisation): foreground mask,
-  its 99.5th percentile -> 1, clipped to [0, 1], then to the generator's [-1, 1].
-- Slice the canonical RAS volume along a plane, turned the way training saw slices
-  (superior or anterior up), in batches. Slices without foreground are not run (they are air),
-  so the work is cropped to the foreground's extent along the slice axis. Slices are NOT cropped
-  in-plane: instance normalisation takes its statistics over the whole slice, so a smaller field
-  of view changes the result (measured: 12 dB PSNR against the uncropped run with random weights).
-- Pad each batch to a multiple of SIZE_MULTIPLE with reflection, run, crop back.
+  its 99.5th percentile (or the card's percentile for the source contrast) -> 1, clipped to
+  [0, 1], then to the generator's [-1, 1].
+- Slice the canonical RAS volume along a plane, in batches. Slices without foreground are not run
+  (they are air). Each slice is cut to the in-plane window of the head plus AIR_MARGIN_MM of air
+  (air is added where the scan ends closer), so the field of view around the head does not
+  change the answer, and the work shrinks to the head. The window is resampled to the card's
+  pixel size (the size the model was trained at; antialiased when shrinking), turned the way
+  training saw slices (superior or anterior up), run, and resampled back: a 0.5 mm or a 2 mm scan
+  is translated like a 1 mm one.
+- A volume a few voxels thin along one axis (a single slice stored as a volume) is run in that
+  slice's plane, whatever plane was asked for: its other planes hold no image.
 - `planes="tri"` runs axial, coronal and sagittal and takes the voxel-wise median, which
   removes the stripes that stacking independent 2D slices leaves across the slice direction.
 - The output lies on the input's grid (`volume.with_data`). Its intensities are the generator's
@@ -77,15 +81,6 @@ def normalise_volume(data: np.ndarray, normalisation: dict | None = None, contra
 
 
 # ---------------------------------------------------------------- slices <-> the network
-def to_view(slices: np.ndarray) -> np.ndarray:
-    """(N, a, b) canonical slices -> the orientation training used (np.rot90 of each slice)."""
-    return np.rot90(slices, 1, axes=(1, 2))
-
-
-def from_view(slices: np.ndarray) -> np.ndarray:
-    return np.rot90(slices, -1, axes=(1, 2))
-
-
 def run_generator(net: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
     """(N, 1, H, W) in [-1, 1], any H and W -> same shape. A ResNet generator needs sides that
     are a multiple of SIZE_MULTIPLE: the batch is padded with air (-1) and cropped back."""

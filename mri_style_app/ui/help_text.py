@@ -38,7 +38,9 @@ TOOLTIPS: dict[str, str] = {
               "alone, each voxel from its 9x9 neighbourhood at full resolution (no wider context, "
               "so no texture borrowed from elsewhere). voxel: one 3x3 layer, then per-voxel ones: "
               "nearly a per-voxel intensity mapping, the fastest. voxel-headroom: voxel whose output can "
-              "reach the brightest tissue without squeezing the contrast (the bundled default). tiny: a quick test of "
+              "reach the brightest tissue without squeezing the contrast. unet: a U-Net without normalisation "
+              "layers that sees the anatomy around each voxel, telling bone from CSF and fat from fluid in "
+              "whole heads, whatever the field of view (the bundled default). tiny: a quick test of "
               "the pipeline. small: a useful model on a CPU. standard: the reference CycleGAN "
               "(64 filters, 9 residual blocks), for a GPU.",
     "size": "Training images are made this many pixels square: larger ones are resized down, "

@@ -49,7 +49,10 @@ def time_left(elapsed: float, fraction: float) -> float | None:
 def describe_model(model) -> str:
     """One line on the model's generator and training, from its card."""
     config = model.config
-    if config.ngf == 0:
+    if config.generator == "unet":
+        text = (f"{model.preset} generator: a U-Net of {config.n_blocks} levels ({config.ngf} filters at full "
+                "resolution) that sees the anatomy around each voxel")
+    elif config.ngf == 0:
         layers = "one 3x3 layer" if config.intensity_depth == 1 else f"{config.intensity_depth} 3x3 layers"
         text = f"{model.preset} generator, {layers} of {config.intensity_path} filters at full resolution"
     else:
