@@ -235,7 +235,7 @@ def curves_figure(path: Path) -> Path:
 
 def evaluate() -> dict:
     import protocol_sweep
-    from score_table import print_table, score_table
+    from score_table import markdown, print_table, score_table
 
     from mri_style_app.cyclegan import checkpoint as model_files
     from mri_style_app.paths import default_model_path
@@ -245,6 +245,7 @@ def evaluate() -> dict:
     rows = score_table(default_model_path())
     print_table(rows)
     (EVIDENCE / "metrics.json").write_text(json.dumps(rows, indent=2) + "\n")
+    (EVIDENCE / "score_table.md").write_text(markdown(rows))
     sweep = protocol_sweep.sweep(default_model_path())
     (EVIDENCE / "protocol_sweep.md").write_text(protocol_sweep.markdown(sweep))
     seed_figure(model, rows, EVIDENCE / "seed_test_whole_head.png")

@@ -135,15 +135,30 @@ def print_table(rows: dict) -> None:
             print(f"{direction + ', ' + row:38s}{cells}")
 
 
+def markdown(rows: dict) -> str:
+    """The table as Markdown: one row per (direction, row), one column per scored set."""
+    sets = list(next(iter(rows.values())))
+    lines = ["| SSIM / PSNR | " + " | ".join(sets) + " |", "|---|" + "---|" * len(sets)]
+    for direction in DIRECTIONS:
+        for row, by_set in rows.items():
+            cells = " | ".join(f"{by_set[s][direction]['ssim']:.3f} / {by_set[s][direction]['psnr']:.2f} dB" for s in sets)
+            name = f"**{direction}, {row}**" if row == "model" else f"{direction}, {row}"
+            lines.append(f"| {name} | {cells} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, help="model file (default: the bundled default model)")
     parser.add_argument("--json", type=Path, help="also write the table as JSON here")
+    parser.add_argument("--markdown", type=Path, help="also write the table as Markdown here")
     args = parser.parse_args()
     rows = score_table(args.model)
     print_table(rows)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
+    if args.markdown:
+        args.markdown.write_text(markdown(rows))
 
 
 if __name__ == "__main__":

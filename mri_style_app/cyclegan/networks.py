@@ -18,9 +18,11 @@ alone, deepened (`intensity_depth` 3x3 convolutions): a local, full-resolution t
 normalisation layer: each output voxel depends only on the input within its receptive field,
 so padding a scan with air or cutting its field of view changes nothing inside the head.
 Downsampling is a stride-2 convolution; upsampling is bilinear, then a convolution (no
-transposed convolutions, which leave checkerboards). Its output is linear (translation clips it
-to the image range): under the paired L1 loss a tanh output saturated at the background's -1
-everywhere within 40 iterations and never recovered, whatever the learning rate.
+transposed convolutions, which leave checkerboards). Its output is linear inside [-1, 1] and
+leaky beyond (slope LEAK): under the paired L1 loss a tanh output saturated at the background's
+-1 everywhere within 40 iterations and never recovered, whatever the learning rate; a fully
+linear output trained well until, after 1600 CycleGAN iterations, out-of-range values fed from
+one generator into the other made the cycle loss explode.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from mri_style_app.cyclegan.presets import PRESETS, GeneratorConfig  # noqa: F40
 
 # Spatial sizes must be a multiple of this (two stride-2 downsamplings).
 SIZE_MULTIPLE = 4
+# Slope of the U-Net's output beyond the image range [-1, 1]
+LEAK = 0.01
 
 
 class ResnetBlock(nn.Module):
@@ -122,7 +126,7 @@ def _unet_level(in_channels: int, out_channels: int, stride: int = 1, convs: int
 
 
 class UNetGenerator(nn.Module):
-    """Image in [-1, 1] -> image about [-1, 1] (not bounded), any size. `ngf` filters at full
+    """Image in [-1, 1] -> image in about [-1, 1] (leaky beyond), any size. `ngf` filters at full
     resolution, doubling per level up to 8 x ngf, `n_blocks` downsampling levels."""
 
     def __init__(self, config: GeneratorConfig = PRESETS["unet"]):
@@ -147,7 +151,8 @@ class UNetGenerator(nn.Module):
             skip = skips.pop()
             x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             x = level(torch.cat([x, skip], dim=1))
-        return self.head(x)
+        out = self.head(x)
+        return out.clamp(-1.0, 1.0) + LEAK * (out - out.clamp(-1.0, 1.0))
 
 
 Generator = ResnetGenerator | UNetGenerator

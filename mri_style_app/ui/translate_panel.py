@@ -385,9 +385,9 @@ class TranslatePanel(QWidget):
         return start_task(work, "load reference", on_finished=done, on_failed=failed)
 
     def _compute_metrics(self) -> Task | None:
-        from mri_style_app.imaging.metrics import evaluate_pair
+        from mri_style_app.imaging.metrics import evaluate_pair, head_mask
 
-        result, reference, mask = self.result, self.reference, self.mask
+        result, reference, mask, source = self.result, self.reference, self.mask, self.source
         if result is None or reference is None:
             return None
         if not result.same_grid(reference):
@@ -397,18 +397,21 @@ class TranslatePanel(QWidget):
             return None
         if mask is not None and not result.same_grid(mask):
             self.metrics_label.setText(f"The mask {mask.name} is on another grid than the "
-                                       "translation: scoring the whole volume instead.")
+                                       "translation: scoring the whole head instead.")
             mask = None
         self.metrics_label.setText("Scoring...")
 
         def work(progress, cancel):
-            return evaluate_pair(result.data, reference.data, None if mask is None else mask.data > 0)
+            if mask is not None:
+                return evaluate_pair(result.data, reference.data, mask.data > 0)
+            partners = [source.data] if source is not None and source.same_grid(reference) else []
+            return evaluate_pair(result.data, reference.data, head_mask(*partners, reference.data))
 
         def done(metrics):
             if result is not self.result:
                 return  # a newer translation replaced this one
             self.metrics = metrics
-            where = "inside the mask" if mask is not None else "whole volume"
+            where = "inside the mask" if mask is not None else "whole head"
             self.metrics_label.setText(
                 f"PSNR {metrics['psnr']:.2f} dB   SSIM {metrics['ssim']:.3f}   "
                 f"MAE {metrics['mae']:.4f}  ({where}; each scaled to [0, 1])")
