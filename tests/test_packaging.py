@@ -139,7 +139,8 @@ def test_bundle_has_the_resources_and_leaves_out_what_the_app_never_uses(exe):
     assert (resources / "models" / "t1_t2_default.safetensors").is_file()
     assert (resources / "icons" / "mri-style-256.png").is_file()
     assert (INTERNAL / "torch" / "bin" / "torch_shm_manager").is_file()
-    for absent in ("scipy", "sklearn", "pandas", "nilearn", "torch/include", "torch/test",
+    assert (INTERNAL / "scipy" / "ndimage").is_dir()  # the scoring protocol's morphology and filters
+    for absent in ("skimage", "sklearn", "pandas", "nilearn", "torch/include", "torch/test",
                    "PySide6/Qt/translations", "PySide6/Qt/qml"):
         assert not (INTERNAL / absent).exists(), f"{absent} should not be in the bundle"
     # Essentials only: no Addons libraries such as WebEngine, Quick3D, Charts, Multimedia.
