@@ -30,7 +30,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 
 from mri_style_app import paths  # noqa: E402
 from mri_style_app.cyclegan import checkpoint as ck  # noqa: E402

@@ -4,7 +4,6 @@ real models (a random-weight U-Net and the bundled default model) on real NIfTI 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np

@@ -164,3 +164,32 @@ def evaluate_model(model_path: Path, evidence: Path, runs: list[Path]) -> dict:
                         "percentile in the region; SSIM = scikit-image's default 2D SSIM map per axial slice, "
                         "averaged over the region; PSNR and MAE over the region",
             "table": rows, "protocol sweep, worst brain figure": worst}
+
+
+def run_steps(description: str, steps: dict) -> None:
+    """The command line of a model's reproduction script: one of `steps` (name -> function) by
+    name, or "all" of them in order."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("step", choices=(*steps, "all"))
+    chosen = parser.parse_args().step
+    for name, step in steps.items():
+        if chosen in (name, "all"):
+            step()
+
+
+def checkpoint_generators(run: Path, preset: str) -> tuple[dict, dict]:
+    """({direction: generator}, checkpoint state) from an unfinished run's latest checkpoint,
+    loaded without unpickling code."""
+    import torch
+
+    from mri_style_app.cyclegan.networks import build_generator
+
+    state = torch.load(run / "checkpoints" / "latest.pt", map_location="cpu", weights_only=True)
+    generators = {}
+    for direction, name in (("t1-to-t2", "G_A"), ("t2-to-t1", "G_B")):
+        net = build_generator(preset)
+        net.load_state_dict(state["nets"][name])
+        generators[direction] = net.eval()
+    return generators, state

@@ -22,7 +22,6 @@ The model is a `voxel-headroom` CycleGAN (one 3x3 convolution, then 1x1 ones, pe
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -72,11 +71,10 @@ def train() -> None:
 
 
 def export() -> Path:
-    import torch
+    from evidence import checkpoint_generators
 
     from mri_style_app.cyclegan import checkpoint as model_files
     from mri_style_app.cyclegan.events import read_events
-    from mri_style_app.cyclegan.networks import build_generator
     from mri_style_app.paths import default_model_path
 
     config = json.loads((RUN / "config.json").read_text())["config"]
@@ -85,12 +83,7 @@ def export() -> Path:
         model = model_files.load_model(finished)
         generators, card = model.generators, model.card
     else:  # an unfinished run: its latest checkpoint (loaded without unpickling code)
-        state = torch.load(RUN / "checkpoints" / "latest.pt", map_location="cpu", weights_only=True)
-        generators = {}
-        for direction, name in (("t1-to-t2", "G_A"), ("t2-to-t1", "G_B")):
-            net = build_generator(config["preset"])
-            net.load_state_dict(state["nets"][name])
-            generators[direction] = net.eval()
+        generators, state = checkpoint_generators(RUN, config["preset"])
         steps = [e for e in read_events(RUN) if e.get("type") == "step"]
         # the input scaling the run trained with, as train.py writes it into a finished model
         normalisation = model_files.training_normalisation(config.get("percentile_a", 99.5),
@@ -151,17 +144,9 @@ def evaluate() -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("step", choices=("prepare", "train", "export", "evaluate", "all"))
-    step = parser.parse_args().step
-    if step in ("prepare", "all"):
-        prepare()
-    if step in ("train", "all"):
-        train()
-    if step in ("export", "all"):
-        export()
-    if step in ("evaluate", "all"):
-        evaluate()
+    from evidence import run_steps
+
+    run_steps(__doc__, {"prepare": prepare, "train": train, "export": export, "evaluate": evaluate})
 
 
 if __name__ == "__main__":

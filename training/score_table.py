@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "training"))
 
-from mri_style_app.imaging.intensity import foreground_mask, normalize_unit  # noqa: E402
+from mri_style_app.imaging.intensity import normalize_unit  # noqa: E402
 from mri_style_app.imaging.metrics import evaluate_pair, head_mask  # noqa: E402
 from mri_style_app.imaging.volume import Volume, load_volume  # noqa: E402
 

@@ -15,14 +15,12 @@ scores below it (docs/whole_head_candidate.md).
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -79,11 +77,11 @@ def train() -> None:
 
 
 def export() -> Path:
-    import torch
+    from evidence import checkpoint_generators
 
     from mri_style_app.cyclegan import checkpoint as model_files
     from mri_style_app.cyclegan.events import read_events
-    from mri_style_app.cyclegan.networks import build_generator
+
     config = json.loads((RUN / "config.json").read_text())["config"]
     normalisation = model_files.training_normalisation(config["percentile_a"], config["percentile_b"], 1.0)
     finished = RUN / "model.safetensors"
@@ -91,12 +89,7 @@ def export() -> Path:
         model = model_files.load_model(finished)
         generators, training = model.generators, dict(model.card.get("training", {}))
     else:  # an unfinished run: its latest checkpoint (loaded without unpickling code)
-        state = torch.load(RUN / "checkpoints" / "latest.pt", map_location="cpu", weights_only=True)
-        generators = {}
-        for direction, name in (("t1-to-t2", "G_A"), ("t2-to-t1", "G_B")):
-            net = build_generator(config["preset"])
-            net.load_state_dict(state["nets"][name])
-            generators[direction] = net.eval()
+        generators, state = checkpoint_generators(RUN, config["preset"])
         steps = [e for e in read_events(RUN) if e.get("type") == "step"]
         training = {"iterations": int(state["iteration"]), "seconds": round(float(state["seconds"]), 1),
                     "finished": False, "last_losses": {k: steps[-1][k] for k in ("paired_A", "paired_B")} if steps else {}}
@@ -121,17 +114,9 @@ def evaluate() -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("step", choices=("prepare", "train", "export", "evaluate", "all"))
-    step = parser.parse_args().step
-    if step in ("prepare", "all"):
-        prepare()
-    if step in ("train", "all"):
-        train()
-    if step in ("export", "all"):
-        export()
-    if step in ("evaluate", "all"):
-        evaluate()
+    from evidence import run_steps
+
+    run_steps(__doc__, {"prepare": prepare, "train": train, "export": export, "evaluate": evaluate})
 
 
 if __name__ == "__main__":
