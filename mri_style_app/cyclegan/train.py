@@ -636,6 +636,8 @@ class Trainer:
             extra = {"weights_in_sync": self._weights_in_sync()} if self.dist.active else {}
             model = self._write_model() if self.dist.main else self.run_dir / MODEL_FILE
             self.emit({"type": "done", "model": MODEL_FILE, "seconds": round(self.seconds, 3), **extra})
+            if self.dist.active:  # no rank tears the group down while rank 0 still writes the model
+                dist.barrier()
             return model
         except (SetupError, DataError):
             raise
