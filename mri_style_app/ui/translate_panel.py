@@ -91,6 +91,8 @@ class TranslatePanel(QWidget):
         self.metrics: dict | None = None
         self.device_text = ""
         self.task: Task | None = None
+        self.metrics_task: Task | None = None
+        window.close_guards.append(self._finish_background_work)
         self._loading: dict[str, Task] = {}
         self._translate_after_load = False
         self._build()
@@ -420,4 +422,14 @@ class TranslatePanel(QWidget):
         def failed(text):
             self.metrics_label.setText(f"Could not score: {text}")
 
-        return start_task(work, "metrics", on_finished=done, on_failed=failed)
+        self.metrics_task = start_task(work, "metrics", on_finished=done, on_failed=failed)
+        return self.metrics_task
+
+    def _finish_background_work(self) -> bool:
+        """On closing the window: cancel a translation and let a scoring end (seconds), so no
+        worker reports to a panel that is gone."""
+        for task in (self.task, self.metrics_task):
+            if task is not None and task.is_running():
+                task.cancel()
+                task.wait(30)
+        return True
