@@ -17,6 +17,7 @@ event, and returns normally (the CLI exits 0); `resume=True` continues from the 
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -375,6 +376,13 @@ class Trainer:
         ddp = nn.parallel.DistributedDataParallel
         self.G_A, self.G_B, self.D_A, self.D_B = (ddp(n, device_ids=ids) for n in (self.G_A, self.G_B, self.D_A, self.D_B))
 
+    def _unwrap_ddp(self) -> None:
+        # The DDP wrappers hold the process group; one still alive when the interpreter exits takes
+        # gloo's threads down in C++ teardown, which aborts the process ("terminate called without
+        # an active exception"). Drop them, and collect, before the group is destroyed.
+        self.G_A, self.G_B, self.D_A, self.D_B = (_unwrap(n) for n in (self.G_A, self.G_B, self.D_A, self.D_B))
+        gc.collect()
+
     def nets(self) -> dict[str, nn.Module]:
         return {"G_A": _unwrap(self.G_A), "G_B": _unwrap(self.G_B), "D_A": _unwrap(self.D_A), "D_B": _unwrap(self.D_B)}
 
@@ -649,6 +657,7 @@ class Trainer:
             raise
         finally:
             if self.dist.active and dist.is_initialized():
+                self._unwrap_ddp()
                 dist.destroy_process_group()
 
 
