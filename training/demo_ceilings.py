@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from mri_style_app.cyclegan.checkpoint import load_model  # noqa: E402
-from mri_style_app.cyclegan.data import _head_name, _is_volume  # noqa: E402  (NAME~TAG variants, as training reads them)
+from mri_style_app.cyclegan.data import _head_name, is_volume_file  # noqa: E402  (NAME~TAG variants, as training reads them)
 from mri_style_app.cyclegan.translate import normalise_volume  # noqa: E402
 from mri_style_app.imaging import simulate  # noqa: E402
 from mri_style_app.imaging.intensity import foreground_mask, normalize_unit  # noqa: E402
@@ -111,7 +111,7 @@ def main() -> int:
     if args.pairs:
         learners = {"t1-to-t2": VoxelMapping(), "t2-to-t1": VoxelMapping()}
         heads: dict[str, list[str]] = {}  # head -> its T1w inputs
-        for name in sorted(p.name for p in args.pairs[0].iterdir() if _is_volume(p)):
+        for name in sorted(p.name for p in args.pairs[0].iterdir() if is_volume_file(p)):
             heads.setdefault(_head_name(name)[0], []).append(name)
         for names in heads.values():
             names.sort(key=lambda n: _head_name(n)[1])  # the reference scan (no ~TAG) first

@@ -28,6 +28,12 @@ _OPTIONS = {
     "size": (int, "training image size in pixels, a multiple of 4 (default 128)"),
     "iterations": (int, "number of training iterations (default 2000)"),
     "epochs": (int, "number of passes over the larger domain, instead of --iterations"),
+    "minutes": (float, "train for this many minutes instead of a number of iterations: the run measures "
+                       "its speed and places the learning-rate decay where the time runs out"),
+    "val_a": (str, "optional: folder of co-registered T1w volumes never trained on, partners of val_b by file "
+                   "name: scored during the run; the best model is kept as best.safetensors"),
+    "val_b": (str, "optional: folder of the T2w partners of val_a"),
+    "val_every": (int, "iterations between validation scores (default 200; also at the end)"),
     "batch_size": (int, "slices per batch and process (default 1, as the reference)"),
     "lr": (float, "Adam learning rate (default 2e-4)"),
     "plane": (str, "slice plane for NIfTI volumes: axial (default), coronal, sagittal or all"),
@@ -81,7 +87,7 @@ def read_recipe(path: Path) -> dict:
     unknown = sorted(set(recipe) - set(_OPTIONS) - set(_RECIPE_ONLY))
     if unknown:
         raise ValueError(f"recipe {path}: unknown setting(s) {', '.join(unknown)}")
-    for key in ("domain_a", "domain_b", "out", "paired_a", "paired_b", "init_from"):
+    for key in ("domain_a", "domain_b", "out", "paired_a", "paired_b", "init_from", "val_a", "val_b"):
         if key in recipe:
             recipe[key] = str((path.parent / Path(recipe[key]).expanduser()).resolve())
     return recipe
@@ -107,20 +113,31 @@ def run(args: argparse.Namespace) -> int:
                 config.device = given["device"]
         else:
             settings = read_recipe(args.recipe) if args.recipe else {}
+            length = ("iterations", "epochs", "minutes")
+            if any(k in given for k in length):  # the command line's run length replaces the recipe's
+                settings = {k: v for k, v in settings.items() if k not in length}
             settings.update(given)
             missing = [f"--{k.replace('_', '-')}" for k in ("domain_a", "domain_b", "out") if k not in settings]
             if missing:
                 return _fail(f"missing {', '.join(missing)} (the two image folders and the run folder)")
             config = TrainConfig.from_dict(settings)
         total = None
+        seen: list[dict] = []
+        warned = set()
 
         def show(event: dict) -> None:
             nonlocal total
             total = event.get("total_iterations", total)
-            if args.quiet and event["type"] in ("step", "sample", "checkpoint"):
+            seen.append(event)
+            advice = events.diagnose(seen) if event["type"] == "validation" else None
+            if args.quiet and event["type"] in ("step", "sample", "checkpoint") or (
+                    args.quiet and event["type"] == "validation" and not advice):
                 return
             try:
                 print(events.describe(event, total), flush=True)
+                if advice and advice not in warned:
+                    warned.add(advice)
+                    print(f"warning: {advice}", flush=True)
             except BrokenPipeError:
                 # The app that started this run quit and chose to leave it going: keep training
                 # without printing; events.jsonl in the run folder is the record.

@@ -164,7 +164,7 @@ def _is_png(path: Path) -> bool:
     return path.name.lower().endswith(".png")
 
 
-def _is_volume(path: Path) -> bool:
+def is_volume_file(path: Path) -> bool:
     name = path.name.lower()
     # An Analyze pair is listed once, by its header.
     return name.endswith(READABLE_SUFFIXES) and not name.endswith((".img", ".img.gz"))
@@ -237,7 +237,7 @@ def load_domain(folder, plane: str = "axial", label: str = "domain", percentile:
             dataset.images.append(normalise_image(grey, percentile))
             dataset.index.append((len(dataset.images) - 1, -1, 0))
             key = f"{grey.shape[0]}x{grey.shape[1]}"
-        elif _is_volume(path):
+        elif is_volume_file(path):
             try:
                 volume = load_volume(path)
             except VolumeError as exc:
@@ -515,7 +515,7 @@ def load_pairs(folder_a, folder_b, plane: str = "axial", percentiles: tuple[floa
         if not folder.is_dir():
             raise DataError(f"{label} folder {folder} does not exist or is not a folder")
     # per folder: file name -> (head, is_variant), parsed once
-    parsed = [{n: _head_name(n) for n in sorted(p.name for p in f.iterdir() if p.is_file() and _is_volume(p))}
+    parsed = [{n: _head_name(n) for n in sorted(p.name for p in f.iterdir() if p.is_file() and is_volume_file(p))}
               for f in folders]
     references = [{head: n for n, (head, variant) in names.items() if not variant} for names in parsed]
     if set(references[0]) != set(references[1]):

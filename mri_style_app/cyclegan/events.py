@@ -24,6 +24,7 @@ EVENTS_FILE = "events.jsonl"
 CONFIG_FILE = "config.json"
 CHECKPOINT = "checkpoints/latest.pt"
 MODEL_FILE = "model.safetensors"
+BEST_MODEL_FILE = "best.safetensors"  # the model at the best validation SSIM (runs with validation pairs)
 
 # Loss keys of a "step" event, in the order the CLI prints them.
 LOSS_KEYS = ("G_A", "G_B", "D_A", "D_B", "cycle_A", "cycle_B", "idt_A", "idt_B", "paired_A", "paired_B")
@@ -137,6 +138,43 @@ class EventTail:
         return parse_lines(data[:end].decode("utf-8", "replace"))
 
 
+DIRECTION_NAMES = {"t1-to-t2": "T1w->T2w", "t2-to-t1": "T2w->T1w"}
+# Below this whole-head validation SSIM, a tenth into the run, a generator has not found the contrast.
+LOW_VALIDATION_SSIM = 0.3
+
+
+def diagnose(run_events: list[dict]) -> str | None:
+    """What to change when the run's generators are not learning the contrast, from its latest
+    validation event; None while it looks healthy (or before there is anything to judge)."""
+    latest = next((e for e in reversed(run_events) if e.get("type") == "validation"), None)
+    if latest is None or not latest.get("iteration"):
+        return None  # the score before training says nothing about learning
+    start = next((e for e in reversed(run_events) if e.get("type") == "start"), {})
+    total = latest.get("total_iterations") or next(
+        (e.get("total_iterations") for e in reversed(run_events) if e.get("total_iterations")), None)
+    advice = []
+    if start.get("lambda_identity", 0) > 0:
+        advice.append("set the identity weight (lambda_identity) to 0: it pulls towards changing nothing")
+    if start.get("crop"):
+        advice.append("train on whole slices (no --crop)")
+    if not start.get("init_from"):
+        advice.append("start from the bundled model (--init-from)")
+    advice.append("lower the learning rate (--lr)")
+    todo = "; ".join(advice)
+    following = [DIRECTION_NAMES[d] for d in DIRECTION_NAMES
+                 if isinstance(latest.get(d), dict) and (latest[d].get("correlation") or 0) > 0]
+    if following and (not total or latest["iteration"] >= total / 10):
+        return (f"the {' and '.join(following)} translation follows its input's brightness instead of "
+                f"inverting the contrast (it correlates positively with its input). To change: {todo}")
+    low = [f"{DIRECTION_NAMES[d]} {latest[d]['ssim']:.2f}" for d in DIRECTION_NAMES
+           if isinstance(latest.get(d), dict) and latest[d].get("ssim") is not None
+           and latest[d]["ssim"] < LOW_VALIDATION_SSIM]
+    if low and total and latest["iteration"] >= total / 10:
+        return (f"validation SSIM is still {', '.join(low)} after {latest['iteration']} of {total} "
+                f"iterations: the generator is not learning the contrast. To change: {todo}")
+    return None
+
+
 def describe(event: dict, total: int | None = None) -> str:
     """One progress line for people, as the CLI prints it."""
     kind = event.get("type")
@@ -152,7 +190,13 @@ def describe(event: dict, total: int | None = None) -> str:
                 f"lr {event.get('lr', 0):.2e}  {event.get('seconds', 0):.1f} s")
     if kind == "start":
         how = "resumed at" if event.get("resumed") else "started at"
+        if event.get("minutes"):
+            return f"training {how} iteration {it} on {event.get('device', '?')}, for {event['minutes']:g} minutes"
         return f"training {how} iteration {it}{of} on {event.get('device', '?')}"
+    if kind == "validation":
+        parts = [f"{DIRECTION_NAMES[d]} SSIM {event[d]['ssim']:.3f} PSNR {event[d]['psnr']:.2f} dB"
+                 for d in DIRECTION_NAMES if isinstance(event.get(d), dict)]
+        return f"iter {it}{of}  validation: {', '.join(parts)}{'  (best so far)' if event.get('best') else ''}"
     if kind == "sample":
         return f"iter {it}{of}  sample {event.get('path')}"
     if kind == "checkpoint":
@@ -160,7 +204,8 @@ def describe(event: dict, total: int | None = None) -> str:
     if kind == "stopped":
         return f"stopped at iteration {it}; resume with --resume (checkpoint {event.get('checkpoint')})"
     if kind == "done":
-        return f"done: {it} iterations; model written to {event.get('model')}"
+        best = f"; best by validation: {event['best']}" if event.get("best") else ""
+        return f"done: {it} iterations; model written to {event.get('model')}{best}"
     if kind == "error":
         return f"error: {event.get('message')}"
     return format_event(event)

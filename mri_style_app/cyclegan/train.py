@@ -31,12 +31,14 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from mri_style_app.cyclegan import events
-from mri_style_app.cyclegan.events import CHECKPOINT, CONFIG_FILE, MODEL_FILE
+from mri_style_app.cyclegan import checkpoint as model_files
+from mri_style_app.cyclegan import events, validation
+from mri_style_app.cyclegan.events import BEST_MODEL_FILE, CHECKPOINT, CONFIG_FILE, MODEL_FILE
 from mri_style_app.cyclegan.data import (Augmentation, DataError, PairedBatches, UnpairedBatches, fit_to_size, load_domain,
                                         load_pairs, write_png)
 from mri_style_app.cyclegan.networks import SIZE_MULTIPLE, PatchDiscriminator, build_generator, init_weights
 from mri_style_app.cyclegan.presets import DISCRIMINATOR_NDF, PRESETS
+from mri_style_app.cyclegan.time_budget import TimeBudget
 from mri_style_app.files import write_atomically
 
 DEFAULT_ITERATIONS = 2000
@@ -53,8 +55,11 @@ class TrainConfig:
     out: str
     preset: str = "small"
     size: int = 128
-    iterations: int | None = None  # total; None: from `epochs`, else DEFAULT_ITERATIONS
+    iterations: int | None = None  # total; None: from `epochs` or `minutes`, else DEFAULT_ITERATIONS
     epochs: int | None = None
+    # A time budget instead of a number of iterations: the run measures its speed as it goes and
+    # places the total (and so the learning-rate decay) where the time runs out.
+    minutes: float | None = None
     batch_size: int = 1
     lr: float = 2e-4
     beta1: float = 0.5
@@ -74,6 +79,11 @@ class TrainConfig:
     # random weights: fine-tuning. The discriminators start fresh.
     init_from: str | None = None
     pool_size: int = 50
+    # Optional co-registered T1w/T2w pairs (same file names), never trained on: scored every
+    # `val_every` iterations and at the end; the best by SSIM is kept as best.safetensors.
+    val_a: str | None = None
+    val_b: str | None = None
+    val_every: int = 200
     # The foreground percentile that maps to 1 when normalising each domain's images (the model
     # card records them; translation uses the same). 90 for T1w puts its white matter, not its
     # brightest voxels, at 1, which real and simulated T1w scans agree on.
@@ -98,7 +108,8 @@ class TrainConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise SetupError(f"unknown setting(s): {', '.join(unknown)}")
-        kinds = {"int": int, "int | None": int, "float": float, "str": str, "str | None": str, "bool": bool}
+        kinds = {"int": int, "int | None": int, "float": float, "float | None": float, "str": str,
+                 "str | None": str, "bool": bool}
         clean = {}
         for f in fields(cls):
             if f.name not in values:
@@ -120,9 +131,13 @@ class TrainConfig:
             raise SetupError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
         if self.size < 32 or self.size % SIZE_MULTIPLE:
             raise SetupError(f"--size {self.size}: the image size must be at least 32 and a multiple of {SIZE_MULTIPLE}")
-        if self.iterations is not None and self.epochs is not None:
-            raise SetupError("give --iterations or --epochs, not both")
-        for name in ("iterations", "epochs", "batch_size", "log_every", "sample_every", "checkpoint_every"):
+        if sum(v is not None for v in (self.iterations, self.epochs, self.minutes)) > 1:
+            raise SetupError("give one of --iterations, --epochs and --minutes")
+        if self.minutes is not None and not 0 < self.minutes <= 7 * 24 * 60:
+            raise SetupError(f"--minutes {self.minutes:g}: give a time above 0 and at most a week")
+        if (self.val_a is None) != (self.val_b is None):
+            raise SetupError("validation needs both --val-a and --val-b (folders of co-registered T1w and T2w volumes)")
+        for name in ("iterations", "epochs", "batch_size", "log_every", "sample_every", "checkpoint_every", "val_every"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise SetupError(f"--{name.replace('_', '-')} must be at least 1 (got {value})")
@@ -268,7 +283,7 @@ class Trainer:
     def __init__(self, config: TrainConfig, resume: bool = False, on_event=None):
         config.check()
         # Absolute paths in config.json, so --resume works from any working folder.
-        for name in ("domain_a", "domain_b", "out", "paired_a", "paired_b", "init_from"):
+        for name in ("domain_a", "domain_b", "out", "paired_a", "paired_b", "init_from", "val_a", "val_b"):
             if getattr(config, name) is not None:
                 setattr(config, name, str(Path(getattr(config, name)).expanduser().absolute()))
         self.config = config
@@ -285,12 +300,18 @@ class Trainer:
         self.data_b = load_domain(config.domain_b, config.plane, "domain B (T2)", config.percentile_b)
         self.pairs = (load_pairs(config.paired_a, config.paired_b, config.plane, (config.percentile_a, config.percentile_b))
                       if config.paired_a else None)
+        self.validation = (validation.load_validation_pairs(config.val_a, config.val_b)
+                           if config.val_a and self.dist.main else None)
+        self.last_validation: dict | None = None
         per_step = config.batch_size * self.dist.world
         self.epoch_iterations = max(1, max(len(self.data_a), len(self.data_b)) // per_step)
+        self.budget = TimeBudget(config.minutes * 60) if config.minutes is not None else None
         if config.iterations is not None:
             self.total = config.iterations
         elif config.epochs is not None:
             self.total = config.epochs * self.epoch_iterations
+        elif self.budget is not None:
+            self.total = 1  # until the first iterations are measured
         else:
             self.total = DEFAULT_ITERATIONS
 
@@ -335,6 +356,8 @@ class Trainer:
         self.batches_pairs = PairedBatches(self.pairs, self._paired_size(), cfg.batch_size, cfg.augment) if self.pairs else None
         self.iteration = 0
         self.seconds = 0.0
+        self.wall_seconds = 0.0  # the whole run's time, samples, checkpoints and validation included
+        self.best_ssim: float | None = None
         self.sums = torch.zeros(len(events.LOSS_KEYS), dtype=torch.float64)
         self.sum_count = 0
 
@@ -349,8 +372,6 @@ class Trainer:
 
     def _load_generators(self, path: Path) -> None:
         """Start G_A and G_B from a saved model (init_from); its layers must be this run's preset's."""
-        from mri_style_app.cyclegan import checkpoint as model_files
-
         try:
             model = model_files.load_model(path)
         except model_files.ModelError as exc:
@@ -391,6 +412,8 @@ class Trainer:
         return {
             "iteration": self.iteration,
             "seconds": self.seconds,
+            "wall_seconds": self.wall_seconds,
+            "best_ssim": self.best_ssim if self.best_ssim is not None else float("nan"),
             "nets": {k: v.state_dict() for k, v in self.nets().items()},
             "optimizers": {"G": self.opt_G.state_dict(), "D": self.opt_D.state_dict()},
             "schedulers": {"G": self.sched_G.state_dict(), "D": self.sched_D.state_dict()},
@@ -432,6 +455,9 @@ class Trainer:
         torch.set_rng_state(state["rng"]["torch"])
         self.iteration = int(state["iteration"])
         self.seconds = float(state["seconds"])
+        self.wall_seconds = float(state.get("wall_seconds", self.seconds))
+        best = float(state.get("best_ssim", float("nan")))
+        self.best_ssim = best if best == best else None
         sums = state["log"]["sums"]  # a checkpoint from before the paired losses has fewer
         self.sums = torch.zeros(len(events.LOSS_KEYS), dtype=torch.float64)
         self.sums[:len(sums)] = sums
@@ -537,7 +563,8 @@ class Trainer:
         self.emit({"type": "step", "total_iterations": self.total,
                    "epoch": (self.iteration - 1) // self.epoch_iterations,
                    **{k: round(v, 6) for k, v in zip(events.LOSS_KEYS, means)},
-                   "lr": self.opt_G.param_groups[0]["lr"], "seconds": round(self.seconds, 3)})
+                   "lr": self.opt_G.param_groups[0]["lr"], "seconds": round(self.seconds, 3),
+                   **({"seconds_left": round(self.budget.left(self.wall_seconds), 1)} if self.budget else {})})
 
     def _checkpoint(self) -> Path:
         path = self.run_dir / CHECKPOINT
@@ -552,9 +579,7 @@ class Trainer:
             summary["paired"] = self.pairs.summary()
         return summary
 
-    def _write_model(self) -> Path:
-        from mri_style_app.cyclegan import checkpoint as model_files
-
+    def _card(self, validation: dict | None = None) -> dict:
         cfg = self.config
         training = {"iterations": self.iteration, "seconds": round(self.seconds, 1), "size": cfg.size,
                     "batch_size": cfg.batch_size, "world_size": self.dist.world, "plane": cfg.plane,
@@ -564,13 +589,39 @@ class Trainer:
                                   "lambda_paired": cfg.lambda_paired if self.pairs else 0.0,
                                   "lr": cfg.lr, "betas": [cfg.beta1, cfg.beta2], "decay_fraction": cfg.decay_fraction},
                     "data": self._data_summary(), "seed": cfg.seed,
-                    **({"init_from": Path(cfg.init_from).name} if cfg.init_from else {})}
+                    **({"init_from": Path(cfg.init_from).name} if cfg.init_from else {}),
+                    **({"validation": validation} if validation else {})}
         normalisation = model_files.training_normalisation(cfg.percentile_a, cfg.percentile_b,
                                                            (self.data_a.pixel_size + self.data_b.pixel_size) / 2)
-        card = model_files.make_card(cfg.preset, model_files.DIRECTIONS, normalisation, training=training)
+        return model_files.make_card(cfg.preset, model_files.DIRECTIONS, normalisation, training=training)
+
+    def _generators(self) -> dict[str, nn.Module]:
         nets = self.nets()
-        generators = {"t1-to-t2": nets["G_A"], "t2-to-t1": nets["G_B"]}
-        return Path(model_files.save_model(self.run_dir / MODEL_FILE, generators, card))
+        return {"t1-to-t2": nets["G_A"], "t2-to-t1": nets["G_B"]}
+
+    def _write_model(self, name: str) -> Path:
+        return Path(model_files.save_model(self.run_dir / name, self._generators(), self._card(self.last_validation)))
+
+    def _validate(self) -> None:
+        """Score the validation pairs with the current generators; keep the best as BEST_MODEL_FILE."""
+        began = time.perf_counter()
+        model = model_files.CycleGANModel(None, self._card(), self._generators())
+        threads = torch.get_num_threads()  # translation picks its own; training keeps the run's
+        try:
+            figures = validation.score(model, self.validation, self.device)
+        finally:
+            torch.set_num_threads(threads)
+        ssim = validation.mean_ssim(figures)
+        best = self.best_ssim is None or ssim > self.best_ssim
+        self.last_validation = {"iteration": self.iteration, "pairs": len(self.validation), **figures}
+        if best:
+            self.best_ssim = ssim
+            self._write_model(BEST_MODEL_FILE)
+        seconds = time.perf_counter() - began
+        if self.budget is not None:  # the run ends with one more
+            self.budget.reserve = seconds
+        self.emit({"type": "validation", **figures, "ssim": round(ssim, 4), "best": best,
+                   "total_iterations": self.total, "seconds": round(seconds, 2)})
 
     # ------------------------------------------------------------ the run
     def _start(self) -> None:
@@ -584,12 +635,15 @@ class Trainer:
             if self.resume:
                 events.truncate_after(self.run_dir, self.iteration)
             write_json(self.run_dir / CONFIG_FILE, {"config": self.config.to_dict(), "data": self._data_summary(),
-                                                   "total_iterations": self.total,
+                                                   "total_iterations": None if self.budget else self.total,
                                                    "epoch_iterations": self.epoch_iterations,
                                                    "world_size": self.dist.world})
-        self.emit({"type": "start", "total_iterations": self.total, "epoch_iterations": self.epoch_iterations,
+        budget = {"minutes": self.config.minutes, "seconds_left": round(self.budget.left(self.wall_seconds), 1)} if self.budget else {}
+        self.emit({"type": "start", "total_iterations": None if self.budget else self.total,
+                   "epoch_iterations": self.epoch_iterations, **budget,
                    "resumed": resumed, "device": self.device.type, "world_size": self.dist.world,
-                   "preset": self.config.preset, "size": self.config.size})
+                   "preset": self.config.preset, "size": self.config.size, "crop": self.config.crop,
+                   "lambda_identity": self.config.lambda_identity, "init_from": self.config.init_from})
 
     def _weights_in_sync(self) -> bool:
         """DDP keeps every rank's copy identical; check it once at the end rather than trust it."""
@@ -600,11 +654,17 @@ class Trainer:
         dist.all_reduce(high, op=dist.ReduceOp.MAX)
         return bool(torch.allclose(low, high, rtol=1e-6, atol=1e-8))
 
-    def _stop_agreed(self, stop: _StopRequest) -> bool:
-        flag = torch.tensor([1.0 if stop.signal_name else 0.0])
-        if self.dist.active:  # every rank must stop at the same iteration
-            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        return bool(flag.item())
+    def _agree(self, stop: _StopRequest) -> bool:
+        """Whether to stop for a signal; with a time budget, also set the total from the speed so far.
+        Every rank stops at the same iteration and takes rank 0's total (the learning-rate schedule
+        depends on it, and the ranks' weights must stay equal)."""
+        planned = float(self.budget.plan(self.iteration, self.wall_seconds)) if self.budget and self.dist.main else 0.0
+        flags = torch.tensor([1.0 if stop.signal_name else 0.0, planned], dtype=torch.float64)
+        if self.dist.active:
+            dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+        if self.budget is not None:
+            self.total = max(self.iteration, int(flags[1].item()))
+        return bool(flags[0].item())
 
     def run(self) -> Path | None:
         """Train to the end (returns the model path) or until stopped (returns None)."""
@@ -618,6 +678,12 @@ class Trainer:
             self._wrap_ddp()
             self._sample_inputs = self._fixed_sample_inputs()
             cfg = self.config
+            if self.validation and self.iteration == 0:  # where the run starts from: the first point of the curve
+                self._validate()
+            loop_began, used_before = time.perf_counter(), self.wall_seconds
+            if self.budget is not None:
+                self.budget.start(self.iteration, self.wall_seconds)
+                self.total = self.budget.plan(self.iteration, self.wall_seconds)
             with _StopRequest() as stop:
                 while self.iteration < self.total:
                     began = time.perf_counter()
@@ -631,19 +697,26 @@ class Trainer:
                     self.sums += losses
                     self.sum_count += 1
                     self.seconds += time.perf_counter() - began
+                    self.wall_seconds = used_before + time.perf_counter() - loop_began
+                    stopping = self._agree(stop)  # and, with a time budget, the total
                     if self.iteration % cfg.log_every == 0 or self.iteration == self.total:
                         self._log_step()
                     if self.dist.main and (self.iteration % cfg.sample_every == 0 or self.iteration == self.total):
                         self.emit({"type": "sample", "path": self.write_sample().relative_to(self.run_dir).as_posix()})
-                    stopping = self._stop_agreed(stop)
+                    if self.validation and (self.iteration % cfg.val_every == 0 or self.iteration == self.total):
+                        self._validate()
+                    self.wall_seconds = used_before + time.perf_counter() - loop_began
                     if self.iteration % cfg.checkpoint_every == 0 or stopping:
                         self._checkpoint()
                     if stopping and self.iteration < self.total:
                         self.emit({"type": "stopped", "checkpoint": CHECKPOINT, "signal": stop.signal_name or "peer"})
                         return None
             extra = {"weights_in_sync": self._weights_in_sync()} if self.dist.active else {}
-            model = self._write_model() if self.dist.main else self.run_dir / MODEL_FILE
-            self.emit({"type": "done", "model": MODEL_FILE, "seconds": round(self.seconds, 3), **extra})
+            model = self._write_model(MODEL_FILE) if self.dist.main else self.run_dir / MODEL_FILE
+            if self.validation and self.best_ssim is not None:
+                extra["best"] = BEST_MODEL_FILE
+            self.emit({"type": "done", "model": MODEL_FILE, "seconds": round(self.seconds, 3),
+                       "wall_seconds": round(self.wall_seconds, 1), **extra})
             if self.dist.active:  # no rank tears the group down while rank 0 still writes the model
                 dist.barrier()
             return model
