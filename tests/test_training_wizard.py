@@ -4,6 +4,7 @@ subprocess on the qasync loop, its real events.jsonl, the real loss plot."""
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import time
 from pathlib import Path
@@ -123,6 +124,9 @@ def test_wizard_trains_in_a_subprocess_with_live_curves_stop_resume_and_hand_ove
     run_until(loop, wizard.data_page.isComplete, 60, "the folder scans")
 
     model_page = wizard.model_page
+    assert model_page.fine_tune() and not model_page.preset_combo.isEnabled()  # the first choice
+    model_page.start_combo.setCurrentIndex(model_page.start_combo.findData("fresh"))
+    model_page.length_combo.setCurrentIndex(model_page.length_combo.findData("iterations"))
     model_page.preset_combo.setCurrentText("tiny")
     model_page.size_spin.setValue(32)
     model_page.iterations_spin.setValue(12)
@@ -205,6 +209,8 @@ window.show()
 wizard = window.training_panel.new_wizard()
 wizard.data_page.edits["a"].setText(t1)
 wizard.data_page.edits["b"].setText(t2)
+wizard.model_page.start_combo.setCurrentIndex(wizard.model_page.start_combo.findData("fresh"))
+wizard.model_page.length_combo.setCurrentIndex(wizard.model_page.length_combo.findData("iterations"))
 wizard.model_page.preset_combo.setCurrentText("tiny")
 wizard.model_page.size_spin.setValue(32)
 wizard.model_page.iterations_spin.setValue(30)
@@ -278,21 +284,20 @@ def test_data_page_takes_optional_pairs_into_the_command(qtbot, tiny_domains, tm
         nib.save(nib.Nifti1Image(head * rng.uniform(0.5, 1, head.shape).astype(np.float32), np.eye(4)), folders[0] / f"{name}.nii.gz")
         nib.save(nib.Nifti1Image(head * rng.uniform(0.5, 1, head.shape).astype(np.float32), np.eye(4)), folders[1] / f"{name}.nii.gz")
 
-    assert page.set_pair_folders(folders[0], None) is None  # one of two: refused at once
-    assert "both paired folders" in page.pairs_summary.text() and not page.isComplete()
-    task = page.set_pair_folders(folders[0], folders[1])
+    assert page.pairs.set_folders(folders[0], None) is None  # one of two: refused at once
+    assert "both paired folders" in page.pairs.summary.text() and not page.isComplete()
+    task = page.pairs.set_folders(folders[0], folders[1])
     assert task.wait(30)
-    qtbot.waitUntil(lambda: page.pairs_state == "ok", timeout=5000)
-    assert page.isComplete() and "2 pair(s)" in page.pairs_summary.text()
+    qtbot.waitUntil(lambda: page.pairs.state == "ok", timeout=5000)
+    assert page.isComplete() and "2 pair(s)" in page.pairs.summary.text()
     command = wizard.command()
     assert command[command.index("--paired-a") + 1] == str(folders[0])
     assert command[command.index("--paired-b") + 1] == str(folders[1])
 
     (folders[1] / "h2.nii.gz").unlink()  # h2 loses its partner: the trainer's message, no traceback
-    page._pairs_scanned = ("", "")
-    assert page.scan_pairs().wait(30)
-    qtbot.waitUntil(lambda: page.pairs_state == "error", timeout=5000)
-    assert "without a partner: h2.nii.gz" in page.pairs_summary.text() and not page.isComplete()
+    assert page.pairs.scan(again=True).wait(30)
+    qtbot.waitUntil(lambda: page.pairs.state == "error", timeout=5000)
+    assert "without a partner: h2.nii.gz" in page.pairs.summary.text() and not page.isComplete()
     assert "--paired-a" not in wizard.command()
 
 
@@ -334,3 +339,86 @@ def test_a_run_without_adversarial_terms_is_said_to_be_one(qtbot, tmp_path):
     assert not run.adversarial
     qtbot.waitUntil(lambda: "adversarial terms are off" in view.diagnosis_label.text(), timeout=5_000)
     assert "near zero" not in view.diagnosis_label.text()
+
+
+def test_model_page_offers_fine_tuning_first_and_a_time_budget(qtbot, tiny_domains, tmp_path):
+    from mri_style_app import paths
+    from mri_style_app.ui.training_wizard import TrainingWizard
+
+    wizard = TrainingWizard()
+    qtbot.addWidget(wizard)
+    for side, folder in zip("ab", tiny_domains):
+        assert wizard.data_page.set_folder(side, folder).wait(30)
+    qtbot.waitUntil(wizard.data_page.isComplete, timeout=5000)
+    page = wizard.model_page
+    bundled = json.loads(paths.default_model_path().with_suffix(".json").read_text())["architecture"]["preset"]
+    # The first choice: fine-tune the bundled model, for minutes; its preset is the bundled model's.
+    assert page.start_combo.currentData() == "bundled" and "minutes are enough" in page.start_note.text()
+    assert page.preset_combo.currentText() == bundled and not page.preset_combo.isEnabled()
+    command = wizard.command()
+    assert command[command.index("--init-from") + 1] == str(paths.default_model_path())
+    assert command[command.index("--minutes") + 1] == "20" and "--iterations" not in command
+    page.estimator.cache[page._key()] = 0.5  # a measured pace, as the timing run leaves it
+    page._show_estimate()
+    assert "about 2400 iterations in 20 minutes" in page.estimate_label.text()
+
+    page.start_combo.setCurrentIndex(page.start_combo.findData("fresh"))
+    assert page.preset_combo.isEnabled() and "far longer" in page.start_note.text()
+    page.length_combo.setCurrentIndex(page.length_combo.findData("iterations"))
+    page.iterations_spin.setValue(300)
+    command = wizard.command()
+    assert "--init-from" not in command and "--minutes" not in command
+    assert command[command.index("--iterations") + 1] == "300"
+
+
+def test_validation_folders_go_into_the_command_and_the_run_page_draws_their_curve(
+        qtbot, seed_dir, tiny_domains, tmp_path):
+    from mri_style_app.cyclegan.seed_slices import write_split
+    from mri_style_app.cyclegan.train import TrainConfig, Trainer
+    from mri_style_app.ui.training_wizard import TrainingWizard
+
+    write_split(tmp_path / "val", "test", seed_dir)
+    val_a, val_b = tmp_path / "val" / "t1w", tmp_path / "val" / "t2w"
+    wizard = TrainingWizard()
+    qtbot.addWidget(wizard)
+    page = wizard.data_page
+    for side, folder in zip("ab", tiny_domains):
+        assert page.set_folder(side, folder).wait(30)
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(next(val_b.iterdir()), other / "someone_else.nii.gz")
+    assert page.validation.set_folders(val_a, other).wait(30)  # no T2w partner of that name
+    qtbot.waitUntil(lambda: page.validation.state == "error", timeout=5000)
+    assert "without a partner" in page.validation.summary.text() and not page.isComplete()
+    assert page.validation.set_folders(val_a, val_b).wait(30)
+    qtbot.waitUntil(lambda: page.validation.state == "ok", timeout=5000)
+    qtbot.waitUntil(page.isComplete, timeout=5000)
+    assert "1 pair(s)" in page.validation.summary.text()
+    command = wizard.command()
+    assert command[command.index("--val-a") + 1] == str(val_a)
+    assert command[command.index("--val-b") + 1] == str(val_b)
+
+    # A real run with those pairs, then its folder opened on the run page.
+    run_dir = tmp_path / "run"
+    t1, t2 = tiny_domains
+    Trainer(TrainConfig(domain_a=str(t1), domain_b=str(t2), out=str(run_dir), preset="unet", size=32,
+                        iterations=20, val_a=str(val_a), val_b=str(val_b), val_every=10, log_every=5)).run()
+    run = wizard.open_run(run_dir)
+    view = wizard.run_page.view
+    qtbot.waitUntil(lambda: run.finished_model is not None, timeout=10_000)
+    xs, ys = view.plot.validation_series("T1w->T2w")
+    assert list(xs) == [0, 10, 20] and np.isfinite(ys).all()
+    assert view.plot.validation_plot.isVisible() or not view.isVisible()
+    assert not view.plot.validation_plot.isHidden()
+    best_iteration, best_ssim = run.best
+    assert ("Best validation SSIM so far" in view.diagnosis_label.text()
+            or "Not learning" in view.diagnosis_label.text())
+    menu = view.use_button.menu()
+    assert menu is not None and [a.text().split(" (")[0] for a in menu.actions()] == ["Final model", "Best by validation"]
+    assert f"iteration {best_iteration}" in menu.actions()[1].text()
+    with qtbot.waitSignal(view.use_model_requested) as chosen:
+        menu.actions()[1].trigger()
+    assert chosen.args == [str(run_dir / "best.safetensors")]
+    with qtbot.waitSignal(view.use_model_requested) as chosen:
+        menu.actions()[0].trigger()
+    assert chosen.args == [str(run_dir / "model.safetensors")]

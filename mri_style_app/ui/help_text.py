@@ -48,6 +48,20 @@ TOOLTIPS: dict[str, str] = {
             "quadratically more time.",
     "iterations": "Number of training steps. Each step shows the networks one T1 and one T2 "
                   "slice. Learning-rate decay runs over the second half.",
+    "minutes": "Train for this long. The run measures its own speed as it goes and places the "
+               "learning-rate decay over the second half of the time; Stop and Resume keep the budget.",
+    "start": "Fine-tuning starts from the bundled model, which already translates T1w <-> T2w, and "
+             "adapts it to your scans: useful in minutes. A fresh start begins from random weights "
+             "and must first discover the contrast inversion from unpaired images, which takes hours "
+             "on a CPU (and any preset you choose).",
+    "validation": "Validation SSIM of the whole head, per direction, on the validation pairs "
+                  "(co-registered scans that training never reads), scored by the same protocol as "
+                  "`mri-style evaluate`. Higher is better; the best model is kept as best.safetensors.",
+    "val_a": "Optional: T1-weighted NIfTI volumes co-registered with the T2-weighted volumes of the "
+             "same file name in the other validation folder. Never trained on: the run scores them "
+             "as it goes and keeps the best model.",
+    "val_b": "Optional: the T2-weighted partners of the validation T1w folder, same file names, "
+             "same voxel grid.",
     "domain_a": "A folder of T1-weighted images: NIfTI volumes or PNG slices. They do not need "
                 "to match the T2 images: CycleGAN learns from unpaired data.",
     "domain_b": "A folder of T2-weighted images: NIfTI volumes or PNG slices.",

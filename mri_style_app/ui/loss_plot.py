@@ -27,6 +27,11 @@ CURVES: dict[str, tuple[tuple[str, ...], str]] = {
     "identity": (("idt_A", "idt_B"), "#9467bd"),
     "paired": (("paired_A", "paired_B"), "#8c564b"),  # only when the run has co-registered pairs
 }
+# Validation curve name -> the direction of a "validation" event, and its pen colour.
+VALIDATION_CURVES: dict[str, tuple[str, str]] = {
+    "T1w->T2w": ("t1-to-t2", "#1f77b4"),
+    "T2w->T1w": ("t2-to-t1", "#d62728"),
+}
 LOG_FLOOR = 1e-6  # a loss of exactly 0 has no logarithm; draw it at this level
 
 
@@ -79,7 +84,8 @@ class _Series:
 
 
 class LossPlot(QWidget):
-    """The six loss curves of a run (G_A, G_B, D_A, D_B, cycle, identity) with their controls."""
+    """The loss curves of a run (G_A, G_B, D_A, D_B, cycle, identity, paired) with their controls,
+    and under them, once the run scores validation pairs, the validation SSIM per direction."""
 
     points_added = Signal(int)  # how many steps the last append added
 
@@ -102,6 +108,21 @@ class LossPlot(QWidget):
             self._items[name] = item
         self._label_tooltips()
 
+        # Validation SSIM: its own axis (0-1, higher is better), the same iterations as the losses.
+        self.validation_plot = pg.PlotWidget(background="w")
+        self.validation_plot.setLabel("bottom", "iteration")
+        self.validation_plot.setLabel("left", "validation SSIM")
+        self.validation_plot.showGrid(x=True, y=True, alpha=0.25)
+        self.validation_plot.setXLink(self.plot)
+        self.validation_plot.setToolTip(TOOLTIPS["validation"])
+        self.validation_plot.addLegend(offset=(-10, -10), labelTextColor="#222", brush=(255, 255, 255, 210))
+        self._validation: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in VALIDATION_CURVES}
+        self._validation_items = {
+            name: self.validation_plot.plot([], [], pen=pg.mkPen(colour, width=2), symbol="o", symbolSize=5,
+                                            symbolBrush=colour, symbolPen=None, name=name)
+            for name, (_, colour) in VALIDATION_CURVES.items()}
+        self.validation_plot.hide()  # until the first validation event
+
         self.smoothing_slider = QSlider(Qt.Orientation.Horizontal)
         self.smoothing_slider.setRange(0, 99)
         self.smoothing_slider.setValue(int(self._alpha * 100))
@@ -119,7 +140,8 @@ class LossPlot(QWidget):
         controls.addWidget(self.log_checkbox)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.plot, 1)
+        layout.addWidget(self.plot, 3)
+        layout.addWidget(self.validation_plot, 2)
         layout.addLayout(controls)
         self._update_smoothing_label()
 
@@ -137,9 +159,34 @@ class LossPlot(QWidget):
         self.points_added.emit(len(steps))
         return len(steps)
 
+    def add_validation(self, events: Iterable[dict]) -> int:
+        """Append the "validation" events among `events` to the SSIM curves; returns the count."""
+        scores = [e for e in events if e.get("type") == "validation"]
+        for event in scores:
+            for name, (direction, _) in VALIDATION_CURVES.items():
+                figures = event.get(direction)
+                if isinstance(figures, dict) and figures.get("ssim") is not None:
+                    xs, ys = self._validation[name]
+                    xs.append(float(event.get("iteration", 0)))
+                    ys.append(float(figures["ssim"]))
+        if scores:
+            self._redraw_validation()
+        return len(scores)
+
+    def validation_series(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        xs, ys = self._validation[name]
+        return np.array(xs), np.array(ys)
+
     def clear(self) -> None:
         self._series = {name: _Series() for name in CURVES}
+        self._validation = {name: ([], []) for name in VALIDATION_CURVES}
         self._redraw()
+        self._redraw_validation()
+
+    def _redraw_validation(self) -> None:
+        for name, item in self._validation_items.items():
+            item.setData(*self._validation[name])
+        self.validation_plot.setVisible(any(xs for xs, _ in self._validation.values()))
 
     def point_count(self) -> int:
         return self._series["G_A"].n

@@ -21,13 +21,14 @@ import numpy as np
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGridLayout, QHBoxLayout,
-                               QLabel, QLineEdit, QMessageBox, QPlainTextEdit, QProgressBar,
+                               QLabel, QLineEdit, QMenu, QMessageBox, QPlainTextEdit, QProgressBar,
                                QPushButton, QSizePolicy, QSpinBox, QSplitter, QTextBrowser, QVBoxLayout,
                                QWidget, QWizard, QWizardPage)
 
 from mri_style_app import paths
 from mri_style_app.cyclegan import events as run_events
 from mri_style_app.cyclegan.presets import PRESETS
+from mri_style_app.cyclegan.time_budget import duration_of, iterations_in
 from mri_style_app.ui.help_text import HELP_HTML, TOOLTIPS, diagnose_run
 from mri_style_app.ui.loss_plot import LossPlot
 from mri_style_app.ui.translate_panel import format_seconds
@@ -90,6 +91,17 @@ def scan_folder(folder, n_thumbnails: int = 4) -> FolderScan:
     return scan
 
 
+def scan_validation(folder_a, folder_b) -> str:
+    """A one-line summary of the validation pairs, read through the trainer's own loader; raises
+    data.DataError (with a message for people) when they cannot be used."""
+    from mri_style_app.cyclegan import data, validation
+
+    register_expected_error(data.DataError)
+    pairs = validation.load_validation_pairs(folder_a, folder_b)
+    voxels = sum(int(p.head.sum()) for p in pairs)
+    return f"{len(pairs)} pair(s), {voxels} head voxels: scored as the run goes; the best model is kept"
+
+
 def scan_pairs(folder_a, folder_b) -> str:
     """A one-line summary of a pair of co-registered folders, read through the trainer's own
     loader; raises data.DataError (with a message for people) when they cannot be used."""
@@ -112,15 +124,29 @@ def thumbnail_pixmap(image: np.ndarray, size: int = 96) -> QPixmap:
                                                   Qt.TransformationMode.SmoothTransformation)
 
 
-def train_command(domain_a, domain_b, run_dir, preset: str, size: int, iterations: int,
-                  device: str = "auto", resume: bool = False, extra: list[str] | None = None) -> list[str]:
-    """The `mri-style train ...` command line (the same executable in the packaged app)."""
+def train_command(domain_a, domain_b, run_dir, preset: str, size: int, iterations: int | None,
+                  device: str = "auto", resume: bool = False, extra: list[str] | None = None,
+                  minutes: float | None = None) -> list[str]:
+    """The `mri-style train ...` command line (the same executable in the packaged app): for
+    `iterations`, or for `minutes` when given."""
     if resume:
         return paths.self_command() + ["train", "--out", str(run_dir), "--resume"]
+    length = ["--minutes", f"{minutes:g}"] if minutes else ["--iterations", str(iterations)]
     return paths.self_command() + [
         "train", "--domain-a", str(domain_a), "--domain-b", str(domain_b), "--out", str(run_dir),
-        "--preset", preset, "--size", str(size), "--iterations", str(iterations),
-        "--device", device, "--log-every", str(log_interval(iterations)), *(extra or [])]
+        "--preset", preset, "--size", str(size), *length,
+        "--device", device, "--log-every", str(log_interval(iterations) if not minutes else 10), *(extra or [])]
+
+
+def bundled_model() -> tuple[Path, str] | None:
+    """The bundled default model and its preset (read from its card beside it), or None."""
+    path = paths.default_model_path()
+    try:
+        card = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+        preset = card["architecture"]["preset"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return (path, preset) if path.is_file() and preset in PRESETS else None
 
 
 def log_interval(iterations: int) -> int:
@@ -146,6 +172,10 @@ class TrainingRun(QObject):
         self.first_step: tuple[int, float] | None = None  # (iteration, seconds) of this session's first step
         self.last_step: tuple[int, float] | None = None
         self.finished_model: Path | None = None
+        self.best_model: Path | None = None  # best by validation, when the run scores validation pairs
+        self.best: tuple[int, float] | None = None  # (iteration, mean validation SSIM) of the best so far
+        self.judged: list[dict] = []  # start and validation events: what events.diagnose reads
+        self.budget_left: float | None = None  # seconds, in a run for a time budget
         self.fine_tune = False  # started from a saved model (the run's init_from)
         self.adversarial = True  # the generators learn from the discriminators (lambda_adversarial > 0)
         self.stopped = False
@@ -198,6 +228,7 @@ class TrainingRun(QObject):
         new = self._tail.poll()
         if self._tail.restarted:
             self.first_step = None
+            self.judged = []
             self.restarted.emit()
         for event in new:
             self._note(event)
@@ -214,13 +245,23 @@ class TrainingRun(QObject):
             point = (self.last_iteration, float(event["seconds"]))
             self.first_step = self.first_step or point
             self.last_step = point
+            if event.get("seconds_left") is not None:
+                self.budget_left = float(event["seconds_left"])
+        elif kind == "validation":
+            self.judged.append(event)
+            if event.get("best") and event.get("ssim") is not None:
+                self.best = (self.last_iteration, float(event["ssim"]))
         elif kind == "start":
+            self.judged.append(event)
+            self.budget_left = event.get("seconds_left")
             self.first_step = None
             config = self._config()
             self.fine_tune = bool(config.get("init_from"))
             self.adversarial = config.get("lambda_adversarial", 1.0) != 0
         elif kind == "done":
             self.finished_model = self.run_dir / event.get("model", run_events.MODEL_FILE)
+            if event.get("best"):
+                self.best_model = self.run_dir / event["best"]
         elif kind == "stopped":
             self.stopped = True
         elif kind == "error":
@@ -234,7 +275,10 @@ class TrainingRun(QObject):
             return {}
 
     def seconds_left(self) -> float | None:
-        """At this session's pace so far (the first logged step includes start-up, so it is the base)."""
+        """What the trainer says is left of its time budget; else at this session's pace so far
+        (the first logged step includes start-up, so it is the base)."""
+        if self.budget_left is not None:
+            return self.budget_left
         if not (self.first_step and self.last_step and self.total_iterations):
             return None
         (i0, s0), (i1, s1) = self.first_step, self.last_step
@@ -333,6 +377,84 @@ def _folder_row(line_edit: QLineEdit, button: QPushButton) -> QHBoxLayout:
     return row
 
 
+class PairFolders(QWidget):
+    """Two optional folders of co-registered T1w/T2w volumes (same file names), read on a worker
+    thread by `reader` (folder_a, folder_b) -> summary; `state` is none, reading, ok or error."""
+
+    changed = Signal()
+
+    def __init__(self, title: str, none_text: str, reader, tooltip_keys: tuple[str, str], what: str):
+        super().__init__()
+        self.none_text, self.reader, self.what = none_text, reader, what
+        self.edits: dict[str, QLineEdit] = {}
+        self.summary = QLabel(none_text)
+        self.summary.setWordWrap(True)
+        self.state = "none"
+        self.task: Task | None = None
+        self._scanned: tuple[str, str] = ("", "")
+        box = QVBoxLayout(self)
+        box.setContentsMargins(0, 0, 0, 0)
+        box.addWidget(QLabel(f"<b>{title}</b>"))
+        for side, name, key in (("a", "T1w", tooltip_keys[0]), ("b", "T2w", tooltip_keys[1])):
+            edit = QLineEdit()
+            edit.setPlaceholderText(f"{what} {name} folder")
+            edit.setToolTip(TOOLTIPS[key])
+            edit.editingFinished.connect(self.scan)
+            browse = QPushButton("Browse...")
+            browse.clicked.connect(lambda _=False, s=side: self._browse(s))
+            box.addLayout(_folder_row(edit, browse))
+            self.edits[side] = edit
+        box.addWidget(self.summary)
+
+    def _browse(self, side: str) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose a folder", self.edits[side].text())
+        if folder:
+            self.edits[side].setText(folder)
+            self.scan()
+
+    def set_folders(self, folder_a, folder_b) -> Task | None:
+        self.edits["a"].setText(str(folder_a) if folder_a else "")
+        self.edits["b"].setText(str(folder_b) if folder_b else "")
+        return self.scan()
+
+    def folders(self) -> tuple[str, str] | None:
+        """The two folders when both are given and read well, else None."""
+        folders = tuple(self.edits[s].text().strip() for s in ("a", "b"))
+        return folders if self.state == "ok" else None
+
+    def scan(self, again: bool = False) -> Task | None:
+        folders = tuple(self.edits[s].text().strip() for s in ("a", "b"))
+        if folders == self._scanned and not again:
+            return self.task  # editingFinished also fires on focus changes: nothing new
+        self._scanned = folders
+        self.task = None
+
+        def show(state: str, text: str) -> None:
+            self.state = state
+            self.summary.setText(text)
+            self.changed.emit()
+
+        if not any(folders):
+            show("none", self.none_text)
+            return None
+        if not all(folders):
+            show("error", f"<span style='color:#b00'>Give both {self.what} folders (T1w and T2w), or neither</span>")
+            return None
+        show("reading", "Reading...")
+
+        def done(text: str) -> None:
+            if self._scanned == folders:  # not changed meanwhile
+                show("ok", text)
+
+        def failed(text: str) -> None:
+            if self._scanned == folders:
+                show("error", f"<span style='color:#b00'>{text}</span>")
+
+        self.task = start_task(lambda progress, cancel: self.reader(*folders), f"read {self.what} folders",
+                               on_finished=done, on_failed=failed)
+        return self.task
+
+
 class DataPage(QWizardPage):
     def __init__(self):
         super().__init__()
@@ -365,78 +487,18 @@ class DataPage(QWizardPage):
             grid.addLayout(box, row, 0)
             self.edits[side], self.summaries[side], self.thumb_rows[side] = edit, summary, thumbs
             self.registerField(f"domain_{side}*", edit)
-        grid.addLayout(self._pairs_box(), 2, 0)
-        grid.setRowStretch(3, 1)
-
-    def _pairs_box(self) -> QVBoxLayout:
-        """Optional co-registered T1w/T2w folders: an L1 loss per pair next to the unpaired losses."""
-        self.pair_edits: dict[str, QLineEdit] = {}
-        self.pairs_summary = QLabel("None: unpaired training")
-        self.pairs_summary.setWordWrap(True)
-        self.pairs_state = "none"  # none | reading | ok | error
-        self.pairs_task: Task | None = None
-        self._pairs_scanned: tuple[str, str] = ("", "")
-        box = QVBoxLayout()
-        box.addWidget(QLabel("<b>Co-registered pairs (optional)</b>"))
-        for side, title in (("a", "paired T1w"), ("b", "paired T2w")):
-            edit = QLineEdit()
-            edit.setPlaceholderText(f"{title} folder")
-            edit.setToolTip(TOOLTIPS[f"paired_{side}"])
-            edit.editingFinished.connect(self.scan_pairs)
-            browse = QPushButton("Browse...")
-            browse.clicked.connect(lambda _=False, s=side: self._browse_pairs(s))
-            box.addLayout(_folder_row(edit, browse))
-            self.pair_edits[side] = edit
-        box.addWidget(self.pairs_summary)
-        return box
-
-    def _browse_pairs(self, side: str) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Choose a folder", self.pair_edits[side].text())
-        if folder:
-            self.pair_edits[side].setText(folder)
-            self.scan_pairs()
-
-    def set_pair_folders(self, folder_a, folder_b) -> Task | None:
-        self.pair_edits["a"].setText(str(folder_a) if folder_a else "")
-        self.pair_edits["b"].setText(str(folder_b) if folder_b else "")
-        return self.scan_pairs()
-
-    def pair_folders(self) -> tuple[str, str] | None:
-        """The two paired folders when both are given and read well, else None."""
-        folders = tuple(self.pair_edits[s].text().strip() for s in ("a", "b"))
-        return folders if self.pairs_state == "ok" else None
-
-    def scan_pairs(self) -> Task | None:
-        folders = tuple(self.pair_edits[s].text().strip() for s in ("a", "b"))
-        if folders == self._pairs_scanned:
-            return self.pairs_task
-        self._pairs_scanned = folders
-        self.pairs_task = None
-
-        def show(state: str, text: str) -> None:
-            self.pairs_state = state
-            self.pairs_summary.setText(text)
-            self.completeChanged.emit()
-
-        if not any(folders):
-            show("none", "None: unpaired training")
-            return None
-        if not all(folders):
-            show("error", "<span style='color:#b00'>Give both paired folders (T1w and T2w), or neither</span>")
-            return None
-        show("reading", "Reading...")
-
-        def done(text: str) -> None:
-            if self._pairs_scanned == folders:  # not changed meanwhile
-                show("ok", text)
-
-        def failed(text: str) -> None:
-            if self._pairs_scanned == folders:
-                show("error", f"<span style='color:#b00'>{text}</span>")
-
-        self.pairs_task = start_task(lambda progress, cancel: scan_pairs(*folders), "read pairs",
-                                     on_finished=done, on_failed=failed)
-        return self.pairs_task
+        # Co-registered pairs: an L1 loss per pair next to the unpaired losses.
+        self.pairs = PairFolders("Co-registered pairs for training (optional)", "None: unpaired training",
+                                 scan_pairs, ("paired_a", "paired_b"), "paired")
+        # Validation pairs: never trained on, scored as the run goes.
+        self.validation = PairFolders("Validation pairs (optional, never trained on)",
+                                      "None: the run is judged by its losses alone",
+                                      scan_validation, ("val_a", "val_b"), "validation")
+        for box in (self.pairs, self.validation):
+            box.changed.connect(self.completeChanged)
+        grid.addWidget(self.pairs, 2, 0)
+        grid.addWidget(self.validation, 3, 0)
+        grid.setRowStretch(4, 1)
 
     def _browse(self, side: str) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Choose a folder", self.edits[side].text())
@@ -495,16 +557,25 @@ class DataPage(QWizardPage):
 
     def isComplete(self) -> bool:
         return (all(s is not None and not s.error and s.count > 0 for s in self.scans.values())
-                and self.pairs_state in ("none", "ok"))
+                and all(box.state in ("none", "ok") for box in (self.pairs, self.validation)))
 
 
 class ModelPage(QWizardPage):
     def __init__(self, estimator: DurationEstimate):
         super().__init__()
         self.setTitle("2. Model and schedule")
-        self.setSubTitle("Bigger models and images learn finer detail and take longer. The "
-                         "estimate times real training iterations on this computer.")
+        self.setSubTitle("Fine-tuning the bundled model adapts it to your scans in minutes. Bigger "
+                         "models and images learn finer detail and take longer; the estimate times "
+                         "real training iterations on this computer.")
         self.estimator = estimator
+        self.bundled = bundled_model()
+        self.start_combo = QComboBox()
+        if self.bundled is not None:
+            self.start_combo.addItem("The bundled model (fine-tune)", "bundled")
+        self.start_combo.addItem("Random weights (a fresh start)", "fresh")
+        self.start_combo.setToolTip(TOOLTIPS["start"])
+        self.start_note = QLabel("")
+        self.start_note.setWordWrap(True)
         self.preset_combo = QComboBox()
         self.preset_combo.addItems(PRESET_NAMES)
         self.preset_combo.setCurrentText("small")
@@ -514,11 +585,23 @@ class ModelPage(QWizardPage):
         self.size_spin.setSingleStep(32)
         self.size_spin.setValue(128)
         self.size_spin.setToolTip(TOOLTIPS["size"])
+        self.length_combo = QComboBox()
+        self.length_combo.addItem("minutes", "minutes")
+        self.length_combo.addItem("iterations", "iterations")
+        self.minutes_spin = QSpinBox()
+        self.minutes_spin.setRange(1, 7 * 24 * 60)
+        self.minutes_spin.setValue(20)
+        self.minutes_spin.setSingleStep(5)
+        self.minutes_spin.setToolTip(TOOLTIPS["minutes"])
         self.iterations_spin = QSpinBox()
         self.iterations_spin.setRange(1, 10_000_000)
         self.iterations_spin.setValue(5000)
         self.iterations_spin.setSingleStep(500)
         self.iterations_spin.setToolTip(TOOLTIPS["iterations"])
+        length = QHBoxLayout()
+        length.addWidget(self.minutes_spin, 1)
+        length.addWidget(self.iterations_spin, 1)
+        length.addWidget(self.length_combo)
         self.device_combo = QComboBox()
         self.device_combo.addItems(["auto", "cpu", "cuda"])
         self.estimate_label = QLabel("")
@@ -526,9 +609,11 @@ class ModelPage(QWizardPage):
         self.estimate_button = QPushButton("Estimate duration")
         self.estimate_button.clicked.connect(self.estimate)
         form = QFormLayout(self)
+        form.addRow("Start from", self.start_combo)
+        form.addRow("", self.start_note)
         form.addRow("Preset", self.preset_combo)
         form.addRow("Image size (pixels)", self.size_spin)
-        form.addRow("Iterations", self.iterations_spin)
+        form.addRow("Train for", length)
         form.addRow("Device", self.device_combo)
         form.addRow(self.estimate_button, self.estimate_label)
         # A new choice is timed once the person stops changing it for a moment.
@@ -539,13 +624,44 @@ class ModelPage(QWizardPage):
         for signal_ in (self.preset_combo.currentIndexChanged, self.device_combo.currentIndexChanged,
                         self.size_spin.valueChanged):
             signal_.connect(self._choice_changed)
+        self.start_combo.currentIndexChanged.connect(self._start_changed)
+        self.length_combo.currentIndexChanged.connect(self._length_changed)
         self.iterations_spin.valueChanged.connect(self._show_estimate)
+        self.minutes_spin.valueChanged.connect(self._show_estimate)
         estimator.estimated.connect(lambda key, s: self._show_estimate())
         estimator.failed.connect(self._estimate_failed)
+        self._start_changed()
+        self._length_changed()
+
+    def fine_tune(self) -> bool:
+        return self.start_combo.currentData() == "bundled"
 
     def settings(self) -> dict:
+        minutes = self.length_combo.currentData() == "minutes"
         return {"preset": self.preset_combo.currentText(), "size": self.size_spin.value(),
-                "iterations": self.iterations_spin.value(), "device": self.device_combo.currentText()}
+                "iterations": None if minutes else self.iterations_spin.value(),
+                "minutes": self.minutes_spin.value() if minutes else None,
+                "device": self.device_combo.currentText(),
+                "init_from": str(self.bundled[0]) if self.fine_tune() else None}
+
+    def _start_changed(self, *_) -> None:
+        if self.fine_tune():
+            # Fine-tuning keeps the bundled model's layers: its preset, nothing else.
+            self.preset_combo.setCurrentText(self.bundled[1])
+            self.preset_combo.setEnabled(False)
+            self.start_note.setText(f"Starts from the bundled model ({self.bundled[1]}), which already "
+                                    "translates, and adapts it to your scans: minutes are enough.")
+        else:
+            self.preset_combo.setEnabled(True)
+            self.start_note.setText("Starts from random weights: the model must first discover the "
+                                    "contrast inversion from unpaired images, which takes far longer "
+                                    "(hours on a CPU) than fine-tuning.")
+
+    def _length_changed(self, *_) -> None:
+        minutes = self.length_combo.currentData() == "minutes"
+        self.minutes_spin.setVisible(minutes)
+        self.iterations_spin.setVisible(not minutes)
+        self._show_estimate()
 
     def _key(self) -> str:
         s = self.settings()
@@ -575,10 +691,16 @@ class ModelPage(QWizardPage):
             if not self.estimator.busy():
                 self.estimate_label.setText("Press 'Estimate duration' to time this choice.")
             return
-        total = per_iteration * self.iterations_spin.value()
-        self.estimate_label.setText(f"About {per_iteration:.2f} s per iteration here: "
-                                    f"{format_seconds(total)} for {self.iterations_spin.value()} "
-                                    "iterations (plus start-up and samples).")
+        s = self.settings()
+        if s["minutes"]:
+            count = iterations_in(s["minutes"] * 60, per_iteration)
+            self.estimate_label.setText(f"About {per_iteration:.2f} s per iteration here: about {count} "
+                                        f"iterations in {s['minutes']} minutes (the run re-measures as it goes).")
+        else:
+            total = duration_of(s["iterations"], per_iteration)
+            self.estimate_label.setText(f"About {per_iteration:.2f} s per iteration here: "
+                                        f"{format_seconds(total)} for {s['iterations']} "
+                                        "iterations (plus start-up and samples).")
 
     def _estimate_failed(self, key: str, message: str) -> None:
         if key == self._key():
@@ -715,6 +837,7 @@ class RunView(QWidget):
         self.run = run
         self.plot.clear()
         self.log_view.clear()
+        self.use_button.setMenu(None)
         self.folder_label.setText(f"Run folder: {run.run_dir}")
         run.new_events.connect(self._on_events)
         run.restarted.connect(self.plot.clear)
@@ -728,6 +851,7 @@ class RunView(QWidget):
 
     def _on_events(self, new: list[dict]) -> None:
         self.plot.add_steps(new)
+        self.plot.add_validation(new)
         for event in new:
             if event.get("type") == "sample" and event.get("path"):
                 self._show_sample(self.run.run_dir / event["path"], int(event.get("iteration", 0)))
@@ -777,8 +901,14 @@ class RunView(QWidget):
         findings = diagnose_run(iterations, series, fine_tune=run is not None and run.fine_tune,
                                 adversarial=run is None or run.adversarial)
         colours = {"ok": "#080", "warning": "#b50", "info": "#444"}
-        self.diagnosis_label.setText("<br>".join(
-            f"<span style='color:{colours[f.level]}'>{f.message}</span>" for f in findings))
+        lines = [f"<span style='color:{colours[f.level]}'>{f.message}</span>" for f in findings]
+        contrast = run_events.diagnose(run.judged) if run is not None else None
+        if contrast:  # the validation pairs outrank the curves: put it first
+            lines.insert(0, f"<span style='color:{colours['warning']}'>Not learning: {contrast}.</span>")
+        elif run is not None and run.best is not None:
+            lines.insert(0, f"<span style='color:{colours['info']}'>Best validation SSIM so far: "
+                            f"{run.best[1]:.3f} at iteration {run.best[0]}.</span>")
+        self.diagnosis_label.setText("<br>".join(lines))
 
     def _on_exit(self, code: int) -> None:
         run = self.run
@@ -798,8 +928,21 @@ class RunView(QWidget):
         running = run is not None and run.is_running()
         self.stop_button.setEnabled(running)
         self.resume_button.setEnabled(run is not None and run.can_resume())
-        self.use_button.setEnabled(run is not None and run.finished_model is not None
-                                   and run.finished_model.is_file())
+        finished = run is not None and run.finished_model is not None and run.finished_model.is_file()
+        self.use_button.setEnabled(finished)
+        # With validation pairs the run kept its best model too: the button offers both.
+        best = finished and run.best_model is not None and run.best_model.is_file()
+        if best and self.use_button.menu() is None:
+            menu = QMenu(self.use_button)
+            final = menu.addAction(f"Final model ({run.finished_model.name}, iteration {run.last_iteration})")
+            final.triggered.connect(lambda: self.use_model_requested.emit(str(run.finished_model)))
+            score = f", validation SSIM {run.best[1]:.3f}" if run.best else ""
+            chosen = menu.addAction(f"Best by validation ({run.best_model.name}, iteration "
+                                    f"{run.best[0] if run.best else '?'}{score})")
+            chosen.triggered.connect(lambda: self.use_model_requested.emit(str(run.best_model)))
+            self.use_button.setMenu(menu)
+        elif not best and self.use_button.menu() is not None:
+            self.use_button.setMenu(None)
 
     def stop(self) -> None:
         if self.run is not None and self.run.is_running():
@@ -865,10 +1008,18 @@ class TrainingWizard(QWizard):
 
     def command(self) -> list[str]:
         s = self.model_page.settings()
-        pairs = self.data_page.pair_folders()
-        extra = ["--paired-a", pairs[0], "--paired-b", pairs[1]] if pairs else []
+        extra = []
+        pairs = self.data_page.pairs.folders()
+        if pairs:
+            extra += ["--paired-a", pairs[0], "--paired-b", pairs[1]]
+        validation = self.data_page.validation.folders()
+        if validation:
+            extra += ["--val-a", validation[0], "--val-b", validation[1]]
+        if s["init_from"]:
+            extra += ["--init-from", s["init_from"]]
         return train_command(self.field("domain_a"), self.field("domain_b"), self.output_page.run_dir(),
-                             s["preset"], s["size"], s["iterations"], s["device"], extra=extra)
+                             s["preset"], s["size"], s["iterations"], s["device"], extra=extra,
+                             minutes=s["minutes"])
 
     def start_run(self) -> TrainingRun:
         self.estimator.cancel()  # never two trainings at once on the same device
