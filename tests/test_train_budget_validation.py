@@ -171,3 +171,19 @@ def test_diagnosis_names_a_generator_that_is_not_learning_the_contrast():
     assert "--lr" in advice
     line = events.describe(_validation(20, 0.6) | {"best": True}, 100)
     assert "T1w->T2w SSIM 0.600" in line and "best" in line
+
+
+def test_a_fine_tune_takes_the_starting_models_percentiles_unless_given(seed_dir, tmp_path):
+    from mri_style_app import paths
+    from mri_style_app.cyclegan.checkpoint import contrast_percentile
+
+    bundled = load_model(paths.default_model_path())
+    common = dict(domain_a=str(seed_dir / "T1"), domain_b=str(seed_dir / "T2"), preset=bundled.preset,
+                  init_from=str(paths.default_model_path()))
+    inherited = Trainer(TrainConfig(out=str(tmp_path / "a"), **common)).config
+    assert (inherited.percentile_a, inherited.percentile_b) == (
+        contrast_percentile(bundled.normalisation, "t1"), contrast_percentile(bundled.normalisation, "t2"))
+    given = Trainer(TrainConfig(out=str(tmp_path / "b"), percentile_a=95.0, **common)).config
+    assert given.percentile_a == 95.0 and given.percentile_b == inherited.percentile_b
+    fresh = Trainer(TrainConfig(out=str(tmp_path / "c"), domain_a=common["domain_a"], domain_b=common["domain_b"])).config
+    assert (fresh.percentile_a, fresh.percentile_b) == (99.5, 99.5)

@@ -6,21 +6,19 @@ foreground mask of the volume (or of the PNG slice), scaled to [0, 1] by a perce
 Slices are shown the way people look at them (superior or anterior up), padded to a square with
 background and resized to the training size.
 
-PNG files are decoded here with zlib (8- and 16-bit greyscale, grey+alpha, RGB and RGBA,
-non-interlaced) because the app has no imaging library outside Qt, and cyclegan/ must not use Qt.
+PNG files are read and written with Pillow (cyclegan/ must not use Qt).
 """
 
 from __future__ import annotations
 
 import math
-import struct
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
 
 from mri_style_app.files import write_atomically
 from mri_style_app.imaging.intensity import foreground_mask, normalize_unit
@@ -40,107 +38,36 @@ class DataError(Exception):
 
 
 # ---------------------------------------------------------------- PNG
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_PNG_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}  # colour type -> samples per pixel
-
-
-def _unfilter_sequential(kind: int, line: list, prev: list, bpp: int) -> np.ndarray:
-    """Average (3) or Paeth (4) filter of one row; plain Python ints are fastest for this loop."""
-    cur = [0] * len(line)
-    for i, value in enumerate(line):
-        left = cur[i - bpp] if i >= bpp else 0
-        up = prev[i]
-        if kind == 3:
-            pred = (left + up) >> 1
-        else:
-            upleft = prev[i - bpp] if i >= bpp else 0
-            p = left + up - upleft
-            pa, pb, pc = abs(p - left), abs(p - up), abs(p - upleft)
-            pred = left if pa <= pb and pa <= pc else (up if pb <= pc else upleft)
-        cur[i] = (value + pred) & 0xFF
-    return np.array(cur, dtype=np.int32)
-
-
-def _unfilter(raw: bytes, height: int, width: int, bpp: int) -> np.ndarray:
-    """Undo the per-row PNG filters (None, Sub, Up, Average, Paeth) -> (height, width * bpp) uint8."""
-    stride = width * bpp
-    rows = np.frombuffer(raw, dtype=np.uint8)
-    if rows.size < height * (stride + 1):
-        raise ValueError("image data is shorter than the header promises")
-    rows = rows[: height * (stride + 1)].reshape(height, stride + 1)
-    out = np.zeros((height, stride), dtype=np.uint8)
-    prev = np.zeros(stride, dtype=np.int32)
-    for y in range(height):
-        kind, line = rows[y, 0], rows[y, 1:].astype(np.int32)
-        if kind == 0:
-            cur = line
-        elif kind == 1:  # Sub: running sum along each byte of the pixel
-            cur = np.cumsum(line.reshape(width, bpp), axis=0).reshape(-1) % 256
-        elif kind == 2:  # Up
-            cur = (line + prev) % 256
-        elif kind in (3, 4):  # Average, Paeth: each byte depends on the one just decoded
-            cur = _unfilter_sequential(kind, line.tolist(), prev.tolist(), bpp)
-        else:
-            raise ValueError(f"row {y} has an unknown filter type {kind}")
-        out[y] = cur
-        prev = cur
-    return out
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601, as Qt's greyscale conversion
 
 
 def read_png(path) -> np.ndarray:
-    """A PNG file as a float32 (height, width) grey image in its own value range (0-255 or 0-65535)."""
-    path = Path(path)
-    data = path.read_bytes()
-    if not data.startswith(_PNG_SIGNATURE):
-        raise ValueError("it is not a PNG file (wrong signature)")
-    pos, idat, header = 8, [], None
-    while pos + 8 <= len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        body = data[pos + 8:pos + 8 + length]
-        if len(body) < length:
-            raise ValueError("the file is truncated")
-        if kind == b"IHDR":
-            header = struct.unpack(">IIBBBBB", body)
-        elif kind == b"IDAT":
-            idat.append(body)
-        elif kind == b"IEND":
-            break
-        pos += 12 + length
-    if header is None or not idat:
-        raise ValueError("the file has no image header or no image data")
-    width, height, depth, colour, _, _, interlace = header
-    if colour not in _PNG_CHANNELS or depth not in (8, 16):
-        raise ValueError(f"PNG colour type {colour} with bit depth {depth} is not supported "
-                         "(palette or low bit depth); save it as 8- or 16-bit greyscale")
-    if interlace:
-        raise ValueError("interlaced PNG is not supported; save it without interlacing")
-    channels = _PNG_CHANNELS[colour]
-    raw = _unfilter(zlib.decompress(b"".join(idat)), height, width, channels * depth // 8)
-    if depth == 16:
-        pixels = raw.reshape(height, -1).view(">u2").astype(np.float32)
-    else:
-        pixels = raw.astype(np.float32)
-    pixels = pixels.reshape(height, width, channels)
-    if channels >= 3:  # colour: luma; alpha is dropped
-        return pixels[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    return pixels[..., 0]
-
-
-def _png_chunk(kind: bytes, body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+    """A PNG file as a float32 (height, width) grey image in its own value range (0-255, or
+    0-65535 for 16-bit grey). Colour becomes luma; alpha is dropped; palettes are expanded.
+    Raises ValueError (or OSError) with the reason when the file is no readable PNG."""
+    try:
+        with Image.open(path) as image:
+            if image.format != "PNG":
+                raise ValueError(f"it is not a PNG file (it holds {image.format or 'something else'})")
+            image.load()
+            if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+                return np.asarray(image, dtype=np.float32)
+            if image.mode not in ("L", "LA", "RGB", "RGBA"):
+                image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+            pixels = np.asarray(image, dtype=np.float32)
+    except UnidentifiedImageError:
+        raise ValueError("it is not a PNG file") from None
+    except (SyntaxError, EOFError) as exc:  # Pillow's words for a damaged or cut-off PNG
+        raise ValueError(f"the file is damaged or truncated ({exc})") from None
+    if pixels.ndim == 2:
+        return pixels
+    return pixels[..., 0] if pixels.shape[-1] == 2 else pixels[..., :3] @ _LUMA
 
 
 def write_png(path, image: np.ndarray) -> Path:
     """Write a (height, width) uint8 grey image as PNG, atomically (temp file renamed into place)."""
-    path = Path(path)
-    image = np.ascontiguousarray(image, dtype=np.uint8)
-    height, width = image.shape
-    rows = np.concatenate([np.zeros((height, 1), np.uint8), image], axis=1)  # filter 0 per row
-    blob = (_PNG_SIGNATURE
-            + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
-            + _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), 6))
-            + _png_chunk(b"IEND", b""))
-    return write_atomically(path, lambda tmp: Path(tmp).write_bytes(blob))
+    grey = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8), mode="L")
+    return write_atomically(Path(path), lambda tmp: grey.save(tmp, format="PNG"))
 
 
 # ---------------------------------------------------------------- datasets
@@ -192,6 +119,10 @@ class SliceDataset:
     def __len__(self) -> int:
         return len(self.index)
 
+    @property
+    def has_png_slices(self) -> bool:
+        return any(axis < 0 for _, axis, _ in self.index)
+
     def slice(self, i: int) -> np.ndarray:
         image, axis, k = self.index[i]
         if axis < 0:
@@ -227,7 +158,7 @@ def load_domain(folder, plane: str = "axial", label: str = "domain", percentile:
         if _is_png(path):
             try:
                 grey = read_png(path)
-            except (OSError, ValueError, zlib.error) as exc:
+            except (OSError, ValueError) as exc:
                 raise DataError(f"{path}: cannot read this PNG ({exc}). Re-export it or remove it "
                                 "from the folder") from None
             if grey.max() <= grey.min() or foreground_mask(grey).mean() < MIN_PNG_FOREGROUND:
@@ -314,7 +245,8 @@ class Augmentation:
     """Random left-right flip, affine (rotation, scale, shift), a smooth elastic warp and
     intensity gamma/scale.
 
-    Only left-right flips: brains are close to symmetric that way, never upside down.
+    Only left-right flips: brains are close to symmetric that way (PNG slices, whose orientation
+    is unknown, are also turned upside down; see UnpairedBatches).
     """
 
     flip: bool = True
@@ -440,9 +372,17 @@ class UnpairedBatches(ShuffledPasses):
     def next(self, generator: torch.Generator) -> torch.Tensor:
         picks = self.take(self.batch_size, generator)
         if self.crop:
-            batch = torch.stack([random_crop(self.dataset.slice(i), self.size, generator) for i in picks])
+            slices = [random_crop(self.dataset.slice(i), self.size, generator) for i in picks]
         else:
-            batch = torch.stack([fit_to_size(self.dataset.slice(i), self.size) for i in picks])
+            slices = [fit_to_size(self.dataset.slice(i), self.size) for i in picks]
+        if self.augmentation and self.dataset.has_png_slices:
+            # A PNG slice carries no orientation (which way is anterior is unknown, and the seed
+            # slices are stored posterior up), while translation shows the model slices anterior
+            # or superior up: PNG slices are seen both ways up.
+            turn = torch.rand(len(picks), generator=generator) < 0.5
+            slices = [t.flip(-2) if turn[n] and self.dataset.index[i][1] < 0 else t
+                      for n, (i, t) in enumerate(zip(picks, slices))]
+        batch = torch.stack(slices)
         return self.augmentation(batch, generator) if self.augmentation else batch
 
 

@@ -42,6 +42,7 @@ from mri_style_app.cyclegan.time_budget import TimeBudget
 from mri_style_app.files import write_atomically
 
 DEFAULT_ITERATIONS = 2000
+DEFAULT_PERCENTILE = 99.5  # the foreground percentile that maps to 1, unless set or inherited
 
 
 class SetupError(Exception):
@@ -86,9 +87,10 @@ class TrainConfig:
     val_every: int = 200
     # The foreground percentile that maps to 1 when normalising each domain's images (the model
     # card records them; translation uses the same). 90 for T1w puts its white matter, not its
-    # brightest voxels, at 1, which real and simulated T1w scans agree on.
-    percentile_a: float = 99.5
-    percentile_b: float = 99.5
+    # brightest voxels, at 1, which real and simulated T1w scans agree on. None: the init_from
+    # model's (a fine-tune must see its inputs as the model was trained to), else 99.5.
+    percentile_a: float | None = None
+    percentile_b: float | None = None
     decay_fraction: float = 0.5  # share of the run over which the learning rate falls to 0
     plane: str = "axial"
     augment: bool = True
@@ -148,7 +150,7 @@ class TrainConfig:
         if self.lambda_paired < 0 or self.lambda_adversarial < 0:
             raise SetupError("lambda_paired and lambda_adversarial must not be negative")
         for name in ("percentile_a", "percentile_b"):
-            if not 50 <= getattr(self, name) <= 100:
+            if getattr(self, name) is not None and not 50 <= getattr(self, name) <= 100:
                 raise SetupError(f"{name} must be between 50 and 100 (got {getattr(self, name)})")
         if self.lr <= 0 or self.pool_size < 0:
             raise SetupError("the learning rate must be positive and the pool size not negative")
@@ -277,6 +279,23 @@ def load_run_config(run_dir) -> TrainConfig:
     return TrainConfig.from_dict(saved["config"])
 
 
+def _resolve_percentiles(config: TrainConfig) -> None:
+    """Fill the percentiles not set: from the init_from model's card, else the default 99.5."""
+    if config.percentile_a is not None and config.percentile_b is not None:
+        return
+    start = (DEFAULT_PERCENTILE, DEFAULT_PERCENTILE)
+    if config.init_from:
+        try:
+            normalisation = model_files.load_model(config.init_from).normalisation
+        except model_files.ModelError as exc:
+            raise SetupError(f"init_from: {exc}") from None
+        start = (model_files.contrast_percentile(normalisation, "t1"), model_files.contrast_percentile(normalisation, "t2"))
+    if config.percentile_a is None:
+        config.percentile_a = start[0]
+    if config.percentile_b is None:
+        config.percentile_b = start[1]
+
+
 class Trainer:
     """One training run: build with a config, then `run()`."""
 
@@ -286,6 +305,7 @@ class Trainer:
         for name in ("domain_a", "domain_b", "out", "paired_a", "paired_b", "init_from", "val_a", "val_b"):
             if getattr(config, name) is not None:
                 setattr(config, name, str(Path(getattr(config, name)).expanduser().absolute()))
+        _resolve_percentiles(config)
         self.config = config
         self.resume = resume
         self.on_event = on_event
@@ -620,8 +640,9 @@ class Trainer:
         seconds = time.perf_counter() - began
         if self.budget is not None:  # the run ends with one more
             self.budget.reserve = seconds
+        known = self.budget is None or self.iteration > 0  # a budget's total needs a measured speed
         self.emit({"type": "validation", **figures, "ssim": round(ssim, 4), "best": best,
-                   "total_iterations": self.total, "seconds": round(seconds, 2)})
+                   "total_iterations": self.total if known else None, "seconds": round(seconds, 2)})
 
     # ------------------------------------------------------------ the run
     def _start(self) -> None:
