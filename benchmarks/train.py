@@ -15,6 +15,7 @@ Batch size 1 (the reference setting); a few timed iterations after warm-up ones.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import resource
 import sys
@@ -43,9 +44,14 @@ def _reference_step(t: Trainer, real_A, real_B, generator) -> None:
     idt_A = t.G_A(real_B)
     idt_B = t.G_B(real_A)
     pred_a, pred_b = t.D_A(fake_B), t.D_B(fake_A)
-    loss_G = (F.mse_loss(pred_a, torch.ones_like(pred_a)) + F.mse_loss(pred_b, torch.ones_like(pred_b))
-              + F.l1_loss(rec_A, real_A) * 10 + F.l1_loss(rec_B, real_B) * 10
-              + F.l1_loss(idt_A, real_B) * 5 + F.l1_loss(idt_B, real_A) * 5)
+    loss_G = (
+        F.mse_loss(pred_a, torch.ones_like(pred_a))
+        + F.mse_loss(pred_b, torch.ones_like(pred_b))
+        + F.l1_loss(rec_A, real_A) * 10
+        + F.l1_loss(rec_B, real_B) * 10
+        + F.l1_loss(idt_A, real_B) * 5
+        + F.l1_loss(idt_B, real_A) * 5
+    )
     loss_G.backward()
     t.opt_G.step()
     for p in [*t.D_A.parameters(), *t.D_B.parameters()]:
@@ -103,9 +109,17 @@ def main() -> int:
             for size in (int(s) for s in args.sizes.split(",")):
                 iterations = args.iterations or (3 if size <= 128 else 2)
                 for kind in args.steps.split(","):
-                    cfg = TrainConfig(domain_a=f"{tmp}/A", domain_b=f"{tmp}/B", out=f"{tmp}/run", preset=preset,
-                                      size=size, iterations=1000, device=args.device, amp=kind == "ours-bf16",
-                                      augment=False)
+                    cfg = TrainConfig(
+                        domain_a=f"{tmp}/A",
+                        domain_b=f"{tmp}/B",
+                        out=f"{tmp}/run",
+                        preset=preset,
+                        size=size,
+                        iterations=1000,
+                        device=args.device,
+                        amp=kind == "ours-bf16",
+                        augment=False,
+                    )
                     trainer = Trainer(cfg)
                     trainer._build()
                     trainer.ref_pool_A, trainer.ref_pool_B = ImagePool(50), ImagePool(50)
@@ -115,12 +129,18 @@ def main() -> int:
                     if device.type == "cuda":
                         torch.cuda.reset_peak_memory_stats(device)
                     if kind == "reference":
-                        step = lambda: _reference_step(trainer, a, b, gen)  # noqa: E731
+                        step = functools.partial(_reference_step, trainer, a, b, gen)
                     else:
-                        step = lambda: trainer.train_step(a, b)  # noqa: E731
+                        step = functools.partial(trainer.train_step, a, b)
                     seconds = _time(step, args.warmup, iterations, sync)
-                    row = {"preset": preset, "size": size, "step": kind, "seconds_per_iteration": round(seconds, 4),
-                           "iterations_per_second": round(1 / seconds, 3), "timed_iterations": iterations}
+                    row = {
+                        "preset": preset,
+                        "size": size,
+                        "step": kind,
+                        "seconds_per_iteration": round(seconds, 4),
+                        "iterations_per_second": round(1 / seconds, 3),
+                        "timed_iterations": iterations,
+                    }
                     if device.type == "cuda":
                         row["peak_gpu_memory_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
                     results.append(row)
@@ -130,8 +150,12 @@ def main() -> int:
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak process memory {peak_rss:.0f} MiB")
     if args.json:
-        args.json.write_text(json.dumps({"device": name, "torch": torch.__version__, "results": results,
-                                         "peak_rss_mib": round(peak_rss)}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {"device": name, "torch": torch.__version__, "results": results, "peak_rss_mib": round(peak_rss)},
+                indent=2,
+            )
+        )
     return 0
 
 

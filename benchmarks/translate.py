@@ -72,9 +72,11 @@ def baseline_seconds(n_slices: int, volume_slices: int) -> float:
             net(x)
         per_slice = (time.perf_counter() - start) / n_slices
     total = per_slice * volume_slices
-    print(f"baseline (standard ngf 64, 9 blocks, fp32, 256x256, one slice at a time): "
-          f"{per_slice:.3f} s/slice, timed on {n_slices} slices, extrapolated to {volume_slices} slices: "
-          f"{total:.1f} s")
+    print(
+        f"baseline (standard ngf 64, 9 blocks, fp32, 256x256, one slice at a time): "
+        f"{per_slice:.3f} s/slice, timed on {n_slices} slices, extrapolated to {volume_slices} slices: "
+        f"{total:.1f} s"
+    )
     return total
 
 
@@ -98,9 +100,21 @@ def command_seconds(source: Path, model: Path | None, runs: int = 2) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(runs):
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "mri_style_app", "translate", str(source), str(Path(tmp) / "out.nii.gz"),
-                            "--direction", "t1-to-t2", "--quiet", *(["--model", str(model)] if model else [])],
-                           check=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "mri_style_app",
+                    "translate",
+                    str(source),
+                    str(Path(tmp) / "out.nii.gz"),
+                    "--direction",
+                    "t1-to-t2",
+                    "--quiet",
+                    *(["--model", str(model)] if model else []),
+                ],
+                check=True,
+            )
             best = min(best, time.perf_counter() - start)
     return best
 
@@ -108,8 +122,9 @@ def command_seconds(source: Path, model: Path | None, runs: int = 2) -> float:
 def phases(source: Path, model: ck.CycleGANModel) -> dict[str, float]:
     """Seconds of each phase of the command, in this process (imports timed in a fresh one)."""
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import mri_style_app.cyclegan.translate, mri_style_app.imaging.volume"],
-                   check=True)
+    subprocess.run(
+        [sys.executable, "-c", "import mri_style_app.cyclegan.translate, mri_style_app.imaging.volume"], check=True
+    )
     out = {"imports (fresh process)": time.perf_counter() - start}
     start = time.perf_counter()
     volume = load_volume(source)
@@ -126,8 +141,12 @@ def phases(source: Path, model: ck.CycleGANModel) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--presets", nargs="*", default=["unet", "lite"],
-                        help="random-weight presets to time when the default model is missing")
+    parser.add_argument(
+        "--presets",
+        nargs="*",
+        default=["unet", "lite"],
+        help="random-weight presets to time when the default model is missing",
+    )
     parser.add_argument("--baseline-slices", type=int, default=10)
     parser.add_argument("--tri", action="store_true", help="time tri-planar fusion too")
     args = parser.parse_args()
@@ -143,14 +162,18 @@ def main() -> None:
         print(f"fast path model: {paths.default_model_path().name} ({models['default'].preset})")
     else:
         models = {p: random_model(p) for p in args.presets}
-        print(f"fast path model: {paths.default_model_path().name} is missing; random-weight "
-              f"{', '.join(args.presets)} models instead (speed does not depend on the weights)")
+        print(
+            f"fast path model: {paths.default_model_path().name} is missing; random-weight "
+            f"{', '.join(args.presets)} models instead (speed does not depend on the weights)"
+        )
     kept = int(mask.any(axis=(0, 1)).sum())
     print(f"axial slices with foreground: {kept} of {volume.shape[2]}")
     if paths.default_model_path().exists() and volume.source_path is not None:
         seconds = command_seconds(volume.source_path, None)
-        print(f"[default] whole command (mri-style translate, fresh process): {seconds:.2f} s, "
-              f"{baseline / seconds:.1f}x faster than the baseline (goal: at least 20x)")
+        print(
+            f"[default] whole command (mri-style translate, fresh process): {seconds:.2f} s, "
+            f"{baseline / seconds:.1f}x faster than the baseline (goal: at least 20x)"
+        )
         for phase, value in phases(volume.source_path, models["default"]).items():
             print(f"[default]   {phase}: {value:.2f} s")
 
@@ -159,16 +182,20 @@ def main() -> None:
         start = time.perf_counter()
         fast = translate_volume(volume, model, "t1-to-t2", device="cpu")
         seconds = time.perf_counter() - start
-        print(f"[{name}] fast path, axial, CPU: {seconds:.2f} s per volume "
-              f"({seconds / kept * 1000:.0f} ms per slice), {baseline / seconds:.1f}x faster than the baseline "
-              f"(goal: under 5 s and at least 20x)")
+        print(
+            f"[{name}] fast path, axial, CPU: {seconds:.2f} s per volume "
+            f"({seconds / kept * 1000:.0f} ms per slice), {baseline / seconds:.1f}x faster than the baseline "
+            f"(goal: under 5 s and at least 20x)"
+        )
         start = time.perf_counter()
         plain = plain_unit(volume, model)
         plain_seconds = time.perf_counter() - start
         t1_scale = normalise_volume(volume.data, model.normalisation, "t1")[1]  # as translate_volume scaled it
         fast_unit = fast.data / t1_scale
-        print(f"[{name}] plain run of the same model: {plain_seconds:.2f} s; PSNR fast vs plain inside the "
-              f"foreground: {psnr(fast_unit, plain, mask):.1f} dB (goal > 40 dB)")
+        print(
+            f"[{name}] plain run of the same model: {plain_seconds:.2f} s; PSNR fast vs plain inside the "
+            f"foreground: {psnr(fast_unit, plain, mask):.1f} dB (goal > 40 dB)"
+        )
         # bf16 autocast on a few central slices: only worth it if faster and faithful.
         ks = range(volume.shape[2] // 2 - 4, volume.shape[2] // 2 + 4)
         t0 = time.perf_counter()
@@ -177,8 +204,10 @@ def main() -> None:
         bf16 = plain_unit(volume, model, True, ks)
         t2 = time.perf_counter()
         sub = (slice(None), slice(None), slice(ks.start, ks.stop))
-        print(f"[{name}] CPU bf16 autocast: {(t2 - t1) / len(ks) * 1000:.0f} ms/slice vs fp32 "
-              f"{(t1 - t0) / len(ks) * 1000:.0f} ms/slice, PSNR bf16 vs fp32 {psnr(bf16[sub], fp32[sub], mask[sub]):.1f} dB")
+        print(
+            f"[{name}] CPU bf16 autocast: {(t2 - t1) / len(ks) * 1000:.0f} ms/slice vs fp32 "
+            f"{(t1 - t0) / len(ks) * 1000:.0f} ms/slice, PSNR bf16 vs fp32 {psnr(bf16[sub], fp32[sub], mask[sub]):.1f} dB"
+        )
         if args.tri:
             start = time.perf_counter()
             translate_volume(volume, model, "t1-to-t2", planes="tri", device="cpu")
@@ -192,8 +221,10 @@ def main() -> None:
             start = time.perf_counter()
             translate_volume(volume, model, "t1-to-t2", planes="tri", device="cuda")
             tri_seconds = time.perf_counter() - start
-            print(f"[{name}] GPU {describe_device('cuda')}: axial {gpu_seconds:.2f} s, tri {tri_seconds:.2f} s per "
-                  f"volume; PSNR fp16 GPU vs fp32 plain {psnr(gpu.data / t1_scale, plain, mask):.1f} dB")
+            print(
+                f"[{name}] GPU {describe_device('cuda')}: axial {gpu_seconds:.2f} s, tri {tri_seconds:.2f} s per "
+                f"volume; PSNR fp16 GPU vs fp32 plain {psnr(gpu.data / t1_scale, plain, mask):.1f} dB"
+            )
 
 
 if __name__ == "__main__":

@@ -101,8 +101,13 @@ def cold_start() -> tuple[float, bool]:
     """Seconds from starting a fresh Python until the main window is shown (the child's first
     line, not its exit); and whether torch was imported by then."""
     start = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-c", COLD_START], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
+    child = subprocess.Popen(
+        [sys.executable, "-c", COLD_START],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     line = child.stdout.readline()
     elapsed = time.perf_counter() - start
     _, err = child.communicate(timeout=120)
@@ -121,13 +126,17 @@ def main() -> int:
         cube = write_volume(Path(tmp) / "head_256cubed.nii.gz", (256, 256, 256))
         print(f"open 256x256x180 .nii.gz to first picture: {open_to_first_picture(big):.0f} ms")
         median, p95 = crosshair_moves(cube, args.moves)
-        print(f"crosshair move, 3 views repainted (256^3, {args.moves} moves): "
-              f"median {median:.1f} ms, p95 {p95:.1f} ms (goal: median < 10 ms)")
+        print(
+            f"crosshair move, 3 views repainted (256^3, {args.moves} moves): "
+            f"median {median:.1f} ms, p95 {p95:.1f} ms (goal: median < 10 ms)"
+        )
     if not args.skip_cold_start:
         runs = [cold_start() for _ in range(5)]
         best = min(t for t, _ in runs)
-        print(f"cold start to main window shown: {best:.2f} s (best of 5; goal < 2 s); "
-              f"torch imported: {any(t for _, t in runs)}")
+        print(
+            f"cold start to main window shown: {best:.2f} s (best of 5; goal < 2 s); "
+            f"torch imported: {any(t for _, t in runs)}"
+        )
     return 0
 
 

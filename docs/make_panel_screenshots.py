@@ -62,8 +62,13 @@ def main() -> int:
     parser.add_argument("--model", type=Path, default=paths.default_model_path())
     parser.add_argument("--run", type=Path, required=True, help="a finished training run folder")
     parser.add_argument("--planes", default="axial")
-    parser.add_argument("--pairs", type=Path, nargs=2, metavar=("PAIRED_T1W", "PAIRED_T2W"),
-                        help="also shoot the wizard's data page with these co-registered folders")
+    parser.add_argument(
+        "--pairs",
+        type=Path,
+        nargs=2,
+        metavar=("PAIRED_T1W", "PAIRED_T2W"),
+        help="also shoot the wizard's data page with these co-registered folders",
+    )
     args = parser.parse_args()
 
     create_application()

@@ -68,8 +68,9 @@ def test_invalid_file_shows_the_error_and_keeps_the_previous_volume(window, qtbo
     bad = tmp_path / "broken.nii.gz"
     bad.write_bytes(b"this is not a NIfTI file at all")
     window.open_files([bad])
-    qtbot.waitUntil(lambda: window.last_error_dialog is not None and window.last_error_dialog.isVisible(),
-                    timeout=LOAD_TIMEOUT_MS)
+    qtbot.waitUntil(
+        lambda: window.last_error_dialog is not None and window.last_error_dialog.isVisible(), timeout=LOAD_TIMEOUT_MS
+    )
     dialog = window.last_error_dialog
     assert "broken.nii.gz" in dialog.text() and "gzip" in dialog.text()
     assert window.current_volume is before and window.viewer.volume is before
@@ -133,8 +134,9 @@ def test_save_as_writes_the_active_volume_and_never_the_source(window, qtbot, tm
     assert saved.source_axcodes == "LPS"
     before = source.read_bytes()
     window.save_volume_as(window.current_volume, path=source)
-    qtbot.waitUntil(lambda: window.last_error_dialog is not None and window.last_error_dialog.isVisible(),
-                    timeout=LOAD_TIMEOUT_MS)
+    qtbot.waitUntil(
+        lambda: window.last_error_dialog is not None and window.last_error_dialog.isVisible(), timeout=LOAD_TIMEOUT_MS
+    )
     assert "never" in window.last_error_dialog.text()
     assert source.read_bytes() == before
 
@@ -143,12 +145,14 @@ def test_drop_screenshot_overlay_guards_and_panels(window, qtbot, tmp_path):
     path = write_image(tmp_path / "dropped.nii.gz")
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(path))])
-    enter = QDragEnterEvent(QPoint(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                            Qt.KeyboardModifier.NoModifier)
+    enter = QDragEnterEvent(
+        QPoint(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    )
     QApplication.sendEvent(window, enter)  # a drop only lands where the drag entered
     assert enter.isAccepted()
-    drop = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                      Qt.KeyboardModifier.NoModifier)
+    drop = QDropEvent(
+        QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    )
     QApplication.sendEvent(window, drop)
     qtbot.waitUntil(lambda: window.current_volume is not None, timeout=LOAD_TIMEOUT_MS)
     assert window.current_volume.name == "dropped"
@@ -190,8 +194,9 @@ print("loaded", window.current_volume is not None, "torch", "torch" in sys.modul
 
 def test_window_with_a_volume_does_not_import_torch(tmp_path, repo_root):
     path = write_image(tmp_path / "plain.nii.gz")
-    result = subprocess.run([sys.executable, "-c", COLD_START, str(path)], capture_output=True, text=True,
-                            cwd=repo_root, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", COLD_START, str(path)], capture_output=True, text=True, cwd=repo_root, timeout=120
+    )
     assert "loaded True torch False" in result.stdout, result.stderr
 
 
@@ -219,8 +224,7 @@ def create(files, open_demo=True):
 app_mod.create_main_window = create
 sys.exit(app_mod.run_gui([], open_demo=True))
 """
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=repo_root,
-                            timeout=120)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=repo_root, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "demo icbm152_2009a_t1w" in result.stdout
 

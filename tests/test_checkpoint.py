@@ -49,9 +49,17 @@ def test_card_is_embedded_and_beside_the_file(saved):
     card = ck.load_model(path).card
     assert sidecar == card
     assert card["format_version"] == ck.FORMAT_VERSION and card["app_version"]
-    assert card["architecture"] == {"generator": "resnet", "preset": "custom", "ngf": 8, "n_blocks": 2,
-                                    "in_channels": 1, "out_channels": 1, "intensity_path": 0,
-                                    "intensity_depth": 1, "output_top": 1.0}
+    assert card["architecture"] == {
+        "generator": "resnet",
+        "preset": "custom",
+        "ngf": 8,
+        "n_blocks": 2,
+        "in_channels": 1,
+        "out_channels": 1,
+        "intensity_path": 0,
+        "intensity_depth": 1,
+        "output_top": 1.0,
+    }
     assert card["normalisation"]["percentile"] == 99.5 and card["training"] == {"iterations": 10}
     assert card["metrics"] == {"psnr": 20.0} and card["created"]
     # The sidecar is for people: the embedded card is what counts.
@@ -228,8 +236,9 @@ def _round_trip(tmp_path, preset: str, net, normalisation: dict | None = None):
     """`net` saved as a one-direction model of `preset` and loaded back; it must translate alike."""
     from mri_style_app.cyclegan import checkpoint as model_files
 
-    path = model_files.save_model(tmp_path / "m.safetensors", {"t1-to-t2": net},
-                                  model_files.make_card(preset, ["t1-to-t2"], normalisation))
+    path = model_files.save_model(
+        tmp_path / "m.safetensors", {"t1-to-t2": net}, model_files.make_card(preset, ["t1-to-t2"], normalisation)
+    )
     model = model_files.load_model(path)
     x = torch.rand(1, 1, 40, 32) * 2 - 1
     with torch.inference_mode():

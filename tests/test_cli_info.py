@@ -17,8 +17,9 @@ HEAVY = ("PySide6", "shiboken6", "pyqtgraph", "torch")
 
 
 def _cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "mri_style_app", *map(str, args)],
-                          capture_output=True, text=True, timeout=120, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "mri_style_app", *map(str, args)], capture_output=True, text=True, timeout=120, cwd=cwd
+    )
 
 
 @pytest.fixture

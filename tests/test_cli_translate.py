@@ -18,8 +18,13 @@ CONFIG = GeneratorConfig(ngf=4, n_blocks=1)
 
 
 def _cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "mri_style_app", "translate", *map(str, args)],
-                          capture_output=True, text=True, timeout=120, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "mri_style_app", "translate", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +86,10 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(files, tmp_path):
     _bad(_cli(src, out, "--direction", "t1-to-t2", "--model", junk), "junk.safetensors", "not a safetensors")
     _bad(_cli(src, out, "--direction", "t1-to-t2", "--model", tmp_path / "absent.safetensors"), "no such model")
     _bad(_cli(src, src, "--direction", "t1-to-t2", "--model", model), "never overwritten")
-    _bad(_cli(src, tmp_path / "no" / "such" / "out.nii.gz", "--direction", "t1-to-t2", "--model", model),
-         "does not exist")
+    _bad(
+        _cli(src, tmp_path / "no" / "such" / "out.nii.gz", "--direction", "t1-to-t2", "--model", model),
+        "does not exist",
+    )
     _bad(_cli(src, tmp_path / "out.png", "--direction", "t1-to-t2", "--model", model), ".nii")
     if not torch.cuda.is_available():
         _bad(_cli(src, out, "--direction", "t1-to-t2", "--model", model, "--device", "cuda"), "CUDA")

@@ -36,7 +36,7 @@ def test_whole_slices_that_fit_are_padded_never_resampled():
     out = fit_to_size(slice_, 236)[0].numpy()
     assert out.shape == (236, 236)
     top, left = (236 - 233) // 2, (236 - 197) // 2
-    np.testing.assert_array_equal(out[top:top + 233, left:left + 197], slice_)  # every voxel as it was
+    np.testing.assert_array_equal(out[top : top + 233, left : left + 197], slice_)  # every voxel as it was
     assert (out[:top] == -1).all() and (out[:, :left] == -1).all()
     smaller = fit_to_size(slice_, 128)[0].numpy()  # larger than the size: resized down, whole
     assert smaller.shape == (128, 128) and smaller.std() > 0

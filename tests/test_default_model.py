@@ -46,10 +46,12 @@ def test_default_model_is_bundled_with_its_evidence():
     model = checkpoint.load_model(paths.default_model_path())
     assert set(model.directions) == {"t1-to-t2", "t2-to-t1"}
     card = model.card
-    assert card["training"]["recipes"] == ["training/recipes/default_t1_t2_voxel.toml",
-                                           "training/recipes/default_t1_t2_voxel_stage2.toml",
-                                           "training/recipes/default_t1_t2_voxel_stage3.toml",
-                                           "training/recipes/default_t1_t2_voxel_stage4.toml"]
+    assert card["training"]["recipes"] == [
+        "training/recipes/default_t1_t2_voxel.toml",
+        "training/recipes/default_t1_t2_voxel_stage2.toml",
+        "training/recipes/default_t1_t2_voxel_stage3.toml",
+        "training/recipes/default_t1_t2_voxel_stage4.toml",
+    ]
     assert card["architecture"]["preset"] == "voxel-headroom" and card["architecture"]["output_top"] == 1.1
     assert card["normalisation"]["contrast_percentiles"]["t1"] == 90.0
     table = card["metrics"]["table"]
@@ -114,7 +116,9 @@ def test_the_whole_head_candidate_recipe_reads_no_test_slice():
     prepare = inspect.getsource(module.prepare)
     assert 'write_split(DATA / "seed-train", "train")' in prepare and '"test"' not in prepare
     candidate = checkpoint.load_model(REPO / "training" / "candidates" / "whole_head_unet.safetensors")
-    assert candidate.preset == "unet" and candidate.card["training"]["recipe"] == "training/recipes/whole_head_unet.toml"
+    assert (
+        candidate.preset == "unet" and candidate.card["training"]["recipe"] == "training/recipes/whole_head_unet.toml"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -133,8 +137,10 @@ def test_seed_test_split_through_the_cli_meets_the_card(seed_test, tmp_path, dir
     done = _cli("translate", str(seed_test[source]), str(out), "--direction", direction)
     assert done.returncode == 0, done.stderr
     table = _card()["metrics"]["table"]["model"]
-    for scored, region in (("seed test, whole head", ["--region", "head", "--source", str(seed_test[source])]),
-                           ("seed test, brain", ["--region", str(seed_test["brain"])])):
+    for scored, region in (
+        ("seed test, whole head", ["--region", "head", "--source", str(seed_test[source])]),
+        ("seed test, brain", ["--region", str(seed_test["brain"])]),
+    ):
         scores = _cli("evaluate", str(out), str(seed_test[reference]), *region, "--json")
         assert scores.returncode == 0, scores.stderr
         measured, card = json.loads(scores.stdout), table[scored][direction]
@@ -156,8 +162,9 @@ def pair_3t_lia(tmp_path_factory):
     files = {}
     for name, data in (("t1w", t1w), ("t2w", t2w)):
         files[name] = save_volume(template.with_data(data, name=name).stored_as("LIA"), folder / f"{name}.nii.gz")
-    files["mask"] = save_volume(template.with_data(mask.astype(np.float32), name="mask").stored_as("LIA"),
-                                folder / "mask.nii.gz")
+    files["mask"] = save_volume(
+        template.with_data(mask.astype(np.float32), name="mask").stored_as("LIA"), folder / "mask.nii.gz"
+    )
     assert nib.aff2axcodes(nib.load(files["t1w"]).affine) == ("L", "I", "A")
     return files
 

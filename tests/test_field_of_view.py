@@ -102,8 +102,9 @@ def _resampled(volume: Volume, in_plane_mm: float, mask: bool = False) -> Volume
         shape = (int(round(volume.shape[0] * factor)), int(round(volume.shape[1] * factor)), volume.shape[2])
         step = np.array([1 / factor, 1 / factor, 1.0])
         offset = np.array([(step[0] - 1) / 2, (step[1] - 1) / 2, 0.0])  # voxel centres in the old grid
-        data = ndimage.affine_transform(volume.data, step, offset=offset, output_shape=shape,
-                                        order=0 if mask else 1, mode="constant")
+        data = ndimage.affine_transform(
+            volume.data, step, offset=offset, output_shape=shape, order=0 if mask else 1, mode="constant"
+        )
     affine[:3, :3] = volume.affine[:3, :3] @ np.diag(step)
     affine[:3, 3] = volume.affine[:3, :3] @ offset + volume.affine[:3, 3]
     return Volume(data=data.astype(np.float32), affine=affine, name=f"{volume.name}_{in_plane_mm}mm")
@@ -140,9 +141,11 @@ def _affine(kind: str) -> np.ndarray:
     return affine
 
 
-SLABS = {"one coronal slice": (slice(None), slice(28, 29), slice(None)),
-         "one sagittal slice": (slice(24, 25), slice(None), slice(None)),
-         "one axial slice": (slice(None), slice(None), slice(10, 11))}
+SLABS = {
+    "one coronal slice": (slice(None), slice(28, 29), slice(None)),
+    "one sagittal slice": (slice(24, 25), slice(None), slice(None)),
+    "one axial slice": (slice(None), slice(None), slice(10, 11)),
+}
 
 
 @pytest.mark.parametrize("kind", [*SLABS, "anisotropic", "oblique"])
@@ -154,8 +157,12 @@ def test_thin_anisotropic_and_oblique_volumes_translate_from_the_command_line(tm
     affine = _affine(kind) if kind in ("anisotropic", "oblique") else np.eye(4)
     src, out = tmp_path / "in.nii.gz", tmp_path / "out.nii.gz"
     nib.save(nib.Nifti1Image(data, affine), str(src))
-    done = subprocess.run([*CLI, "translate", str(src), str(out), "--direction", "t1-to-t2", "--quiet"],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [*CLI, "translate", str(src), str(out), "--direction", "t1-to-t2", "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     written = nib.load(str(out))
     result = np.asarray(written.dataobj)

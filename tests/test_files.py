@@ -38,7 +38,8 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
 
 def test_the_suffix_lets_a_writer_choose_the_format_by_extension(tmp_path):
     seen = []
-    write_atomically(tmp_path / "out.nii.gz", lambda tmp: (seen.append(tmp), open(tmp, "wb").close()),
-                     suffix=".tmp.nii.gz")
+    write_atomically(
+        tmp_path / "out.nii.gz", lambda tmp: (seen.append(tmp), open(tmp, "wb").close()), suffix=".tmp.nii.gz"
+    )
     assert seen[0].endswith(".tmp.nii.gz")
     assert (tmp_path / "out.nii.gz").exists()

@@ -16,6 +16,7 @@ RNG = np.random.default_rng(7)
 
 # --- intensity ----------------------------------------------------------------------------
 
+
 def test_robust_range_ignores_the_zero_background():
     data = np.zeros((100, 100, 10), np.float32)
     data[40:60, 40:60, :] = np.linspace(1, 100, 4000).reshape(20, 20, 10)  # 4 % of the voxels
@@ -72,6 +73,7 @@ def test_foreground_mask_keeps_dark_tissue_of_a_skull_stripped_volume():
 
 # --- metrics -------------------------------------------------------------------------------
 
+
 def test_psnr_and_mae_of_a_known_error():
     ref = RNG.random((20, 20, 20))
     pred = ref + 0.1  # MSE 0.01 -> PSNR 20 dB
@@ -127,10 +129,9 @@ def test_ssim_of_a_scaled_ramp_matches_the_hand_computed_value():
     x = np.repeat((0.2 + slope * np.arange(n))[:, None], 40, axis=1)
     radius = 3
     var = slope**2 * float(np.mean(np.arange(-radius, radius + 1) ** 2)) * 49 / 48
-    mean = x[radius:n - radius, 0]
-    expected = ((2 * k * mean**2 + C1) * (2 * k * var + C2)
-                / (((1 + k * k) * mean**2 + C1) * ((1 + k * k) * var + C2)))
-    got = ssim_map(k * x, x)[radius:n - radius, 20]
+    mean = x[radius : n - radius, 0]
+    expected = (2 * k * mean**2 + C1) * (2 * k * var + C2) / (((1 + k * k) * mean**2 + C1) * ((1 + k * k) * var + C2))
+    got = ssim_map(k * x, x)[radius : n - radius, 20]
     np.testing.assert_allclose(got, expected, rtol=1e-6)
     assert 0.70 < expected.min() < expected.max() < 0.8  # a real, not a trivial, value
 

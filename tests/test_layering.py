@@ -51,5 +51,8 @@ def test_cyclegan_does_not_import_qt(module):
     assert _heavy_imports(module, QT) == []
 
 
-def test_the_preset_table_loads_without_torch_so_the_wizard_starts_fast():
-    assert _heavy_imports("mri_style_app.cyclegan.presets", QT + ("torch",)) == []
+@pytest.mark.parametrize(
+    "module", ["mri_style_app.cyclegan.presets", "mri_style_app.cyclegan.time_budget", "mri_style_app.cyclegan.events"]
+)
+def test_what_the_wizard_reads_loads_without_torch_so_it_starts_fast(module):
+    assert _heavy_imports(module, QT + ("torch",)) == []

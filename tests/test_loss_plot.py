@@ -12,10 +12,22 @@ from mri_style_app.ui.help_text import D_COLLAPSE_ITERATIONS, diagnose_run
 
 def _steps(n, start=0, d_a=lambda i: 0.25, cycle=lambda i: 2.0 * math.exp(-i / 100)):
     rng = np.random.default_rng(start)
-    return [{"type": "step", "iteration": i, "epoch": 0,
-             "G_A": 0.3 + 0.1 * rng.random(), "G_B": 0.35, "D_A": d_a(i), "D_B": 0.22,
-             "cycle_A": cycle(i), "cycle_B": cycle(i) / 2, "idt_A": 0.4, "idt_B": 0.3}
-            for i in range(start, start + n)]
+    return [
+        {
+            "type": "step",
+            "iteration": i,
+            "epoch": 0,
+            "G_A": 0.3 + 0.1 * rng.random(),
+            "G_B": 0.35,
+            "D_A": d_a(i),
+            "D_B": 0.22,
+            "cycle_A": cycle(i),
+            "cycle_B": cycle(i) / 2,
+            "idt_A": 0.4,
+            "idt_B": 0.3,
+        }
+        for i in range(start, start + n)
+    ]
 
 
 @pytest.fixture
@@ -84,8 +96,9 @@ def test_diagnosis_sees_discriminator_collapse_and_cycle_stall():
     d_a = np.where(x > 100, 0.001, 0.25)  # collapses at 100, stays for 299 iterations
     series = {"D_A": d_a, "D_B": np.full(n, 0.2), "cycle": np.full(n, 1.5)}
     messages = [f.message for f in diagnose_run(x, series)]
-    assert any(m.startswith(f"D_A has stayed near zero over the last {D_COLLAPSE_ITERATIONS} iterations")
-               for m in messages)
+    assert any(
+        m.startswith(f"D_A has stayed near zero over the last {D_COLLAPSE_ITERATIONS} iterations") for m in messages
+    )
     assert any("stopped falling" in m for m in messages)
     assert n - 1 - 101 >= D_COLLAPSE_ITERATIONS
     # A brief dip is not a collapse.

@@ -5,8 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mri_style_app.cyclegan.networks import (PRESETS, SIZE_MULTIPLE, GeneratorConfig, PatchDiscriminator,
-                                             ResnetGenerator, build_generator, init_weights)
+from mri_style_app.cyclegan.networks import (
+    PRESETS,
+    SIZE_MULTIPLE,
+    GeneratorConfig,
+    PatchDiscriminator,
+    ResnetGenerator,
+    build_generator,
+    init_weights,
+)
 
 
 @pytest.mark.parametrize("preset", ["tiny", "small"])
@@ -35,8 +42,16 @@ def test_standard_rgb_generator_matches_the_reference_parameter_count():
 def test_state_dict_keys_follow_the_reference_module_order():
     keys = set(build_generator("standard").state_dict())
     # stem conv, two downsamplings, 9 blocks at 10..18, two transposed convs, head conv at 26
-    for key in ("model.1.weight", "model.4.weight", "model.7.weight", "model.10.conv_block.1.weight",
-                "model.18.conv_block.5.weight", "model.19.weight", "model.22.weight", "model.26.weight"):
+    for key in (
+        "model.1.weight",
+        "model.4.weight",
+        "model.7.weight",
+        "model.10.conv_block.1.weight",
+        "model.18.conv_block.5.weight",
+        "model.19.weight",
+        "model.22.weight",
+        "model.26.weight",
+    ):
         assert key in keys, key
     assert not any("running_mean" in k for k in keys)  # instance norm without running statistics
 
@@ -63,7 +78,9 @@ def test_intensity_branch_starts_at_zero_and_then_adds_a_per_voxel_mapping():
     with torch.inference_mode():
         assert torch.allclose(with_branch(x), plain(x), atol=1e-6)  # same model until trained
         with_branch.intensity[-1].bias.fill_(0.5)
-        assert torch.allclose(with_branch(x), torch.tanh(torch.atanh(plain(x).clamp(-0.999999, 0.999999)) + 0.5), atol=1e-3)
+        assert torch.allclose(
+            with_branch(x), torch.tanh(torch.atanh(plain(x).clamp(-0.999999, 0.999999)) + 0.5), atol=1e-3
+        )
     # the branch works at full resolution: a one-voxel change reaches the output at that voxel
     nn_branch = build_generator("lite-intensity")
     torch.nn.init.normal_(nn_branch.intensity[-1].weight, 0, 1.0)
@@ -128,8 +145,9 @@ def test_a_unet_sees_context_takes_any_size_and_has_no_normalisation():
     torch.manual_seed(0)
     net = build_generator("unet")
     init_weights(net)
-    assert not any(isinstance(m, (torch.nn.InstanceNorm2d, torch.nn.BatchNorm2d, torch.nn.GroupNorm))
-                   for m in net.modules())
+    assert not any(
+        isinstance(m, (torch.nn.InstanceNorm2d, torch.nn.BatchNorm2d, torch.nn.GroupNorm)) for m in net.modules()
+    )
     assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in net.modules())  # no checkerboards
     for h, w in [(61, 47), (8, 8), (1, 40)]:
         with torch.inference_mode():

@@ -24,8 +24,10 @@ from mri_style_app import __version__
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(os.environ.get("MRI_STYLE_SLOW") != "1",
-                       reason="builds the PyInstaller bundle (minutes); set MRI_STYLE_SLOW=1 to run"),
+    pytest.mark.skipif(
+        os.environ.get("MRI_STYLE_SLOW") != "1",
+        reason="builds the PyInstaller bundle (minutes); set MRI_STYLE_SLOW=1 to run",
+    ),
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the bundle checks are written for Linux"),
 ]
 
@@ -34,8 +36,17 @@ BUNDLE = REPO / "build" / "dist" / "mri-style"
 EXE = BUNDLE / "mri-style"
 INTERNAL = BUNDLE / "_internal"
 BUILD_TIMEOUT_S = 40 * 60
-X11_PACKAGES = ["xvfb", "x11-utils", "libxcb-cursor0", "libxcb-icccm4", "libxcb-keysyms1",
-                "libxcb-image0", "libxcb-render-util0", "libxkbcommon-x11-0", "libxcb-shape0"]
+X11_PACKAGES = [
+    "xvfb",
+    "x11-utils",
+    "libxcb-cursor0",
+    "libxcb-icccm4",
+    "libxcb-keysyms1",
+    "libxcb-image0",
+    "libxcb-render-util0",
+    "libxkbcommon-x11-0",
+    "libxcb-shape0",
+]
 
 
 def _sources() -> list[Path]:
@@ -56,8 +67,13 @@ def _bundle_is_fresh() -> bool:
 @pytest.fixture(scope="module")
 def exe() -> Path:
     if not _bundle_is_fresh():
-        result = subprocess.run(["bash", str(REPO / "build" / "build.sh")], cwd=REPO,
-                                capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
+        result = subprocess.run(
+            ["bash", str(REPO / "build" / "build.sh")],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=BUILD_TIMEOUT_S,
+        )
         assert result.returncode == 0, f"build failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
         print(result.stdout.strip().splitlines()[-3:])
     assert EXE.is_file() and os.access(EXE, os.X_OK)
@@ -72,8 +88,9 @@ def _env(**extra) -> dict:
 
 
 def _run(args, timeout=300, **env) -> subprocess.CompletedProcess:
-    return subprocess.run([str(a) for a in args], capture_output=True, text=True,
-                          timeout=timeout, env=_env(**env), cwd=str(REPO))
+    return subprocess.run(
+        [str(a) for a in args], capture_output=True, text=True, timeout=timeout, env=_env(**env), cwd=str(REPO)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -81,15 +98,19 @@ def x11_tools() -> None:
     """Xvfb, xwininfo and the X libraries Qt's xcb plugin loads; installed with apt-get if we may."""
     missing = [tool for tool in ("Xvfb", "xwininfo") if shutil.which(tool) is None]
     # Qt 6.5+ refuses the xcb platform without libxcb-cursor (and the others in X11_PACKAGES).
-    missing += [f"lib{lib}" for lib in ("xcb-cursor", "xcb-icccm", "xcb-keysyms", "xkbcommon-x11")
-                if ctypes.util.find_library(lib) is None]
+    missing += [
+        f"lib{lib}"
+        for lib in ("xcb-cursor", "xcb-icccm", "xcb-keysyms", "xkbcommon-x11")
+        if ctypes.util.find_library(lib) is None
+    ]
     if missing:
         if os.geteuid() != 0 or shutil.which("apt-get") is None:
             pytest.skip(f"{', '.join(missing)} not installed and not root to apt-get install {X11_PACKAGES}")
         # A fresh machine may have no package lists yet.
         subprocess.run(["apt-get", "update", "-qq"], capture_output=True, text=True, timeout=600)
-        result = subprocess.run(["apt-get", "install", "-y", "-qq", *X11_PACKAGES],
-                                capture_output=True, text=True, timeout=600)
+        result = subprocess.run(
+            ["apt-get", "install", "-y", "-qq", *X11_PACKAGES], capture_output=True, text=True, timeout=600
+        )
         if result.returncode != 0:
             pytest.skip(f"apt-get install {' '.join(X11_PACKAGES)} failed: {result.stderr[-500:]}")
 
@@ -98,9 +119,12 @@ def x11_tools() -> None:
 def xvfb_display():
     """A private X server; yields its DISPLAY (Xvfb picks a free number and reports it)."""
     read_fd, write_fd = os.pipe()
-    server = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1600x1000x24",
-                               "-nolisten", "tcp"], pass_fds=(write_fd,),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+        pass_fds=(write_fd,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     os.close(write_fd)
     try:
         number = os.read(read_fd, 32).decode().strip()
@@ -114,14 +138,16 @@ def xvfb_display():
 
 def _app_window_titles(display: str) -> list[str]:
     """Titles of the app's top-level windows that are mapped (visible) on this display."""
-    tree = subprocess.run(["xwininfo", "-root", "-tree", "-display", display],
-                          capture_output=True, text=True, timeout=10).stdout
+    tree = subprocess.run(
+        ["xwininfo", "-root", "-tree", "-display", display], capture_output=True, text=True, timeout=10
+    ).stdout
     titles = []
     # Only real top-level windows carry the WM_CLASS ("mri-style" "MRI Style"); Qt's helper
     # windows have none, and may exist before the main window is mapped.
     for match in re.finditer(r'^\s*(0x[0-9a-f]+) "(.*)": \("mri-style"', tree, re.MULTILINE):
-        state = subprocess.run(["xwininfo", "-id", match.group(1), "-display", display],
-                               capture_output=True, text=True, timeout=10).stdout
+        state = subprocess.run(
+            ["xwininfo", "-id", match.group(1), "-display", display], capture_output=True, text=True, timeout=10
+        ).stdout
         if "IsViewable" in state:
             titles.append(match.group(2))
     return titles
@@ -140,8 +166,16 @@ def test_bundle_has_the_resources_and_leaves_out_what_the_app_never_uses(exe):
     assert (resources / "icons" / "mri-style-256.png").is_file()
     assert (INTERNAL / "torch" / "bin" / "torch_shm_manager").is_file()
     assert (INTERNAL / "scipy" / "ndimage").is_dir()  # the scoring protocol's morphology and filters
-    for absent in ("skimage", "sklearn", "pandas", "nilearn", "torch/include", "torch/test",
-                   "PySide6/Qt/translations", "PySide6/Qt/qml"):
+    for absent in (
+        "skimage",
+        "sklearn",
+        "pandas",
+        "nilearn",
+        "torch/include",
+        "torch/test",
+        "PySide6/Qt/translations",
+        "PySide6/Qt/qml",
+    ):
         assert not (INTERNAL / absent).exists(), f"{absent} should not be in the bundle"
     # Essentials only: no Addons libraries such as WebEngine, Quick3D, Charts, Multimedia.
     qt_libs = " ".join(p.name for p in (INTERNAL / "PySide6" / "Qt" / "lib").glob("*"))
@@ -174,8 +208,9 @@ def test_gui_window_opens_the_file_from_the_command_line_under_xvfb(exe, x11_too
     shutil.copyfile(REPO / "resources" / "demo" / "icbm152_2009a_t1w.nii.gz", volume)
     with xvfb_display() as display:
         start = time.perf_counter()
-        app = subprocess.Popen([str(exe), str(volume)], env=_env(DISPLAY=display),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        app = subprocess.Popen(
+            [str(exe), str(volume)], env=_env(DISPLAY=display), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         shown = loaded = None
         try:
             while time.perf_counter() - start < 120 and loaded is None and app.poll() is None:
@@ -207,8 +242,22 @@ def _tiny_domains(seed_dir: Path, tmp_path: Path) -> list:
         domains[name].mkdir()
         for png in sorted((seed_dir / name).glob("*.png"))[:3]:
             shutil.copyfile(png, domains[name] / png.name)
-    return ["--domain-a", domains["T1"], "--domain-b", domains["T2"], "--preset", "tiny",
-            "--size", "32", "--iterations", "2", "--log-every", "1", "--device", "cpu"]
+    return [
+        "--domain-a",
+        domains["T1"],
+        "--domain-b",
+        domains["T2"],
+        "--preset",
+        "tiny",
+        "--size",
+        "32",
+        "--iterations",
+        "2",
+        "--log-every",
+        "1",
+        "--device",
+        "cpu",
+    ]
 
 
 def _events(run: Path) -> list[dict]:
@@ -230,10 +279,16 @@ def test_frozen_ddp_training_with_two_gloo_ranks(exe, seed_dir, tmp_path):
     out = tmp_path / "run"
     args = [str(a) for a in [exe, "train", *_tiny_domains(seed_dir, tmp_path), "--out", out]]
     port = str(29500 + os.getpid() % 1000)
-    ranks = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              env=_env(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2",
-                                       MASTER_ADDR="127.0.0.1", MASTER_PORT=port))
-             for rank in (0, 1)]
+    ranks = [
+        subprocess.Popen(
+            args,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=_env(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=port),
+        )
+        for rank in (0, 1)
+    ]
     outputs = [rank.communicate(timeout=600)[0] for rank in ranks]
     assert [rank.returncode for rank in ranks] == [0, 0], "\n".join(o[-2000:] for o in outputs)
     done = _events(out)[-1]

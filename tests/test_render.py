@@ -59,6 +59,7 @@ def test_neurological_and_colormap_change_the_picture(qapp, tmp_path):
     assert render.run(_args(path, tmp_path / "hot.png", colormap="hot")) == 0
     radio, neuro, hot = (QImage(str(tmp_path / n)) for n in ("radio.png", "neuro.png", "hot.png"))
     assert radio != neuro and radio != hot
+
     # hot has coloured pixels, grey has none in the axial view (top-left quarter)
     def coloured(image):
         quarter = image.copy(10, 10, image.width() // 2 - 20, image.height() // 2 - 20)
@@ -66,6 +67,7 @@ def test_neurological_and_colormap_change_the_picture(qapp, tmp_path):
         bits = np.frombuffer(quarter.constBits(), np.uint8).reshape(quarter.height(), -1)[:, : quarter.width() * 4]
         bgr = bits.reshape(quarter.height(), quarter.width(), 4)[..., :3].astype(int)
         return int(np.count_nonzero(np.ptp(bgr, axis=2) > 40))
+
     # grey has only the green crosshair and the yellow letters
     assert coloured(hot) > 5 * coloured(radio)
 
@@ -73,8 +75,16 @@ def test_neurological_and_colormap_change_the_picture(qapp, tmp_path):
 def test_cli_writes_png_and_rejects_bad_input(tmp_path, repo_root):
     path = write_image(tmp_path / "head.nii.gz", data=_asymmetric_image())
     out = tmp_path / "out.png"
-    run = lambda *argv: subprocess.run([sys.executable, "-m", "mri_style_app", "render", *argv],  # noqa: E731
-                                       capture_output=True, text=True, cwd=repo_root, timeout=120)
+
+    def run(*argv):
+        return subprocess.run(
+            [sys.executable, "-m", "mri_style_app", "render", *argv],
+            capture_output=True,
+            text=True,
+            cwd=repo_root,
+            timeout=120,
+        )
+
     ok = run(str(path), "--out", str(out), "--size", "640x480", "--at", "0,0,0")
     assert ok.returncode == 0, ok.stderr
     image = QImage(str(out))

@@ -31,9 +31,12 @@ def test_tissue_fractions():
 
 def test_t2w_spin_echo_values_by_hand():
     # BrainWeb 1.5 T, TR 3300, TE 120: PD (1 - exp(-TR/T1)) exp(-TE/T2), written out here.
-    expected = [1.00 * (1 - math.exp(-3300 / 2569)) * math.exp(-120 / 329),
-                0.86 * (1 - math.exp(-3300 / 833)) * math.exp(-120 / 83),
-                0.77 * (1 - math.exp(-3300 / 500)) * math.exp(-120 / 70), 0.0]
+    expected = [
+        1.00 * (1 - math.exp(-3300 / 2569)) * math.exp(-120 / 329),
+        0.86 * (1 - math.exp(-3300 / 833)) * math.exp(-120 / 83),
+        0.77 * (1 - math.exp(-3300 / 500)) * math.exp(-120 / 70),
+        0.0,
+    ]
     got = sim.t2w_from_tissue_maps(*_pure_tissue_maps())
     np.testing.assert_allclose(got, expected, rtol=1e-6)
     assert got[0] > got[1] > got[2] > 0  # T2w: CSF bright, WM darkest
@@ -74,13 +77,17 @@ def test_bias_field_is_smooth_bounded_and_seeded():
 
 # --- the shipped demo volumes ----------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def demo():
     folder = resources_dir() / "demo"
-    vols = {"t1": load_volume(demo_t1_path()), "t2": load_volume(demo_t2_path()),
-            "mask": load_volume(demo_mask_path()),
-            "gm": load_volume(folder / "icbm152_2009a_gm.nii.gz"),
-            "wm": load_volume(folder / "icbm152_2009a_wm.nii.gz")}
+    vols = {
+        "t1": load_volume(demo_t1_path()),
+        "t2": load_volume(demo_t2_path()),
+        "mask": load_volume(demo_mask_path()),
+        "gm": load_volume(folder / "icbm152_2009a_gm.nii.gz"),
+        "wm": load_volume(folder / "icbm152_2009a_wm.nii.gz"),
+    }
     return vols
 
 

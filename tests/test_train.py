@@ -37,16 +37,43 @@ def one_thread():
 
 
 def _config(seed_dir, out, **kw) -> TrainConfig:
-    values = dict(domain_a=str(seed_dir / "T1"), domain_b=str(seed_dir / "T2"), out=str(out), preset="tiny",
-                  size=32, iterations=12, log_every=1, sample_every=1000, checkpoint_every=1000)
+    values = dict(
+        domain_a=str(seed_dir / "T1"),
+        domain_b=str(seed_dir / "T2"),
+        out=str(out),
+        preset="tiny",
+        size=32,
+        iterations=12,
+        log_every=1,
+        sample_every=1000,
+        checkpoint_every=1000,
+    )
     values.update(kw)
     return TrainConfig(**values)
 
 
 def _cli(seed_dir, out, *extra) -> list[str]:
-    return [sys.executable, "-m", "mri_style_app", "train", "--domain-a", str(seed_dir / "T1"),
-            "--domain-b", str(seed_dir / "T2"), "--out", str(out), "--preset", "tiny", "--size", "32",
-            "--log-every", "1", "--sample-every", "1000", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "mri_style_app",
+        "train",
+        "--domain-a",
+        str(seed_dir / "T1"),
+        "--domain-b",
+        str(seed_dir / "T2"),
+        "--out",
+        str(out),
+        "--preset",
+        "tiny",
+        "--size",
+        "32",
+        "--log-every",
+        "1",
+        "--sample-every",
+        "1000",
+        *extra,
+    ]
 
 
 def _qimage_grey(path) -> np.ndarray:
@@ -124,8 +151,14 @@ def test_bad_folders_are_refused_with_the_file_named(tmp_path):
     (tmp_path / "badnii" / "scan.nii.gz").write_bytes(b"\x1f\x8bnope")
     (tmp_path / "blank").mkdir()
     write_png(tmp_path / "blank" / "black.png", np.zeros((20, 20), np.uint8))
-    cases = {"missing": "does not exist", "empty": "it is empty", "text": "other file",
-             "badpng": "x.png", "badnii": "scan.nii.gz", "blank": "blank"}
+    cases = {
+        "missing": "does not exist",
+        "empty": "it is empty",
+        "text": "other file",
+        "badpng": "x.png",
+        "badnii": "scan.nii.gz",
+        "blank": "blank",
+    }
     for name, words in cases.items():
         with pytest.raises(DataError, match=words):
             load_domain(tmp_path / name)
@@ -135,11 +168,22 @@ def test_cli_validates_before_any_work(tmp_path, seed_dir, capsys):
     (tmp_path / "empty").mkdir()
     base = ["train", "--domain-a", str(seed_dir / "T1"), "--domain-b", str(seed_dir / "T2")]
     cases = [
-        (["train", "--domain-a", str(tmp_path / "empty"), "--domain-b", str(seed_dir / "T2"),
-          "--out", str(tmp_path / "r1")], "empty"),
+        (
+            [
+                "train",
+                "--domain-a",
+                str(tmp_path / "empty"),
+                "--domain-b",
+                str(seed_dir / "T2"),
+                "--out",
+                str(tmp_path / "r1"),
+            ],
+            "empty",
+        ),
         ([*base, "--out", str(tmp_path / "r2"), "--size", "30"], "multiple of 4"),
         ([*base, "--out", str(tmp_path / "r3"), "--preset", "huge"], "unknown preset"),
-        ([*base, "--out", str(tmp_path / "r4"), "--iterations", "5", "--epochs", "1"], "not both"),
+        ([*base, "--out", str(tmp_path / "r4"), "--iterations", "5", "--epochs", "1"], "give one of"),
+        ([*base, "--out", str(tmp_path / "r4"), "--minutes", "0"], "above 0"),
         ([*base], "missing --out"),
         (["train", "--resume", "--out", str(tmp_path / "nothing")], "no training run"),
         ([*base, "--out", str(tmp_path / "r5"), "--recipe", str(tmp_path / "none.toml")], "does not exist"),
@@ -159,8 +203,9 @@ def test_lr_schedule_is_constant_then_linear_to_zero():
 # ---------------------------------------------------------------- real training
 def test_short_run_on_seed_slices_learns_and_writes_a_model(seed_dir, tmp_path):
     printed = []
-    config = _config(seed_dir, tmp_path / "run", size=48, iterations=30, log_every=2, sample_every=15,
-                     checkpoint_every=15, seed=3)
+    config = _config(
+        seed_dir, tmp_path / "run", size=48, iterations=30, log_every=2, sample_every=15, checkpoint_every=15, seed=3
+    )
     model_path = Trainer(config, on_event=printed.append).run()
     steps = [e for e in events.read_events(tmp_path / "run") if e["type"] == "step"]
     assert [e["iteration"] for e in steps] == list(range(2, 31, 2))
@@ -207,11 +252,17 @@ def _state_tensors(state) -> list[torch.Tensor]:
 def test_killed_run_resumes_exactly(seed_dir, tmp_path):
     run = tmp_path / "run"
     total = 16
-    proc = subprocess.Popen(_cli(seed_dir, run, "--iterations", str(total), "--checkpoint-every", "4"),
-                            cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        _cli(seed_dir, run, "--iterations", str(total), "--checkpoint-every", "4"),
+        cwd=REPO,
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
-        got = _wait_for(lambda: any(e["type"] == "checkpoint" and e["iteration"] >= 4
-                                    for e in events.read_events(run)), proc)
+        got = _wait_for(
+            lambda: any(e["type"] == "checkpoint" and e["iteration"] >= 4 for e in events.read_events(run)), proc
+        )
         assert got, proc.stderr.read().decode() if proc.poll() is not None else "no checkpoint in time"
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
@@ -232,8 +283,14 @@ def test_killed_run_resumes_exactly(seed_dir, tmp_path):
         mine = _state_tensors(getattr(resumed, f"opt_{name}").state_dict())
         assert mine and all(torch.equal(a, b) for a, b in zip(mine, _state_tensors(saved["optimizers"][name])))
 
-    result = subprocess.run([sys.executable, "-m", "mri_style_app", "train", "--out", str(run), "--resume"],
-                            cwd=REPO, env=ENV, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "mri_style_app", "train", "--out", str(run), "--resume"],
+        cwd=REPO,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert f"resumed at iteration {at}/{total}" in result.stdout
     log = events.read_events(run)
@@ -247,15 +304,22 @@ def test_killed_run_resumes_exactly(seed_dir, tmp_path):
     straight = Trainer(_config(seed_dir, tmp_path / "straight", iterations=total, checkpoint_every=4)).run()
     a, b = load_model(run / "model.safetensors"), load_model(straight)
     for direction in ("t1-to-t2", "t2-to-t1"):
-        for (k, x), (_, y) in zip(a.generators[direction].state_dict().items(),
-                                  b.generators[direction].state_dict().items()):
+        for (k, x), (_, y) in zip(
+            a.generators[direction].state_dict().items(), b.generators[direction].state_dict().items()
+        ):
             assert torch.allclose(x, y, atol=1e-5), (direction, k)
 
 
 def test_sigterm_stops_with_a_checkpoint_and_resume_finishes(seed_dir, tmp_path):
     run = tmp_path / "run"
-    proc = subprocess.Popen(_cli(seed_dir, run, "--iterations", "400", "--checkpoint-every", "1000"),
-                            cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        _cli(seed_dir, run, "--iterations", "400", "--checkpoint-every", "1000"),
+        cwd=REPO,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert _wait_for(lambda: any(e["type"] == "step" for e in events.read_events(run)), proc)
         proc.send_signal(signal.SIGTERM)
@@ -277,16 +341,32 @@ def test_recipe_settings_with_command_line_overrides(seed_dir, tmp_path, capsys)
     recipe = tmp_path / "recipes" / "r.toml"
     recipe.parent.mkdir()
     rel = os.path.relpath(seed_dir, recipe.parent)
-    recipe.write_text(f'domain_a = "{rel}/T1"\ndomain_b = "{rel}/T2"\nout = "../run"\npreset = "tiny"\n'
-                      'size = 32\niterations = 50\nlog-every = 1\nlambda_cycle = 8.0\n')
+    recipe.write_text(
+        f'domain_a = "{rel}/T1"\ndomain_b = "{rel}/T2"\nout = "../run"\npreset = "tiny"\n'
+        "size = 32\niterations = 50\nlog-every = 1\nlambda_cycle = 8.0\n"
+    )
     assert main(["train", "--recipe", str(recipe), "--iterations", "2", "--quiet"]) == 0
     saved = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
     assert saved["iterations"] == 2 and saved["lambda_cycle"] == 8.0 and saved["size"] == 32
     assert Path(saved["domain_a"]) == (seed_dir / "T1").resolve()
     assert "done: 2 iterations" in capsys.readouterr().out
     recipe.write_text('size = "big"\n')
-    assert main(["train", "--recipe", str(recipe), "--out", str(tmp_path / "x"),
-                 "--domain-a", str(seed_dir / "T1"), "--domain-b", str(seed_dir / "T2")]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--recipe",
+                str(recipe),
+                "--out",
+                str(tmp_path / "x"),
+                "--domain-a",
+                str(seed_dir / "T1"),
+                "--domain-b",
+                str(seed_dir / "T2"),
+            ]
+        )
+        == 2
+    )
     assert "size" in capsys.readouterr().err
 
 
@@ -298,7 +378,7 @@ def test_event_reader_skips_a_half_written_line_and_tail_follows_a_rewrite(tmp_p
         fh.write('{"type":"step","iteration":2,"G_A":0.')
     assert len(events.read_events(tmp_path)) == 1 and tail.poll() == []
     with open(events.events_path(tmp_path), "a") as fh:
-        fh.write('5}\n')
+        fh.write("5}\n")
     assert [e["G_A"] for e in tail.poll()] == [0.5]
     assert events.read_events(tmp_path)[0]["G_A"] is None  # NaN is written as null
     assert events.truncate_after(tmp_path, 1) == 1
@@ -312,11 +392,21 @@ def test_init_from_starts_both_generators_from_a_saved_model(seed_dir, tmp_path)
 
     torch.manual_seed(1)
     source = {d: build_generator("lite") for d in model_files.DIRECTIONS}
-    path = model_files.save_model(tmp_path / "start.safetensors", source, model_files.make_card("lite", model_files.DIRECTIONS))
+    path = model_files.save_model(
+        tmp_path / "start.safetensors", source, model_files.make_card("lite", model_files.DIRECTIONS)
+    )
 
     def trainer(preset, init_from):
-        return Trainer(TrainConfig(domain_a=str(seed_dir / "T1"), domain_b=str(seed_dir / "T2"), out=str(tmp_path / "run"),
-                                   preset=preset, size=48, init_from=str(init_from)))
+        return Trainer(
+            TrainConfig(
+                domain_a=str(seed_dir / "T1"),
+                domain_b=str(seed_dir / "T2"),
+                out=str(tmp_path / "run"),
+                preset=preset,
+                size=48,
+                init_from=str(init_from),
+            )
+        )
 
     run = trainer("lite", path)
     run._build()
@@ -331,12 +421,18 @@ def test_init_from_starts_both_generators_from_a_saved_model(seed_dir, tmp_path)
         x = torch.rand(1, 1, 48, 48) * 2 - 1
         assert torch.allclose(grown.G_A.eval()(x), source["t1-to-t2"].eval()(x), atol=1e-6)
     # the output range is no weight: a voxel model starts a voxel-headroom run with its layers
-    voxel = model_files.save_model(tmp_path / "voxel.safetensors", {d: build_generator("voxel") for d in model_files.DIRECTIONS},
-                                   model_files.make_card("voxel", model_files.DIRECTIONS))
+    voxel = model_files.save_model(
+        tmp_path / "voxel.safetensors",
+        {d: build_generator("voxel") for d in model_files.DIRECTIONS},
+        model_files.make_card("voxel", model_files.DIRECTIONS),
+    )
     headroom = trainer("voxel-headroom", voxel)
     headroom._build()
     assert headroom.G_A.config.output_top == 1.1
-    assert torch.equal(headroom.G_A.state_dict()["intensity.1.weight"], model_files.load_model(voxel).generator("t1-to-t2").state_dict()["intensity.1.weight"])
+    assert torch.equal(
+        headroom.G_A.state_dict()["intensity.1.weight"],
+        model_files.load_model(voxel).generator("t1-to-t2").state_dict()["intensity.1.weight"],
+    )
     with pytest.raises(SetupError, match="'lite' preset; this run uses 'tiny'"):
         trainer("tiny", path)._build()
     junk = tmp_path / "junk.safetensors"
@@ -349,21 +445,50 @@ def _recipe_is_refused(seed_dir, tmp_path, capsys, text: str, message: str) -> N
     """`mri-style train` with a recipe holding `text` exits 2 and says `message`."""
     recipe = tmp_path / "bad.toml"
     recipe.write_text(text + "\n")
-    assert main(["train", "--domain-a", str(seed_dir / "T1"), "--domain-b", str(seed_dir / "T2"),
-                 "--out", str(tmp_path / "bad"), "--recipe", str(recipe)]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--domain-a",
+                str(seed_dir / "T1"),
+                "--domain-b",
+                str(seed_dir / "T2"),
+                "--out",
+                str(tmp_path / "bad"),
+                "--recipe",
+                str(recipe),
+            ]
+        )
+        == 2
+    )
     assert message in capsys.readouterr().err
 
 
 def test_a_local_run_with_a_t1_percentile_records_it_and_loads_t1_images_by_it(seed_dir, tmp_path, capsys):
     _recipe_is_refused(seed_dir, tmp_path, capsys, "percentile_a = 20", "percentile_a must be between 50 and 100")
+
     # the 90th percentile of each slice's foreground maps to 1: a tenth of the head is at the top
     # (a bit more of what is above 5 % of the range, which leaves out the darkest head voxels)
     def share_at_top(dataset):
         return np.mean([(img[img > -0.9] >= 0.999).mean() for img in dataset.images])
-    by_90, by_99_5 = share_at_top(load_domain(seed_dir / "T1", percentile=90.0)), share_at_top(load_domain(seed_dir / "T1"))
+
+    by_90, by_99_5 = (
+        share_at_top(load_domain(seed_dir / "T1", percentile=90.0)),
+        share_at_top(load_domain(seed_dir / "T1")),
+    )
     assert 0.08 < by_90 < 0.25 and by_99_5 < 0.02, (by_90, by_99_5)
-    config = _config(seed_dir, tmp_path / "run", size=48, iterations=6, log_every=2, sample_every=6,
-                     checkpoint_every=6, seed=1, preset="local", percentile_a=90.0)
+    config = _config(
+        seed_dir,
+        tmp_path / "run",
+        size=48,
+        iterations=6,
+        log_every=2,
+        sample_every=6,
+        checkpoint_every=6,
+        seed=1,
+        preset="local",
+        percentile_a=90.0,
+    )
     model = load_model(Trainer(config).run())
     assert model.preset == "local" and model.normalisation["contrast_percentiles"] == {"t1": 90.0, "t2": 99.5}
 
@@ -376,9 +501,18 @@ def test_lambda_adversarial_weighs_the_generators_gan_terms(seed_dir, tmp_path, 
     for weight, moves in ((0.0, False), (1.0, True)):
         weights = []
         for iterations in (1, 4):
-            config = _config(seed_dir, tmp_path / f"run{weight}-{iterations}", preset="voxel", iterations=iterations,
-                             sample_every=4, checkpoint_every=4, seed=1, lambda_cycle=0.0, lambda_identity=0.0,
-                             lambda_adversarial=weight)
+            config = _config(
+                seed_dir,
+                tmp_path / f"run{weight}-{iterations}",
+                preset="voxel",
+                iterations=iterations,
+                sample_every=4,
+                checkpoint_every=4,
+                seed=1,
+                lambda_cycle=0.0,
+                lambda_identity=0.0,
+                lambda_adversarial=weight,
+            )
             model = load_model(Trainer(config).run())
             assert model.card["training"]["objective"]["lambda_adversarial"] == weight
             weights.append(model.generators["t1-to-t2"].state_dict())

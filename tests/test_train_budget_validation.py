@@ -10,6 +10,7 @@ import sys
 
 import pytest
 import torch
+from test_train import ENV, REPO, _cli, _wait_for
 
 from mri_style_app.__main__ import main
 from mri_style_app.cyclegan import events
@@ -17,8 +18,6 @@ from mri_style_app.cyclegan.checkpoint import load_model
 from mri_style_app.cyclegan.seed_slices import write_split
 from mri_style_app.cyclegan.time_budget import TimeBudget, iterations_in
 from mri_style_app.cyclegan.train import CHECKPOINT, TrainConfig, Trainer
-
-from test_train import ENV, REPO, _cli, _wait_for
 
 
 @pytest.fixture(autouse=True)
@@ -64,7 +63,10 @@ def test_minutes_stop_on_time_within_one_iteration(seed_dir, tmp_path):
     assert done["type"] == "done" and done["iteration"] == steps[-1]["iteration"] == steps[-1]["total_iterations"]
     per_iteration = max(b["seconds"] - a["seconds"] for a, b in zip(steps, steps[1:]))
     # Stopped on time: neither early nor later than one iteration (the final sample aside).
-    assert budget - 2 * per_iteration - 1.0 <= done["wall_seconds"] <= budget + per_iteration + 1.0, (done, per_iteration)
+    assert budget - 2 * per_iteration - 1.0 <= done["wall_seconds"] <= budget + per_iteration + 1.0, (
+        done,
+        per_iteration,
+    )
     # The learning-rate decay ended where the time did.
     assert steps[-1]["lr"] < 0.1 * steps[0]["lr"]
     start = next(e for e in log if e["type"] == "start")
@@ -76,11 +78,17 @@ def test_minutes_stop_on_time_within_one_iteration(seed_dir, tmp_path):
 
 def test_a_budgeted_run_killed_and_resumed_keeps_its_time(seed_dir, tmp_path):
     run = tmp_path / "run"
-    proc = subprocess.Popen(_cli(seed_dir, run, "--minutes", "0.3", "--checkpoint-every", "5"),
-                            cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        _cli(seed_dir, run, "--minutes", "0.3", "--checkpoint-every", "5"),
+        cwd=REPO,
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
-        assert _wait_for(lambda: any(e["type"] == "checkpoint" and e["iteration"] >= 10
-                                     for e in events.read_events(run)), proc)
+        assert _wait_for(
+            lambda: any(e["type"] == "checkpoint" and e["iteration"] >= 10 for e in events.read_events(run)), proc
+        )
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
@@ -88,8 +96,14 @@ def test_a_budgeted_run_killed_and_resumed_keeps_its_time(seed_dir, tmp_path):
             proc.kill()
     spent = torch.load(run / CHECKPOINT, weights_only=True)["wall_seconds"]
     assert 0 < spent < 18
-    result = subprocess.run([sys.executable, "-m", "mri_style_app", "train", "--out", str(run), "--resume"],
-                            cwd=REPO, env=ENV, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "mri_style_app", "train", "--out", str(run), "--resume"],
+        cwd=REPO,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     log = events.read_events(run)
     starts = [e for e in log if e["type"] == "start"]
@@ -102,9 +116,22 @@ def test_a_budgeted_run_killed_and_resumed_keeps_its_time(seed_dir, tmp_path):
 def test_validation_scores_pairs_keeps_the_best_model_and_refuses_bad_folders(seed_dir, seed_pairs, tmp_path, capsys):
     val_a, val_b = seed_pairs
     run = tmp_path / "run"
-    config = TrainConfig(domain_a=str(seed_dir / "T1"), domain_b=str(seed_dir / "T2"), out=str(run), preset="unet",
-                         size=64, iterations=60, lambda_identity=0.0, val_a=str(val_a), val_b=str(val_b),
-                         val_every=20, log_every=10, sample_every=1000, checkpoint_every=1000, seed=1)
+    config = TrainConfig(
+        domain_a=str(seed_dir / "T1"),
+        domain_b=str(seed_dir / "T2"),
+        out=str(run),
+        preset="unet",
+        size=64,
+        iterations=60,
+        lambda_identity=0.0,
+        val_a=str(val_a),
+        val_b=str(val_b),
+        val_every=20,
+        log_every=10,
+        sample_every=1000,
+        checkpoint_every=1000,
+        seed=1,
+    )
     Trainer(config).run()
     log = events.read_events(run)
     scores = [e for e in log if e["type"] == "validation"]
@@ -129,8 +156,21 @@ def test_validation_scores_pairs_keeps_the_best_model_and_refuses_bad_folders(se
     # The same scores as `mri-style evaluate` of the translation (the one protocol).
     out = tmp_path / "pred.nii.gz"
     name = next(val_a.iterdir()).name
-    assert main(["translate", str(val_a / name), str(out), "--direction", "t1-to-t2",
-                 "--model", str(run / "model.safetensors"), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "translate",
+                str(val_a / name),
+                str(out),
+                "--direction",
+                "t1-to-t2",
+                "--model",
+                str(run / "model.safetensors"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["evaluate", str(out), str(val_b / name), "--source", str(val_a / name), "--json"]) == 0
     evaluated = json.loads(capsys.readouterr().out)
@@ -140,9 +180,11 @@ def test_validation_scores_pairs_keeps_the_best_model_and_refuses_bad_folders(se
     lonely = tmp_path / "lonely"
     lonely.mkdir()
     (lonely / "other.nii.gz").write_bytes((val_b / name).read_bytes())
-    for extra, words in ((["--val-a", str(val_a)], "both --val-a and --val-b"),
-                         (["--val-a", str(val_a), "--val-b", str(lonely)], "without a partner"),
-                         (["--val-a", str(val_a), "--val-b", str(tmp_path / "none")], "does not exist")):
+    for extra, words in (
+        (["--val-a", str(val_a)], "both --val-a and --val-b"),
+        (["--val-a", str(val_a), "--val-b", str(lonely)], "without a partner"),
+        (["--val-a", str(val_a), "--val-b", str(tmp_path / "none")], "does not exist"),
+    ):
         assert main([*_cli(seed_dir, tmp_path / "bad", "--iterations", "2", *extra)[3:]]) == 2
         err = capsys.readouterr().err
         assert err.startswith("error: ") and words in err, err
@@ -151,8 +193,14 @@ def test_validation_scores_pairs_keeps_the_best_model_and_refuses_bad_folders(se
 
 def _validation(iteration, ssim, correlation=-0.3, total=100):
     figures = {"ssim": ssim, "psnr": 15.0, "mae": 0.1, "correlation": correlation}
-    return {"type": "validation", "iteration": iteration, "total_iterations": total,
-            "t1-to-t2": dict(figures), "t2-to-t1": dict(figures), "ssim": ssim}
+    return {
+        "type": "validation",
+        "iteration": iteration,
+        "total_iterations": total,
+        "t1-to-t2": dict(figures),
+        "t2-to-t1": dict(figures),
+        "ssim": ssim,
+    }
 
 
 def test_diagnosis_names_a_generator_that_is_not_learning_the_contrast():
@@ -178,12 +226,20 @@ def test_a_fine_tune_takes_the_starting_models_percentiles_unless_given(seed_dir
     from mri_style_app.cyclegan.checkpoint import contrast_percentile
 
     bundled = load_model(paths.default_model_path())
-    common = dict(domain_a=str(seed_dir / "T1"), domain_b=str(seed_dir / "T2"), preset=bundled.preset,
-                  init_from=str(paths.default_model_path()))
+    common = dict(
+        domain_a=str(seed_dir / "T1"),
+        domain_b=str(seed_dir / "T2"),
+        preset=bundled.preset,
+        init_from=str(paths.default_model_path()),
+    )
     inherited = Trainer(TrainConfig(out=str(tmp_path / "a"), **common)).config
     assert (inherited.percentile_a, inherited.percentile_b) == (
-        contrast_percentile(bundled.normalisation, "t1"), contrast_percentile(bundled.normalisation, "t2"))
+        contrast_percentile(bundled.normalisation, "t1"),
+        contrast_percentile(bundled.normalisation, "t2"),
+    )
     given = Trainer(TrainConfig(out=str(tmp_path / "b"), percentile_a=95.0, **common)).config
     assert given.percentile_a == 95.0 and given.percentile_b == inherited.percentile_b
-    fresh = Trainer(TrainConfig(out=str(tmp_path / "c"), domain_a=common["domain_a"], domain_b=common["domain_b"])).config
+    fresh = Trainer(
+        TrainConfig(out=str(tmp_path / "c"), domain_a=common["domain_a"], domain_b=common["domain_b"])
+    ).config
     assert (fresh.percentile_a, fresh.percentile_b) == (99.5, 99.5)

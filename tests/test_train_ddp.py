@@ -15,10 +15,33 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_torchrun_two_processes_train_one_model(seed_dir, tmp_path):
     run = tmp_path / "run"
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "mri_style_app", "train", "--domain-a", str(seed_dir / "T1"), "--domain-b",
-               str(seed_dir / "T2"), "--out", str(run), "--preset", "tiny", "--size", "32",
-               "--iterations", "4", "--log-every", "1", "--checkpoint-every", "2"]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "mri_style_app",
+        "train",
+        "--domain-a",
+        str(seed_dir / "T1"),
+        "--domain-b",
+        str(seed_dir / "T2"),
+        "--out",
+        str(run),
+        "--preset",
+        "tiny",
+        "--size",
+        "32",
+        "--iterations",
+        "4",
+        "--log-every",
+        "1",
+        "--checkpoint-every",
+        "2",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]

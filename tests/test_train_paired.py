@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 import torch
 
+from mri_style_app import paths
 from mri_style_app.cyclegan import events
 from mri_style_app.cyclegan.checkpoint import load_model
 from mri_style_app.cyclegan.data import DataError, PairedBatches, load_pairs
 from mri_style_app.cyclegan.train import SetupError, TrainConfig
 from mri_style_app.imaging import simulate
 from mri_style_app.imaging.volume import load_volume
-from mri_style_app import paths
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
@@ -125,11 +125,36 @@ def test_unmatched_or_misaligned_pairs_are_refused(pair_folders, tmp_path):
 
 def test_short_paired_run_learns_the_pairs_and_records_them(seed_dir, pair_folders, tmp_path):
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "mri_style_app", "train", "--domain-a", str(seed_dir / "T1"),
-           "--domain-b", str(seed_dir / "T2"), "--paired-a", str(pair_folders[0]), "--paired-b",
-           str(pair_folders[1]), "--out", str(out), "--preset", "lite", "--size", "48",
-           "--iterations", "60", "--log-every", "10", "--sample-every", "1000", "--checkpoint-every", "1000",
-           "--seed", "3"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mri_style_app",
+        "train",
+        "--domain-a",
+        str(seed_dir / "T1"),
+        "--domain-b",
+        str(seed_dir / "T2"),
+        "--paired-a",
+        str(pair_folders[0]),
+        "--paired-b",
+        str(pair_folders[1]),
+        "--out",
+        str(out),
+        "--preset",
+        "lite",
+        "--size",
+        "48",
+        "--iterations",
+        "60",
+        "--log-every",
+        "10",
+        "--sample-every",
+        "1000",
+        "--checkpoint-every",
+        "1000",
+        "--seed",
+        "3",
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=600)
     assert done.returncode == 0, done.stderr
     assert "paired_A" in done.stdout  # the progress lines show the paired losses

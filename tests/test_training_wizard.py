@@ -7,7 +7,6 @@ import asyncio
 import json
 import shutil
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,12 +27,14 @@ def loop(qapp):
 
 def run_until(loop, condition, timeout: float, what: str) -> None:
     """Drive the qasync loop (Qt events and asyncio subprocess I/O) until `condition()` holds."""
+
     async def wait():
         deadline = time.monotonic() + timeout
         while not condition():
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out after {timeout} s waiting for {what}")
             await asyncio.sleep(0.05)
+
     loop.run_until_complete(wait())
 
 
@@ -108,7 +109,8 @@ def _click_in_message_box(qtbot, window, button_text: str) -> None:
 
 
 def test_wizard_trains_in_a_subprocess_with_live_curves_stop_resume_and_hand_over(
-        qtbot, loop, window, tiny_domains, tmp_path, monkeypatch):
+    qtbot, loop, window, tiny_domains, tmp_path, monkeypatch
+):
     from mri_style_app.ui.training_wizard import ESTIMATE_ITERATIONS
 
     # The child processes inherit this: one thread each, as the training tests run, so that
@@ -144,7 +146,10 @@ def test_wizard_trains_in_a_subprocess_with_live_curves_stop_resume_and_hand_ove
     run_dir = tmp_path / "run"
     wizard.output_page.folder_edit.setText(str(run_dir))
     assert wizard.output_page.isComplete()
-    assert "--preset tiny --size 32 --iterations 12 --device cpu --log-every 1" in wizard.output_page.command_view.toPlainText()
+    assert (
+        "--preset tiny --size 32 --iterations 12 --device cpu --log-every 1"
+        in wizard.output_page.command_view.toPlainText()
+    )
     wizard.next()  # "Start training": a real `mri-style train` child process
     assert wizard.currentPage() is wizard.run_page
     run, view = wizard.run, wizard.run_page.view
@@ -194,7 +199,7 @@ def test_wizard_trains_in_a_subprocess_with_live_curves_stop_resume_and_hand_ove
     assert not old.run_page.view.resume_button.isEnabled()  # finished: nothing to resume
 
 
-KEEP_RUNNING_APP = r'''
+KEEP_RUNNING_APP = r"""
 import asyncio, os, sys
 from PySide6.QtCore import QTimer
 import qasync
@@ -233,7 +238,7 @@ async def main():
 
 loop.run_until_complete(main())
 os._exit(0)  # the app quits at once; the training child keeps going on its own
-'''
+"""
 
 
 def test_keep_running_lets_the_run_finish_after_the_app_quits(tiny_domains, tmp_path):
@@ -244,8 +249,13 @@ def test_keep_running_lets_the_run_finish_after_the_app_quits(tiny_domains, tmp_
     t1, t2 = tiny_domains
     run_dir = tmp_path / "kept"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "QT_QPA_PLATFORM": "offscreen"}
-    app = subprocess.run([sys.executable, "-c", KEEP_RUNNING_APP, str(t1), str(t2), str(run_dir)],
-                         capture_output=True, text=True, timeout=120, env=env)
+    app = subprocess.run(
+        [sys.executable, "-c", KEEP_RUNNING_APP, str(t1), str(t2), str(run_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert app.returncode == 0, app.stderr
     assert app.stdout.startswith("closed"), app.stdout + app.stderr
     deadline = time.monotonic() + 120
@@ -281,8 +291,14 @@ def test_data_page_takes_optional_pairs_into_the_command(qtbot, tiny_domains, tm
     head = np.zeros((24, 28, 20), np.float32)
     head[4:20, 4:24, 3:17] = 1
     for name in ("h1", "h2"):
-        nib.save(nib.Nifti1Image(head * rng.uniform(0.5, 1, head.shape).astype(np.float32), np.eye(4)), folders[0] / f"{name}.nii.gz")
-        nib.save(nib.Nifti1Image(head * rng.uniform(0.5, 1, head.shape).astype(np.float32), np.eye(4)), folders[1] / f"{name}.nii.gz")
+        nib.save(
+            nib.Nifti1Image(head * rng.uniform(0.5, 1, head.shape).astype(np.float32), np.eye(4)),
+            folders[0] / f"{name}.nii.gz",
+        )
+        nib.save(
+            nib.Nifti1Image(head * rng.uniform(0.5, 1, head.shape).astype(np.float32), np.eye(4)),
+            folders[1] / f"{name}.nii.gz",
+        )
 
     assert page.pairs.set_folders(folders[0], None) is None  # one of two: refused at once
     assert "both paired folders" in page.pairs.summary.text() and not page.isComplete()
@@ -324,8 +340,12 @@ def _follow_run(qtbot, tmp_path, config: str, step: dict):
 def test_a_run_that_starts_from_a_saved_model_is_judged_as_a_fine_tune(qtbot, tmp_path):
     """The run page reads init_from from the run's config.json: a fine-tune's cycle loss starts
     low, so a flat cycle curve there is no stall."""
-    view, run = _follow_run(qtbot, tmp_path, '{"config": {"init_from": "/models/base.safetensors"}}',
-                            {"G_A": 0.3, "G_B": 0.3, "D_A": 0.25, "D_B": 0.25, "cycle_A": 0.05, "cycle_B": 0.06})
+    view, run = _follow_run(
+        qtbot,
+        tmp_path,
+        '{"config": {"init_from": "/models/base.safetensors"}}',
+        {"G_A": 0.3, "G_B": 0.3, "D_A": 0.25, "D_B": 0.25, "cycle_A": 0.05, "cycle_B": 0.06},
+    )
     assert run.fine_tune and run.adversarial
     qtbot.waitUntil(lambda: "saved model" in view.diagnosis_label.text(), timeout=5_000)
     assert "stopped falling" not in view.diagnosis_label.text()
@@ -334,8 +354,12 @@ def test_a_run_that_starts_from_a_saved_model_is_judged_as_a_fine_tune(qtbot, tm
 def test_a_run_without_adversarial_terms_is_said_to_be_one(qtbot, tmp_path):
     """The run page reads lambda_adversarial from config.json: with 0 a winning discriminator is no
     problem, and the page says the generators learn from the paired and cycle losses alone."""
-    view, run = _follow_run(qtbot, tmp_path, '{"config": {"lambda_adversarial": 0.0}}',
-                            {"G_A": 0.9, "G_B": 0.5, "D_A": 0.01, "D_B": 0.2, "cycle_A": 0.1, "cycle_B": 0.1})
+    view, run = _follow_run(
+        qtbot,
+        tmp_path,
+        '{"config": {"lambda_adversarial": 0.0}}',
+        {"G_A": 0.9, "G_B": 0.5, "D_A": 0.01, "D_B": 0.2, "cycle_A": 0.1, "cycle_B": 0.1},
+    )
     assert not run.adversarial
     qtbot.waitUntil(lambda: "adversarial terms are off" in view.diagnosis_label.text(), timeout=5_000)
     assert "near zero" not in view.diagnosis_label.text()
@@ -372,7 +396,8 @@ def test_model_page_offers_fine_tuning_first_and_a_time_budget(qtbot, tiny_domai
 
 
 def test_validation_folders_go_into_the_command_and_the_run_page_draws_their_curve(
-        qtbot, seed_dir, tiny_domains, tmp_path):
+    qtbot, seed_dir, tiny_domains, tmp_path
+):
     from mri_style_app.cyclegan.seed_slices import write_split
     from mri_style_app.cyclegan.train import TrainConfig, Trainer
     from mri_style_app.ui.training_wizard import TrainingWizard
@@ -401,8 +426,20 @@ def test_validation_folders_go_into_the_command_and_the_run_page_draws_their_cur
     # A real run with those pairs, then its folder opened on the run page.
     run_dir = tmp_path / "run"
     t1, t2 = tiny_domains
-    Trainer(TrainConfig(domain_a=str(t1), domain_b=str(t2), out=str(run_dir), preset="unet", size=32,
-                        iterations=20, val_a=str(val_a), val_b=str(val_b), val_every=10, log_every=5)).run()
+    Trainer(
+        TrainConfig(
+            domain_a=str(t1),
+            domain_b=str(t2),
+            out=str(run_dir),
+            preset="unet",
+            size=32,
+            iterations=20,
+            val_a=str(val_a),
+            val_b=str(val_b),
+            val_every=10,
+            log_every=5,
+        )
+    ).run()
     run = wizard.open_run(run_dir)
     view = wizard.run_page.view
     qtbot.waitUntil(lambda: run.finished_model is not None, timeout=10_000)
@@ -411,10 +448,12 @@ def test_validation_folders_go_into_the_command_and_the_run_page_draws_their_cur
     assert view.plot.validation_plot.isVisible() or not view.isVisible()
     assert not view.plot.validation_plot.isHidden()
     best_iteration, best_ssim = run.best
-    assert ("Best validation SSIM so far" in view.diagnosis_label.text()
-            or "Not learning" in view.diagnosis_label.text())
+    assert "Best validation SSIM so far" in view.diagnosis_label.text() or "Not learning" in view.diagnosis_label.text()
     menu = view.use_button.menu()
-    assert menu is not None and [a.text().split(" (")[0] for a in menu.actions()] == ["Final model", "Best by validation"]
+    assert menu is not None and [a.text().split(" (")[0] for a in menu.actions()] == [
+        "Final model",
+        "Best by validation",
+    ]
     assert f"iteration {best_iteration}" in menu.actions()[1].text()
     with qtbot.waitSignal(view.use_model_requested) as chosen:
         menu.actions()[1].trigger()

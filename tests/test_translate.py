@@ -12,8 +12,7 @@ import torch
 from mri_style_app.cyclegan import checkpoint as ck
 from mri_style_app.cyclegan.device import DeviceError, cuda_available, describe_device, physical_cores
 from mri_style_app.cyclegan.networks import GeneratorConfig, ResnetGenerator, init_weights
-from mri_style_app.cyclegan.translate import (TranslationCancelled, cycle_error_volume, run_generator,
-                                              translate_volume)
+from mri_style_app.cyclegan.translate import TranslationCancelled, cycle_error_volume, run_generator, translate_volume
 from mri_style_app.imaging.volume import Volume, load_volume, save_volume
 
 CONFIG = GeneratorConfig(ngf=8, n_blocks=2)
@@ -92,8 +91,10 @@ def test_padding_to_the_size_multiple_and_back(model):
 
 
 def test_each_plane_and_tri_planar_fusion(volume, model):
-    results = {p: translate_volume(volume, model, "t1-to-t2", planes=p, device="cpu").data
-               for p in ("axial", "coronal", "sagittal", "tri")}
+    results = {
+        p: translate_volume(volume, model, "t1-to-t2", planes=p, device="cpu").data
+        for p in ("axial", "coronal", "sagittal", "tri")
+    }
     assert not np.allclose(results["axial"], results["coronal"])
     expected = np.median(np.stack([results["axial"], results["coronal"], results["sagittal"]]), axis=0)
     assert np.allclose(results["tri"], expected, atol=1e-5)
@@ -101,8 +102,7 @@ def test_each_plane_and_tri_planar_fusion(volume, model):
 
 def test_progress_reaches_one_and_cancel_stops_within_a_batch(volume, model):
     seen = []
-    translate_volume(volume, model, "t1-to-t2", device="cpu", batch_size=4,
-                     progress=lambda f, m: seen.append((f, m)))
+    translate_volume(volume, model, "t1-to-t2", device="cpu", batch_size=4, progress=lambda f, m: seen.append((f, m)))
     assert seen[-1][0] == pytest.approx(1.0) and all(a[0] < b[0] for a, b in zip(seen, seen[1:]))
     assert "slices" in seen[0][1]
 
@@ -113,8 +113,9 @@ def test_progress_reaches_one_and_cancel_stops_within_a_batch(volume, model):
         cancel.set()  # the user presses Cancel during the first batch
 
     with pytest.raises(TranslationCancelled):
-        translate_volume(volume, model, "t1-to-t2", planes="tri", device="cpu", batch_size=4,
-                         progress=progress, cancel=cancel)
+        translate_volume(
+            volume, model, "t1-to-t2", planes="tri", device="cpu", batch_size=4, progress=progress, cancel=cancel
+        )
     assert len(calls) == 1  # no batch started after the cancel
 
 
@@ -129,8 +130,9 @@ def test_cycle_error_map(volume, model):
 
 
 def test_wrong_direction_planes_and_device(volume, model, tmp_path):
-    one = ck.save_model(tmp_path / "one.safetensors", {"t1-to-t2": model.generator("t1-to-t2")},
-                        ck.make_card(CONFIG, ["t1-to-t2"]))
+    one = ck.save_model(
+        tmp_path / "one.safetensors", {"t1-to-t2": model.generator("t1-to-t2")}, ck.make_card(CONFIG, ["t1-to-t2"])
+    )
     with pytest.raises(ck.ModelError, match="no t2-to-t1 generator"):
         translate_volume(volume, ck.load_model(one), "t2-to-t1")
     with pytest.raises(ValueError, match="unknown planes"):
@@ -167,12 +169,14 @@ def test_the_card_sets_the_normalising_percentile_per_source_contrast(volume, tm
     for net in nets.values():
         init_weights(net)
     plain = ck.load_model(ck.save_model(tmp_path / "plain.safetensors", nets, ck.make_card(CONFIG, ck.DIRECTIONS)))
-    per_contrast = ck.load_model(ck.save_model(tmp_path / "t1at90.safetensors", nets,
-                                               ck.make_card(CONFIG, ck.DIRECTIONS, norm)))
+    per_contrast = ck.load_model(
+        ck.save_model(tmp_path / "t1at90.safetensors", nets, ck.make_card(CONFIG, ck.DIRECTIONS, norm))
+    )
     a = translate_volume(volume, plain, "t1-to-t2").data
     b = translate_volume(volume, per_contrast, "t1-to-t2").data
     assert not np.allclose(a, b)
     assert b.max() <= scale_t1 * 1.0001
     # T2w sources are unchanged (no "t2" entry): the general 99.5th percentile
-    assert np.allclose(translate_volume(volume, plain, "t2-to-t1").data,
-                       translate_volume(volume, per_contrast, "t2-to-t1").data)
+    assert np.allclose(
+        translate_volume(volume, plain, "t2-to-t1").data, translate_volume(volume, per_contrast, "t2-to-t1").data
+    )

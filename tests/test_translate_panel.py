@@ -31,8 +31,10 @@ def demo_crops(tmp_path_factory):
         pytest.skip("demo volumes are missing")
     folder = tmp_path_factory.mktemp("demo-crop")
     box = (slice(30, 166), slice(30, 202), slice(70, 110))
-    return {name: _crop(src, folder / f"{name}.nii.gz", box) for name, src in
-            (("t1", paths.demo_t1_path()), ("t2", paths.demo_t2_path()), ("mask", paths.demo_mask_path()))}
+    return {
+        name: _crop(src, folder / f"{name}.nii.gz", box)
+        for name, src in (("t1", paths.demo_t1_path()), ("t2", paths.demo_t2_path()), ("mask", paths.demo_mask_path()))
+    }
 
 
 @pytest.fixture(scope="module")
@@ -121,8 +123,10 @@ def test_translate_compare_metrics_save_and_no_stall(qtbot, window, model_file, 
     elapsed = time.monotonic() - task.started_at
     during = meter.worst_ms(until=arrived[0])
     showing = meter.worst_ms(since=arrived[0])
-    print(f"\nlongest event-loop stall while translating {source.shape} ({elapsed:.1f} s): {during:.1f} ms "
-          f"over {len(meter.gaps)} ticks; opening compare mode with the result: {showing:.1f} ms")
+    print(
+        f"\nlongest event-loop stall while translating {source.shape} ({elapsed:.1f} s): {during:.1f} ms "
+        f"over {len(meter.gaps)} ticks; opening compare mode with the result: {showing:.1f} ms"
+    )
     assert during < STALL_GOAL_MS
 
     result = panel.result
@@ -212,11 +216,16 @@ def test_the_model_line_says_what_the_card_says(tmp_path):
 
     default = model_files.load_model(paths.default_model_path())
     stages = len(default.card["training"]["recipes"])
-    assert describe_model(default) == (f"voxel-headroom generator, one 3x3 layer of 32 filters at full resolution; trained in "
-                                       f"{stages} stages, the last {default.card['training']['iterations']} iterations "
-                                       "at 236 px")
+    assert describe_model(default) == (
+        f"voxel-headroom generator, one 3x3 layer of 32 filters at full resolution; trained in "
+        f"{stages} stages, the last {default.card['training']['iterations']} iterations "
+        "at 236 px"
+    )
     net = build_generator("local")
     init_weights(net)
     card = model_files.make_card("local", ["t1-to-t2"], training={"iterations": 50, "size": 64})
     local = model_files.load_model(model_files.save_model(tmp_path / "m.safetensors", {"t1-to-t2": net}, card))
-    assert describe_model(local) == "local generator, 4 3x3 layers of 16 filters at full resolution; trained 50 iterations at 64 px"
+    assert (
+        describe_model(local)
+        == "local generator, 4 3x3 layers of 16 filters at full resolution; trained 50 iterations at 64 px"
+    )

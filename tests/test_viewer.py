@@ -142,7 +142,7 @@ def _bright_column_side(slice_view) -> str:
 
 def test_radiological_shows_patient_right_on_the_screen_left(viewer, tmp_path, qtbot):
     data = np.zeros(SHAPE, np.float32)
-    data[SHAPE[0] - 6:SHAPE[0] - 2, :, :] = 100.0  # a slab at patient Right (+x, high canonical i)
+    data[SHAPE[0] - 6 : SHAPE[0] - 2, :, :] = 100.0  # a slab at patient Right (+x, high canonical i)
     data[SHAPE[0] // 2, SHAPE[1] // 2, SHAPE[2] // 2] = 1.0
     volume = load_volume(write_image(tmp_path / "right.nii.gz", data=data, axcodes="LPI"))
     viewer.set_volume(volume)
@@ -211,9 +211,16 @@ def _wheel(slice_view, steps: int, modifiers=Qt.KeyboardModifier.NoModifier):
 
     viewport = slice_view.viewport()
     centre = QPointF(viewport.rect().center())
-    event = QWheelEvent(centre, QPointF(viewport.mapToGlobal(centre.toPoint())), QPoint(0, 0),
-                        QPoint(0, 120 * steps), Qt.MouseButton.NoButton, modifiers,
-                        Qt.ScrollPhase.NoScrollPhase, False)
+    event = QWheelEvent(
+        centre,
+        QPointF(viewport.mapToGlobal(centre.toPoint())),
+        QPoint(0, 0),
+        QPoint(0, 120 * steps),
+        Qt.MouseButton.NoButton,
+        modifiers,
+        Qt.ScrollPhase.NoScrollPhase,
+        False,
+    )
     QApplication.sendEvent(viewport, event)
 
 

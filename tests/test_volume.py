@@ -20,14 +20,16 @@ REF_AFFINE = np.array([[1.0, 0, 0, -4], [0, 1.5, 0, -7], [0, 0, 2.5, 3], [0, 0, 
 
 def _file_in_order(axcodes: str):
     """REF stored in another axis order, made with nibabel alone (not with the code under test)."""
-    to_file = nib.orientations.ornt_transform(nib.orientations.axcodes2ornt("RAS"),
-                                              nib.orientations.axcodes2ornt(tuple(axcodes)))
+    to_file = nib.orientations.ornt_transform(
+        nib.orientations.axcodes2ornt("RAS"), nib.orientations.axcodes2ornt(tuple(axcodes))
+    )
     data = nib.orientations.apply_orientation(REF, to_file)
     affine = REF_AFFINE @ nib.orientations.inv_ornt_aff(to_file, REF.shape)
     return data, affine
 
 
 # --- values -------------------------------------------------------------------------------
+
 
 def test_scaling_is_applied(tmp_path):
     raw = np.arange(4 * 5 * 6, dtype=np.int16).reshape(4, 5, 6)
@@ -140,7 +142,9 @@ def test_any_axis_order_loads_to_the_same_canonical_volume(tmp_path, axcodes):
         np.testing.assert_allclose(vol.world(ijk), (affine @ np.array([*vol.source_index(ijk), 1.0]))[:3])
 
 
-@pytest.mark.parametrize("axcodes,codes", [(axcodes, (1, 4)) for axcodes in ORDERS] + [("LIA", (0, 2)), ("LAS", (2, 0))])
+@pytest.mark.parametrize(
+    "axcodes,codes", [(axcodes, (1, 4)) for axcodes in ORDERS] + [("LIA", (0, 2)), ("LAS", (2, 0))]
+)
 def test_load_save_load_keeps_data_and_geometry(tmp_path, axcodes, codes):
     data, affine = _file_in_order(axcodes)
     raw = np.round(data).astype(np.int16)
@@ -181,6 +185,7 @@ def test_stored_as_writes_another_axis_order(tmp_path):
 
 
 # --- saving safely --------------------------------------------------------------------------
+
 
 def test_save_refuses_to_overwrite_the_source(tmp_path):
     data, affine = _file_in_order("LAS")
@@ -228,6 +233,7 @@ def test_save_rejects_bad_targets(tmp_path):
 
 
 # --- files nobody here wrote: nibabel's own test data --------------------------------------
+
 
 @pytest.mark.parametrize("name", ["anatomical.nii", "example4d.nii.gz", "standard.nii.gz", "example_nifti2.nii.gz"])
 def test_nibabel_test_data(nibabel_data_dir, name):

@@ -60,8 +60,9 @@ def drag(qtbot, slice_view, start, end, button, steps: int = 6):
 
     def send(kind, point, buttons):
         pos = QPointF(point)
-        event = QMouseEvent(kind, pos, QPointF(viewport.mapToGlobal(point)), button, buttons,
-                            Qt.KeyboardModifier.NoModifier)
+        event = QMouseEvent(
+            kind, pos, QPointF(viewport.mapToGlobal(point)), button, buttons, Qt.KeyboardModifier.NoModifier
+        )
         QApplication.sendEvent(viewport, event)
 
     send(QMouseEvent.Type.MouseButtonPress, start, button)
@@ -82,6 +83,12 @@ def hover(slice_view, point) -> None:
     from PySide6.QtWidgets import QApplication
 
     viewport = slice_view.viewport()
-    event = QMouseEvent(QMouseEvent.Type.MouseMove, QPointF(point), QPointF(viewport.mapToGlobal(point)),
-                        Qt.MouseButton.NoButton, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    event = QMouseEvent(
+        QMouseEvent.Type.MouseMove,
+        QPointF(point),
+        QPointF(viewport.mapToGlobal(point)),
+        Qt.MouseButton.NoButton,
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     QApplication.sendEvent(viewport, event)

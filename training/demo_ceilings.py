@@ -80,8 +80,13 @@ class VoxelMapping:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pairs", nargs=2, type=Path, metavar=("FOLDER_A", "FOLDER_B"),
-                        help="paired training folders (T1w, T2w; same file names) to fit a mapping on")
+    parser.add_argument(
+        "--pairs",
+        nargs=2,
+        type=Path,
+        metavar=("FOLDER_A", "FOLDER_B"),
+        help="paired training folders (T1w, T2w; same file names) to fit a mapping on",
+    )
     args = parser.parse_args()
 
     normalisation = load_model(default_model_path()).normalisation
@@ -99,10 +104,18 @@ def main() -> int:
             oracle = VoxelMapping(bins)
             oracle.add(inputs[direction], references[direction], mask)
             prediction = oracle(inputs[direction], mask)
-            rows.append((f"{direction}: per-voxel mapping fitted on the demo pair itself, {bins} bins",
-                         evaluate_pair(prediction, references[direction], mask)))
-        rows.append((f"{direction}:   the same, scored on the reference's scale",
-                     {"psnr": psnr(prediction, normalize_unit(references[direction], mask), mask)}))
+            rows.append(
+                (
+                    f"{direction}: per-voxel mapping fitted on the demo pair itself, {bins} bins",
+                    evaluate_pair(prediction, references[direction], mask),
+                )
+            )
+        rows.append(
+            (
+                f"{direction}:   the same, scored on the reference's scale",
+                {"psnr": psnr(prediction, normalize_unit(references[direction], mask), mask)},
+            )
+        )
     gre = simulate.spoiled_gradient_echo(simulate.tissue_fractions(gm, wm, mask), **simulate.T1W_1_5T)
     rows.append(("t2-to-t1: reference GRE T1w from the demo's own tissue maps", evaluate_pair(gre, t1, mask)))
     inverted = np.where(mask, 1.0 - normalize_unit(t1, mask), 0.0)
@@ -117,7 +130,7 @@ def main() -> int:
             names.sort(key=lambda n: _head_name(n)[1])  # the reference scan (no ~TAG) first
         if not heads:
             parser.error(f"{args.pairs[0]} holds no NIfTI volumes")
-        for head, names in heads.items():  # every T1w input is paired with the head's reference T2w
+        for names in heads.values():  # every T1w input is paired with the head's reference T2w
             a_ref = load_volume(args.pairs[0] / names[0]).data
             b = load_volume(args.pairs[1] / names[0]).data
             head_mask = foreground_mask(a_ref) & foreground_mask(b)
@@ -126,8 +139,12 @@ def main() -> int:
                 a = a_ref if name == names[0] else load_volume(args.pairs[0] / name).data
                 learners["t1-to-t2"].add(model_input(a, "t1", normalisation), b, head_mask)
         for direction, learner in learners.items():
-            rows.append((f"{direction}: per-voxel mapping fitted on the pairs in {args.pairs[0].parent.name}/{args.pairs[0].name}",
-                         evaluate_pair(learner(inputs[direction], mask), references[direction], mask)))
+            rows.append(
+                (
+                    f"{direction}: per-voxel mapping fitted on the pairs in {args.pairs[0].parent.name}/{args.pairs[0].name}",
+                    evaluate_pair(learner(inputs[direction], mask), references[direction], mask),
+                )
+            )
 
     for label, scores in rows:
         ssim = f"SSIM {scores['ssim']:.3f}" if "ssim" in scores else ""

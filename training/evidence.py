@@ -29,8 +29,9 @@ def _qt_application():
     return QApplication.instance() or QApplication([])
 
 
-def grid_figure(tiles: list[list[np.ndarray]], row_labels: list[str], column_labels: list[str],
-                title: str, path: Path) -> Path:
+def grid_figure(
+    tiles: list[list[np.ndarray]], row_labels: list[str], column_labels: list[str], title: str, path: Path
+) -> Path:
     """A labelled grid of [0, 1] images (rows x columns), drawn with Qt offscreen, saved as PNG."""
     app = _qt_application()  # noqa: F841 - fonts need a Qt application
     from PySide6.QtCore import Qt
@@ -39,8 +40,9 @@ def grid_figure(tiles: list[list[np.ndarray]], row_labels: list[str], column_lab
     widths = [max(row[c].shape[1] for row in tiles) for c in range(len(column_labels))]
     heights = [max(t.shape[0] for t in row) for row in tiles]
     left, top, gap = 150, 64, 4
-    image = QImage(max(left + sum(widths) + len(widths) * gap, 620), top + sum(heights) + len(heights) * gap,
-                   QImage.Format_RGB32)
+    image = QImage(
+        max(left + sum(widths) + len(widths) * gap, 620), top + sum(heights) + len(heights) * gap, QImage.Format_RGB32
+    )
     image.fill(QColor("black"))
     painter = QPainter(image)
     painter.setPen(QColor("white"))
@@ -72,15 +74,20 @@ def _axial(unit: np.ndarray, z: int) -> np.ndarray:
 
 def _three_planes(unit: np.ndarray, centre) -> list[np.ndarray]:
     # sagittal with anterior on the left, as the viewer shows it
-    return [np.rot90(unit[:, :, centre[2]]), np.rot90(unit[:, centre[1], :]), np.fliplr(np.rot90(unit[centre[0], :, :]))]
+    return [
+        np.rot90(unit[:, :, centre[2]]),
+        np.rot90(unit[:, centre[1], :]),
+        np.fliplr(np.rot90(unit[centre[0], :, :])),
+    ]
 
 
 def seed_figure(model, scores: dict, path: Path, z_index: int = 7) -> Path:
     """One seed test slice, whole head: source, translation, reference, |difference|, both directions."""
+    from score_table import seed_volumes
+
     from mri_style_app.cyclegan.translate import translate_volume
     from mri_style_app.imaging.intensity import normalize_unit
     from mri_style_app.imaging.metrics import head_mask
-    from score_table import seed_volumes
 
     seed = seed_volumes(SCORES / "seed", "test")
     head = head_mask(seed["t1"].data, seed["t2"].data)
@@ -89,14 +96,25 @@ def seed_figure(model, scores: dict, path: Path, z_index: int = 7) -> Path:
         source, target = (seed[k] for k in direction.split("-to-"))
         pred = normalize_unit(translate_volume(source, model, direction).data, head)
         ref = normalize_unit(target.data, head)
-        columns.append([_axial(normalize_unit(source.data, head), z_index), _axial(pred, z_index),
-                        _axial(ref, z_index), _axial(np.abs(pred - ref) * head, z_index)])
+        columns.append(
+            [
+                _axial(normalize_unit(source.data, head), z_index),
+                _axial(pred, z_index),
+                _axial(ref, z_index),
+                _axial(np.abs(pred - ref) * head, z_index),
+            ]
+        )
         s = scores["model"]["seed test, whole head"][direction]
         labels.append(f"{direction} {s['ssim']:.3f} / {s['psnr']:.1f} dB")
     z = int(round(seed["t1"].affine[2, 3] + 71)) + z_index  # the Colin27 grid's slice number
     tiles = [[columns[c][r] for c in range(2)] for r in range(4)]
-    return grid_figure(tiles, ["source", "translation", "reference", "|difference|"], labels,
-                       f"seed test slice z {z}, whole head (never trained on); SSIM / PSNR over all 15 test slices", path)
+    return grid_figure(
+        tiles,
+        ["source", "translation", "reference", "|difference|"],
+        labels,
+        f"seed test slice z {z}, whole head (never trained on); SSIM / PSNR over all 15 test slices",
+        path,
+    )
 
 
 def ch2_figure(model, path: Path) -> Path:
@@ -111,8 +129,13 @@ def ch2_figure(model, path: Path) -> Path:
     t2 = translate_volume(t1, model, "t1-to-t2")
     centre = (90, 120, 72)
     rows = [_three_planes(normalize_unit(v.data, head), centre) for v in (t1, t2)]
-    return grid_figure(rows, ["ch2 T1w", "T2w translation"], ["axial", "coronal", "sagittal"],
-                       "real whole-head T1w (Colin27 ch2.nii.gz, mricron-data) translated to T2w", path)
+    return grid_figure(
+        rows,
+        ["ch2 T1w", "T2w translation"],
+        ["axial", "coronal", "sagittal"],
+        "real whole-head T1w (Colin27 ch2.nii.gz, mricron-data) translated to T2w",
+        path,
+    )
 
 
 def curves_figure(runs: list[Path], path: Path) -> Path:
@@ -158,12 +181,17 @@ def evaluate_model(model_path: Path, evidence: Path, runs: list[Path]) -> dict:
     ch2_figure(model, evidence / "ch2_t1w_to_t2w.png")
     if all((run / "events.jsonl").exists() for run in runs):
         curves_figure(runs, evidence / "training_curves.png")
-    worst = {d: {"ssim": round(min(r[d]["ssim"] for r in sweep), 4), "psnr": round(min(r[d]["psnr"] for r in sweep), 4)}
-             for d in ("t1-to-t2", "t2-to-t1")}
-    return {"protocol": "../shared/data/seed-t1-t2/README.md: each image scaled to [0, 1] by its own 99.5th "
-                        "percentile in the region; SSIM = scikit-image's default 2D SSIM map per axial slice, "
-                        "averaged over the region; PSNR and MAE over the region",
-            "table": rows, "protocol sweep, worst brain figure": worst}
+    worst = {
+        d: {"ssim": round(min(r[d]["ssim"] for r in sweep), 4), "psnr": round(min(r[d]["psnr"] for r in sweep), 4)}
+        for d in ("t1-to-t2", "t2-to-t1")
+    }
+    return {
+        "protocol": "../shared/data/seed-t1-t2/README.md: each image scaled to [0, 1] by its own 99.5th "
+        "percentile in the region; SSIM = scikit-image's default 2D SSIM map per axial slice, "
+        "averaged over the region; PSNR and MAE over the region",
+        "table": rows,
+        "protocol sweep, worst brain figure": worst,
+    }
 
 
 def run_steps(description: str, steps: dict) -> None:

@@ -27,16 +27,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "training"))
 RECIPES = REPO / "training" / "recipes"
 DATA = REPO / "runs" / "default-data"
 # (recipe, run folder) per stage, in order; the last run is the shipped model
-STAGES = [(RECIPES / "default_t1_t2_voxel.toml", REPO / "runs" / "default-model-voxel"),
-          (RECIPES / "default_t1_t2_voxel_stage2.toml", REPO / "runs" / "default-model-voxel-stage2"),
-          (RECIPES / "default_t1_t2_voxel_stage3.toml", REPO / "runs" / "default-model-voxel-stage3"),
-          (RECIPES / "default_t1_t2_voxel_stage4.toml", REPO / "runs" / "default-model-voxel-stage4")]
+STAGES = [
+    (RECIPES / "default_t1_t2_voxel.toml", REPO / "runs" / "default-model-voxel"),
+    (RECIPES / "default_t1_t2_voxel_stage2.toml", REPO / "runs" / "default-model-voxel-stage2"),
+    (RECIPES / "default_t1_t2_voxel_stage3.toml", REPO / "runs" / "default-model-voxel-stage3"),
+    (RECIPES / "default_t1_t2_voxel_stage4.toml", REPO / "runs" / "default-model-voxel-stage4"),
+]
 RUN = STAGES[-1][1]
 EVIDENCE = REPO / "docs" / "default_model"
 CLI = [sys.executable, "-m", "mri_style_app"]
@@ -56,7 +57,9 @@ def prepare() -> None:
     reference_pairs = ("--variants", "0", "--reference-field", "1.5", "--seed", "4343")
     _run_script("prepare_reference_pairs.py", *reference_pairs, "--folder-prefix", "refs")
     # stage 4: the same heads and reference scans, plus two dark-CSF T1w inputs per head
-    _run_script("prepare_reference_pairs.py", *reference_pairs, "--folder-prefix", "refsdark", "--dark-csf-variants", "2")
+    _run_script(
+        "prepare_reference_pairs.py", *reference_pairs, "--folder-prefix", "refsdark", "--dark-csf-variants", "2"
+    )
 
 
 def train() -> None:
@@ -86,42 +89,69 @@ def export() -> Path:
         generators, state = checkpoint_generators(RUN, config["preset"])
         steps = [e for e in read_events(RUN) if e.get("type") == "step"]
         # the input scaling the run trained with, as train.py writes it into a finished model
-        normalisation = model_files.training_normalisation(config.get("percentile_a", 99.5),
-                                                           config.get("percentile_b", 99.5))
-        card = model_files.make_card(config["preset"], model_files.DIRECTIONS, normalisation, training={
-            "iterations": int(state["iteration"]), "seconds": round(float(state["seconds"]), 1),
-            "finished": False, "last_losses": {k: steps[-1][k] for k in ("G_A", "G_B", "D_A", "D_B", "cycle_A", "cycle_B")} if steps else {}})
-    card["training"] = {**card.get("training", {}),
-                        "recipes": [recipe.relative_to(REPO).as_posix() for recipe, _ in STAGES],
-                        "reproduce": "python training/make_default_model.py all",
-                        "settings": {k: config[k] for k in ("preset", "size", "plane", "batch_size", "lr", "lambda_cycle",
-                                             "lambda_identity", "lambda_paired", "lambda_adversarial", "percentile_a", "seed")
-                                     if k in config},
-                        "data": {"A (T1w), unpaired": "43 real BrainWeb T1w seed slices (../shared/data/seed-t1-t2/T1), the "
-                                                      "real ICBM 2009a T1 template, 6 spoiled-gradient-echo T1w volumes "
-                                                      "simulated from the ICBM tissue maps with random 1.5 T/3 T relaxation "
-                                                      "times (+-10 %), TR/TE/flip, bias field and Rician noise",
-                                 "B (T2w), unpaired": "46 real BrainWeb T2w seed slices (../shared/data/seed-t1-t2/T2), 6 "
-                                                      "spin-echo T2w volumes simulated the same way with random TR/TE",
-                                 "pairs": "10 heads: the ICBM tissue maps under random smooth deformations, each "
-                                          "scanned once per contrast with the reference protocols (T1w GRE TR 18/TE "
-                                          "10/30 deg, T2w SE TR 3300/TE 120) and the 1.5 T literature relaxation "
-                                          "values, no noise or bias; paired L1 loss x 300; in stage 4 each head "
-                                          "also has two T1w inputs of the same protocol with a longer CSF T1 "
-                                          "(3000-4500 ms: CSF at 0.17-0.26 of white matter instead of 0.30, as "
-                                          "in real T1w scans), paired with the same reference T2w",
-                                 "stages": "1: 1500 iterations from random weights, adversarial, cycle (x 1) and "
-                                           "paired terms, lr 5e-4; 2: 1500 more without the adversarial terms; "
-                                           "3: 1500 more at lr 2.5e-4; 4: 1500 more as voxel-headroom (output "
-                                           "range [-1, 1.1]) with the dark-CSF T1w inputs",
-                                 "output contrast": "the 1.5 T reference protocols above, whatever the input's "
-                                                    "field and protocol",
-                                 "T1w input": "scaled by its 90th foreground percentile (white matter at 1), "
-                                              "T2w input by its 99.5th",
-                                 "caveat": "every simulated head is the ICBM anatomy, deformed; the demo pair is the "
-                                           "undeformed anatomy (the template itself is never paired, but is one of "
-                                           "the unpaired T1w images); the 3 T robustness pair is held out in its "
-                                           "parameters, noise, bias and axis order, not in its anatomy"}}
+        normalisation = model_files.training_normalisation(
+            config.get("percentile_a", 99.5), config.get("percentile_b", 99.5)
+        )
+        card = model_files.make_card(
+            config["preset"],
+            model_files.DIRECTIONS,
+            normalisation,
+            training={
+                "iterations": int(state["iteration"]),
+                "seconds": round(float(state["seconds"]), 1),
+                "finished": False,
+                "last_losses": {k: steps[-1][k] for k in ("G_A", "G_B", "D_A", "D_B", "cycle_A", "cycle_B")}
+                if steps
+                else {},
+            },
+        )
+    card["training"] = {
+        **card.get("training", {}),
+        "recipes": [recipe.relative_to(REPO).as_posix() for recipe, _ in STAGES],
+        "reproduce": "python training/make_default_model.py all",
+        "settings": {
+            k: config[k]
+            for k in (
+                "preset",
+                "size",
+                "plane",
+                "batch_size",
+                "lr",
+                "lambda_cycle",
+                "lambda_identity",
+                "lambda_paired",
+                "lambda_adversarial",
+                "percentile_a",
+                "seed",
+            )
+            if k in config
+        },
+        "data": {
+            "A (T1w), unpaired": "43 real BrainWeb T1w seed slices (../shared/data/seed-t1-t2/T1), the "
+            "real ICBM 2009a T1 template, 6 spoiled-gradient-echo T1w volumes "
+            "simulated from the ICBM tissue maps with random 1.5 T/3 T relaxation "
+            "times (+-10 %), TR/TE/flip, bias field and Rician noise",
+            "B (T2w), unpaired": "46 real BrainWeb T2w seed slices (../shared/data/seed-t1-t2/T2), 6 "
+            "spin-echo T2w volumes simulated the same way with random TR/TE",
+            "pairs": "10 heads: the ICBM tissue maps under random smooth deformations, each "
+            "scanned once per contrast with the reference protocols (T1w GRE TR 18/TE "
+            "10/30 deg, T2w SE TR 3300/TE 120) and the 1.5 T literature relaxation "
+            "values, no noise or bias; paired L1 loss x 300; in stage 4 each head "
+            "also has two T1w inputs of the same protocol with a longer CSF T1 "
+            "(3000-4500 ms: CSF at 0.17-0.26 of white matter instead of 0.30, as "
+            "in real T1w scans), paired with the same reference T2w",
+            "stages": "1: 1500 iterations from random weights, adversarial, cycle (x 1) and "
+            "paired terms, lr 5e-4; 2: 1500 more without the adversarial terms; "
+            "3: 1500 more at lr 2.5e-4; 4: 1500 more as voxel-headroom (output "
+            "range [-1, 1.1]) with the dark-CSF T1w inputs",
+            "output contrast": "the 1.5 T reference protocols above, whatever the input's field and protocol",
+            "T1w input": "scaled by its 90th foreground percentile (white matter at 1), T2w input by its 99.5th",
+            "caveat": "every simulated head is the ICBM anatomy, deformed; the demo pair is the "
+            "undeformed anatomy (the template itself is never paired, but is one of "
+            "the unpaired T1w images); the 3 T robustness pair is held out in its "
+            "parameters, noise, bias and axis order, not in its anatomy",
+        },
+    }
     out = model_files.save_model(default_model_path(), generators, card)
     print(f"exported {out}")
     return out

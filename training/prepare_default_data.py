@@ -37,10 +37,14 @@ SEED_DIR = REPO.parent / "shared" / "data" / "seed-t1-t2"
 
 def jitter_tissues(base: dict, rng: np.random.Generator, spread: float = 0.1) -> dict:
     """Each tissue's T1, T2, T2* and PD scaled by an independent factor in [1 - spread, 1 + spread]."""
+
     def f():
         return float(rng.uniform(1 - spread, 1 + spread))
-    return {name: replace(t, t1_ms=t.t1_ms * f(), t2_ms=t.t2_ms * f(), t2star_ms=t.t2star_ms * f(), pd=t.pd * f())
-            for name, t in base.items()}
+
+    return {
+        name: replace(t, t1_ms=t.t1_ms * f(), t2_ms=t.t2_ms * f(), t2star_ms=t.t2star_ms * f(), pd=t.pd * f())
+        for name, t in base.items()
+    }
 
 
 FIELDS = {1.5: simulate.BRAINWEB_1_5T, 3.0: simulate.RELAXATION_3T}
@@ -88,8 +92,15 @@ def random_pair(fractions, mask, rng) -> tuple[np.ndarray, np.ndarray, dict]:
     bias = simulate.bias_field(fractions["gm"].shape, float(rng.uniform(0, 0.3)), rng)
     t1w = degrade(simulate.spoiled_gradient_echo(fractions, tissues=tissues, **t1_params), mask, rng, bias)
     t2w = degrade(simulate.spin_echo(fractions, tissues=tissues, **t2_params), mask, rng, bias)
-    return t1w, t2w, {"field_T": field, **{f"t1w_{k}": v for k, v in t1_params.items()},
-                      **{f"t2w_{k}": v for k, v in t2_params.items()}}
+    return (
+        t1w,
+        t2w,
+        {
+            "field_T": field,
+            **{f"t1w_{k}": v for k, v in t1_params.items()},
+            **{f"t2w_{k}": v for k, v in t2_params.items()},
+        },
+    )
 
 
 def main() -> None:

@@ -35,17 +35,22 @@ import nibabel as nib
 import numpy as np
 import torch
 import torch.nn.functional as F
+from prepare_default_data import FIELDS, degrade, jitter_tissues, random_t1w_settings, random_t2w_settings
 
 from mri_style_app.imaging import simulate
 from mri_style_app.paths import resources_dir
 
-from prepare_default_data import FIELDS, degrade, jitter_tissues, random_t1w_settings, random_t2w_settings
-
 REPO = Path(__file__).resolve().parents[1]
 
 
-def deformed_maps(maps: np.ndarray, rng: np.random.Generator, max_shift_mm: float = 6.0,
-                  max_degrees: float = 6.0, max_scale: float = 0.08, warp_mm: float = 4.0) -> np.ndarray:
+def deformed_maps(
+    maps: np.ndarray,
+    rng: np.random.Generator,
+    max_shift_mm: float = 6.0,
+    max_degrees: float = 6.0,
+    max_scale: float = 0.08,
+    warp_mm: float = 4.0,
+) -> np.ndarray:
     """(channels, x, y, z) maps resampled under a random affine and a smooth displacement field
     (4 x 4 x 4 control points, up to `warp_mm` each), trilinear. 1 mm voxels assumed."""
     shape = maps.shape[1:]
@@ -69,8 +74,7 @@ def deformed_maps(maps: np.ndarray, rng: np.random.Generator, max_shift_mm: floa
     source = source + field
     normalised = (source / torch.from_numpy(half)).flip(-1)  # -> [-1, 1], (z, y, x) order
     volume = torch.from_numpy(np.ascontiguousarray(maps, dtype=np.float32))[None]
-    warped = F.grid_sample(volume, normalised[None].float(), mode="bilinear", padding_mode="zeros",
-                           align_corners=True)
+    warped = F.grid_sample(volume, normalised[None].float(), mode="bilinear", padding_mode="zeros", align_corners=True)
     return warped[0].numpy()
 
 
@@ -80,19 +84,33 @@ def main() -> None:
     parser.add_argument("--heads", type=int, default=10)
     parser.add_argument("--variants", type=int, default=2, help="random-protocol scans per head and contrast")
     parser.add_argument("--seed", type=int, default=4242)
-    parser.add_argument("--reference-field", type=float, choices=sorted(FIELDS), default=None,
-                        help="relaxation values of every reference scan (default: each head's own field)")
-    parser.add_argument("--dark-csf-variants", type=int, default=0,
-                        help="extra T1w inputs per head: the reference protocol with a longer CSF T1 "
-                             "(3000-4500 ms), so CSF darker than the reference's")
-    parser.add_argument("--folder-prefix", default="ref-pairs",
-                        help="write PREFIX-A-t1w/ and PREFIX-B-t2w/ under --out")
+    parser.add_argument(
+        "--reference-field",
+        type=float,
+        choices=sorted(FIELDS),
+        default=None,
+        help="relaxation values of every reference scan (default: each head's own field)",
+    )
+    parser.add_argument(
+        "--dark-csf-variants",
+        type=int,
+        default=0,
+        help="extra T1w inputs per head: the reference protocol with a longer CSF T1 "
+        "(3000-4500 ms), so CSF darker than the reference's",
+    )
+    parser.add_argument(
+        "--folder-prefix", default="ref-pairs", help="write PREFIX-A-t1w/ and PREFIX-B-t2w/ under --out"
+    )
     args = parser.parse_args()
 
     demo = resources_dir() / "demo"
     affine = nib.load(demo / "icbm152_2009a_gm.nii.gz").affine
-    maps = np.stack([np.asarray(nib.load(demo / f"icbm152_2009a_{name}.nii.gz").dataobj, dtype=np.float32)
-                     for name in ("gm", "wm", "brain_mask")])
+    maps = np.stack(
+        [
+            np.asarray(nib.load(demo / f"icbm152_2009a_{name}.nii.gz").dataobj, dtype=np.float32)
+            for name in ("gm", "wm", "brain_mask")
+        ]
+    )
     maps[:2] /= 255.0
     maps[2] = maps[2] > 0
     rng = np.random.default_rng(args.seed)
@@ -110,16 +128,22 @@ def main() -> None:
         tissues = jitter_tissues(FIELDS[field], rng)  # the variants' (this person's) tissue values
         name = f"head_{head:02d}"
         reference = FIELDS[args.reference_field if args.reference_field else field]
-        scans = {(0, "ref"): simulate.spoiled_gradient_echo(fractions, tissues=reference, **simulate.T1W_1_5T),
-                 (1, "ref"): simulate.spin_echo(fractions, tissues=reference, **simulate.T2W_1_5T)}
+        scans = {
+            (0, "ref"): simulate.spoiled_gradient_echo(fractions, tissues=reference, **simulate.T1W_1_5T),
+            (1, "ref"): simulate.spin_echo(fractions, tissues=reference, **simulate.T2W_1_5T),
+        }
         for k in range(args.variants):
             t1 = random_t1w_settings(rng)
             t2 = random_t2w_settings(rng)
             bias = simulate.bias_field(mask.shape, float(rng.uniform(0, 0.3)), rng)  # one coil, both scans
-            scans[(0, f"v{k}")] = degrade(simulate.spoiled_gradient_echo(fractions, tissues=tissues, **t1), mask, rng, bias)
+            scans[(0, f"v{k}")] = degrade(
+                simulate.spoiled_gradient_echo(fractions, tissues=tissues, **t1), mask, rng, bias
+            )
             scans[(1, f"v{k}")] = degrade(simulate.spin_echo(fractions, tissues=tissues, **t2), mask, rng, bias)
-            log.append(f"{name}~v{k}: field_T={field}, " + ", ".join(
-                f"{p}_{key}={value:.1f}" for p, s in (("t1w", t1), ("t2w", t2)) for key, value in s.items()))
+            log.append(
+                f"{name}~v{k}: field_T={field}, "
+                + ", ".join(f"{p}_{key}={value:.1f}" for p, s in (("t1w", t1), ("t2w", t2)) for key, value in s.items())
+            )
         for k in range(args.dark_csf_variants):
             csf_t1 = float(dark_rng.uniform(3000, 4500))
             dark = {**reference, "csf": replace(reference["csf"], t1_ms=csf_t1)}
@@ -128,8 +152,7 @@ def main() -> None:
         for (domain, tag), image in scans.items():
             file = f"{name}.nii.gz" if tag == "ref" else f"{name}~{tag}.nii.gz"
             nib.save(nib.Nifti1Image(image.astype(np.float32), affine), folders[domain] / file)
-        log.append(f"{name}: field_T={field}, reference protocols at "
-                   f"{args.reference_field or field} T")
+        log.append(f"{name}: field_T={field}, reference protocols at {args.reference_field or field} T")
         print(log[-1], flush=True)
     (args.out / f"{args.folder_prefix}.txt").write_text("\n".join(log) + "\n")
 

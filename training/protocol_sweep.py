@@ -28,25 +28,42 @@ from mri_style_app.imaging.metrics import evaluate_pair  # noqa: E402
 from mri_style_app.imaging.volume import load_volume  # noqa: E402
 
 FIELDS = {1.5: simulate.BRAINWEB_1_5T, 3.0: simulate.RELAXATION_3T}
-LOW = {"t1": {"tr_ms": 10.0, "te_ms": 3.0, "flip_deg": 15.0}, "t2": {"tr_ms": 3000.0, "te_ms": 80.0}, "noise": 0.0, "bias": 0.0}
-HIGH = {"t1": {"tr_ms": 30.0, "te_ms": 6.0, "flip_deg": 40.0}, "t2": {"tr_ms": 6000.0, "te_ms": 120.0}, "noise": 3.0, "bias": 0.2}
+LOW = {
+    "t1": {"tr_ms": 10.0, "te_ms": 3.0, "flip_deg": 15.0},
+    "t2": {"tr_ms": 3000.0, "te_ms": 80.0},
+    "noise": 0.0,
+    "bias": 0.0,
+}
+HIGH = {
+    "t1": {"tr_ms": 30.0, "te_ms": 6.0, "flip_deg": 40.0},
+    "t2": {"tr_ms": 6000.0, "te_ms": 120.0},
+    "noise": 3.0,
+    "bias": 0.2,
+}
 
 
 def protocols(n_random: int, seed: int = 2024) -> list[dict]:
     out = [{"field": field, **corner} for field in FIELDS for corner in (LOW, HIGH)]
     rng = np.random.default_rng(seed)
     for _ in range(n_random):
-        out.append({"field": float(rng.choice(list(FIELDS))),
-                    "t1": {"tr_ms": rng.uniform(10, 30), "te_ms": rng.uniform(3, 6), "flip_deg": rng.uniform(15, 40)},
-                    "t2": {"tr_ms": rng.uniform(3000, 6000), "te_ms": rng.uniform(80, 120)},
-                    "noise": rng.uniform(0, 3), "bias": rng.uniform(0, 0.2)})
+        out.append(
+            {
+                "field": float(rng.choice(list(FIELDS))),
+                "t1": {"tr_ms": rng.uniform(10, 30), "te_ms": rng.uniform(3, 6), "flip_deg": rng.uniform(15, 40)},
+                "t2": {"tr_ms": rng.uniform(3000, 6000), "te_ms": rng.uniform(80, 120)},
+                "noise": rng.uniform(0, 3),
+                "bias": rng.uniform(0, 0.2),
+            }
+        )
     return out
 
 
 def describe(p: dict) -> str:
     t1, t2 = p["t1"], p["t2"]
-    return (f"{p['field']:.1f} T, T1w {t1['tr_ms']:.0f}/{t1['te_ms']:.1f} ms {t1['flip_deg']:.0f} deg, "
-            f"T2w {t2['tr_ms']:.0f}/{t2['te_ms']:.0f} ms, noise {p['noise']:.1f} %, bias +-{50 * p['bias']:.0f} %")
+    return (
+        f"{p['field']:.1f} T, T1w {t1['tr_ms']:.0f}/{t1['te_ms']:.1f} ms {t1['flip_deg']:.0f} deg, "
+        f"T2w {t2['tr_ms']:.0f}/{t2['te_ms']:.0f} ms, noise {p['noise']:.1f} %, bias +-{50 * p['bias']:.0f} %"
+    )
 
 
 def sweep(model_path: Path | None = None, n_random: int = 8) -> list[dict]:
@@ -60,14 +77,18 @@ def sweep(model_path: Path | None = None, n_random: int = 8) -> list[dict]:
     gm = load_volume(resources_dir() / "demo" / "icbm152_2009a_gm.nii.gz").data / 255.0
     wm = load_volume(resources_dir() / "demo" / "icbm152_2009a_wm.nii.gz").data / 255.0
     fractions = simulate.tissue_fractions(gm, wm, brain)
-    references = {"t1": simulate.spoiled_gradient_echo(fractions, **simulate.T1W_1_5T),
-                  "t2": simulate.spin_echo(fractions, **simulate.T2W_1_5T)}
+    references = {
+        "t1": simulate.spoiled_gradient_echo(fractions, **simulate.T1W_1_5T),
+        "t2": simulate.spin_echo(fractions, **simulate.T2W_1_5T),
+    }
     rng = np.random.default_rng(7)
     results = []
     for p in protocols(n_random):
         tissues = FIELDS[p["field"]]
-        scans = {"t1": simulate.spoiled_gradient_echo(fractions, tissues=tissues, **p["t1"]),
-                 "t2": simulate.spin_echo(fractions, tissues=tissues, **p["t2"])}
+        scans = {
+            "t1": simulate.spoiled_gradient_echo(fractions, tissues=tissues, **p["t1"]),
+            "t2": simulate.spin_echo(fractions, tissues=tissues, **p["t2"]),
+        }
         row = {"protocol": describe(p)}
         for source, target in (("t1", "t2"), ("t2", "t1")):
             scan = scans[source] * simulate.bias_field(brain.shape, p["bias"], rng)
@@ -76,19 +97,28 @@ def sweep(model_path: Path | None = None, n_random: int = 8) -> list[dict]:
             pred = translate_volume(grid.with_data(scan), model, f"{source}-to-{target}").data
             row[f"{source}-to-{target}"] = evaluate_pair(pred, references[target], brain)
         results.append(row)
-        print(f"{row['protocol']:78s} T1w->T2w {row['t1-to-t2']['ssim']:.3f} / {row['t1-to-t2']['psnr']:5.2f} dB   "
-              f"T2w->T1w {row['t2-to-t1']['ssim']:.3f} / {row['t2-to-t1']['psnr']:5.2f} dB", flush=True)
+        print(
+            f"{row['protocol']:78s} T1w->T2w {row['t1-to-t2']['ssim']:.3f} / {row['t1-to-t2']['psnr']:5.2f} dB   "
+            f"T2w->T1w {row['t2-to-t1']['ssim']:.3f} / {row['t2-to-t1']['psnr']:5.2f} dB",
+            flush=True,
+        )
     return results
 
 
 def markdown(results: list[dict]) -> str:
     lines = ["| protocol | T1w -> T2w SSIM / PSNR | T2w -> T1w SSIM / PSNR |", "|---|---|---|"]
     for r in results:
-        lines.append(f"| {r['protocol']} | {r['t1-to-t2']['ssim']:.3f} / {r['t1-to-t2']['psnr']:.2f} dB | "
-                     f"{r['t2-to-t1']['ssim']:.3f} / {r['t2-to-t1']['psnr']:.2f} dB |")
-    worst = {d: (min(r[d]["ssim"] for r in results), min(r[d]["psnr"] for r in results)) for d in ("t1-to-t2", "t2-to-t1")}
-    lines.append(f"| **worst** | {worst['t1-to-t2'][0]:.3f} / {worst['t1-to-t2'][1]:.2f} dB | "
-                 f"{worst['t2-to-t1'][0]:.3f} / {worst['t2-to-t1'][1]:.2f} dB |")
+        lines.append(
+            f"| {r['protocol']} | {r['t1-to-t2']['ssim']:.3f} / {r['t1-to-t2']['psnr']:.2f} dB | "
+            f"{r['t2-to-t1']['ssim']:.3f} / {r['t2-to-t1']['psnr']:.2f} dB |"
+        )
+    worst = {
+        d: (min(r[d]["ssim"] for r in results), min(r[d]["psnr"] for r in results)) for d in ("t1-to-t2", "t2-to-t1")
+    }
+    lines.append(
+        f"| **worst** | {worst['t1-to-t2'][0]:.3f} / {worst['t1-to-t2'][1]:.2f} dB | "
+        f"{worst['t2-to-t1'][0]:.3f} / {worst['t2-to-t1'][1]:.2f} dB |"
+    )
     return "\n".join(lines) + "\n"
 
 

@@ -23,11 +23,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "training"))
 
+from mri_style_app.cyclegan import seed_slices  # noqa: E402
 from mri_style_app.imaging.intensity import normalize_unit  # noqa: E402
 from mri_style_app.imaging.metrics import evaluate_pair, head_mask  # noqa: E402
 from mri_style_app.imaging.volume import Volume, load_volume  # noqa: E402
-
-from mri_style_app.cyclegan import seed_slices  # noqa: E402
 
 DIRECTIONS = ("t1-to-t2", "t2-to-t1")
 MAPPING_BINS = 256
@@ -54,8 +53,10 @@ def score_sets(work: Path) -> list[dict]:
     gm = load_volume(resources_dir() / "demo" / "icbm152_2009a_gm.nii.gz").data / 255.0
     wm = load_volume(resources_dir() / "demo" / "icbm152_2009a_wm.nii.gz").data / 255.0
     t1_3t, t2_3t = simulate.simulate_3t_pair(gm, wm, demo_brain, seed=3)
-    lia = {name: demo_t1.with_data(data, name=f"sim3t_{name}").stored_as("LIA") for name, data in
-           (("t1", t1_3t), ("t2", t2_3t))}
+    lia = {
+        name: demo_t1.with_data(data, name=f"sim3t_{name}").stored_as("LIA")
+        for name, data in (("t1", t1_3t), ("t2", t2_3t))
+    }
     return [
         {"name": "seed test, whole head", "t1": seed["t1"], "t2": seed["t2"], "mask": head},
         {"name": "seed test, brain", "t1": seed["t1"], "t2": seed["t2"], "mask": seed["brain"].data > 0},
@@ -105,8 +106,10 @@ def score_table(model_path: Path | None = None, work: Path = REPO / "runs" / "sc
 
     model = load_model(model_path or default_model_path())
     train = seed_volumes(work / "seed", "train")
-    mappings = {"t1-to-t2": VoxelMapping([train["t1"]], [train["t2"]]),
-                "t2-to-t1": VoxelMapping([train["t2"]], [train["t1"]])}
+    mappings = {
+        "t1-to-t2": VoxelMapping([train["t1"]], [train["t2"]]),
+        "t2-to-t1": VoxelMapping([train["t2"]], [train["t1"]]),
+    }
     rows = {"model": {}, "inversion baseline": {}, "per-voxel mapping (seed train split)": {}}
     translated: dict = {}
     for case in score_sets(work):
@@ -118,8 +121,11 @@ def score_table(model_path: Path | None = None, work: Path = REPO / "runs" / "sc
             key = (id(source), direction)
             if key not in translated:  # the seed's head and brain score one translation
                 translated[key] = translate_volume(source, model, direction).data
-            predictions = {"model": translated[key], "inversion baseline": inversion(source),
-                           "per-voxel mapping (seed train split)": mappings[direction](source)}
+            predictions = {
+                "model": translated[key],
+                "inversion baseline": inversion(source),
+                "per-voxel mapping (seed train split)": mappings[direction](source),
+            }
             for row, prediction in predictions.items():
                 scores = evaluate_pair(prediction, reference.data, case["mask"])
                 rows[row][case["name"]][direction] = {k: round(v, 4) for k, v in scores.items()}
@@ -131,7 +137,9 @@ def print_table(rows: dict) -> None:
     print(f"{'SSIM / PSNR (dB)':38s}" + "".join(f"{s:>30s}" for s in sets))
     for direction in DIRECTIONS:
         for row, by_set in rows.items():
-            cells = "".join(f"{by_set[s][direction]['ssim']:>22.3f} / {by_set[s][direction]['psnr']:5.2f}" for s in sets)
+            cells = "".join(
+                f"{by_set[s][direction]['ssim']:>22.3f} / {by_set[s][direction]['psnr']:5.2f}" for s in sets
+            )
             print(f"{direction + ', ' + row:38s}{cells}")
 
 
@@ -141,7 +149,9 @@ def markdown(rows: dict) -> str:
     lines = ["| SSIM / PSNR | " + " | ".join(sets) + " |", "|---|" + "---|" * len(sets)]
     for direction in DIRECTIONS:
         for row, by_set in rows.items():
-            cells = " | ".join(f"{by_set[s][direction]['ssim']:.3f} / {by_set[s][direction]['psnr']:.2f} dB" for s in sets)
+            cells = " | ".join(
+                f"{by_set[s][direction]['ssim']:.3f} / {by_set[s][direction]['psnr']:.2f} dB" for s in sets
+            )
             name = f"**{direction}, {row}**" if row == "model" else f"{direction}, {row}"
             lines.append(f"| {name} | {cells} |")
     return "\n".join(lines) + "\n"

@@ -24,12 +24,17 @@ REGIONS = ("head", "brain")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("pred", help="the predicted (translated) volume, NIfTI or Analyze")
     parser.add_argument("ref", help="the reference volume on the same grid")
-    parser.add_argument("--region", default="head", metavar="head|brain|MASK",
-                        help="where to score: 'head' (default): the whole head, from the partner images "
-                             "(--source and REF, or REF alone); 'brain': REF's foreground, the brain of a "
-                             "skull-stripped REF; or a mask volume on REF's grid (nonzero = inside)")
-    parser.add_argument("--source", help="the image PRED was translated from (same grid): with REF, it "
-                                         "makes the head mask")
+    parser.add_argument(
+        "--region",
+        default="head",
+        metavar="head|brain|MASK",
+        help="where to score: 'head' (default): the whole head, from the partner images "
+        "(--source and REF, or REF alone); 'brain': REF's foreground, the brain of a "
+        "skull-stripped REF; or a mask volume on REF's grid (nonzero = inside)",
+    )
+    parser.add_argument(
+        "--source", help="the image PRED was translated from (same grid): with REF, it makes the head mask"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
 
 
@@ -52,9 +57,11 @@ def run(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     for name, other in ((args.pred, pred), (args.source, source)):
         if other is not None and not other.same_grid(ref):
-            return _fail(f"{name} ({'x'.join(map(str, other.shape))}) and {args.ref} "
-                         f"({'x'.join(map(str, ref.shape))}) are not on the same voxel grid; "
-                         "resample it onto the reference first")
+            return _fail(
+                f"{name} ({'x'.join(map(str, other.shape))}) and {args.ref} "
+                f"({'x'.join(map(str, ref.shape))}) are not on the same voxel grid; "
+                "resample it onto the reference first"
+            )
     if mask_volume is not None:
         if not mask_volume.same_grid(ref):
             return _fail(f"mask {args.region} is not on the grid of {args.ref}")
@@ -70,9 +77,14 @@ def run(args: argparse.Namespace) -> int:
         return _fail(f"the region ({region}) is empty: no voxel to score")
     result = evaluate_pair(pred.data, ref.data, mask)
     if args.json:
-        print(json.dumps({**result, "voxels": int(mask.sum()), "region": region,
-                          "pred": str(args.pred), "ref": str(args.ref)}))
+        print(
+            json.dumps(
+                {**result, "voxels": int(mask.sum()), "region": region, "pred": str(args.pred), "ref": str(args.ref)}
+            )
+        )
     else:
-        print(f"PSNR {result['psnr']:.2f} dB   SSIM {result['ssim']:.4f}   MAE {result['mae']:.4f}   "
-              f"({int(mask.sum())} voxels, region {region})")
+        print(
+            f"PSNR {result['psnr']:.2f} dB   SSIM {result['ssim']:.4f}   MAE {result['mae']:.4f}   "
+            f"({int(mask.sum())} voxels, region {region})"
+        )
     return 0

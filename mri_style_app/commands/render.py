@@ -19,13 +19,21 @@ DEFAULT_SIZE = (1200, 900)
 def add_arguments(parser) -> None:
     parser.add_argument("file", help="NIfTI or Analyze volume")
     parser.add_argument("--out", required=True, help="PNG file to write")
-    parser.add_argument("--size", default=f"{DEFAULT_SIZE[0]}x{DEFAULT_SIZE[1]}",
-                        help="picture size WxH in pixels (default %(default)s)")
-    parser.add_argument("--at", default=None, metavar="X,Y,Z",
-                        help="crosshair at this world position in mm (default: the volume centre)")
+    parser.add_argument(
+        "--size",
+        default=f"{DEFAULT_SIZE[0]}x{DEFAULT_SIZE[1]}",
+        help="picture size WxH in pixels (default %(default)s)",
+    )
+    parser.add_argument(
+        "--at",
+        default=None,
+        metavar="X,Y,Z",
+        help="crosshair at this world position in mm (default: the volume centre)",
+    )
     parser.add_argument("--colormap", default="grey", help="grey, 'inverted grey', hot or viridis")
-    parser.add_argument("--neurological", action="store_true",
-                        help="patient left on the screen's left (default: radiological)")
+    parser.add_argument(
+        "--neurological", action="store_true", help="patient left on the screen's left (default: radiological)"
+    )
     parser.add_argument("--volume", type=int, default=0, help="volume of a 4D file, from 0 (default 0)")
 
 
@@ -54,8 +62,9 @@ def _parse_position(text: str) -> tuple[float, float, float]:
     return values  # type: ignore[return-value]
 
 
-def render_volume(volume, out: Path, size=DEFAULT_SIZE, at=None, colormap_name: str = "grey",
-                  radiological: bool = True) -> Path:
+def render_volume(
+    volume, out: Path, size=DEFAULT_SIZE, at=None, colormap_name: str = "grey", radiological: bool = True
+) -> Path:
     """Draw `volume` with a TriPlanarView to `out` (a QApplication must exist)."""
     from PySide6.QtWidgets import QApplication
 
@@ -105,8 +114,10 @@ def run(args) -> int:
 
         ijk = np.rint(np.round(volume.index_of(at), 3))
         if np.any(ijk < 0) or np.any(ijk >= np.array(volume.shape)):
-            return _error(f"--at {args.at}: this position lies outside the volume "
-                          f"({args.file}); give a point inside it, in world mm")
+            return _error(
+                f"--at {args.at}: this position lies outside the volume "
+                f"({args.file}); give a point inside it, in world mm"
+            )
 
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) and sys.platform.startswith("linux"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")

@@ -33,8 +33,11 @@ def quality_floor(card: dict, scored_set: str = DEMO) -> tuple[float, float, str
     the card's score table."""
     measured = card.get("metrics", {}).get("table", {}).get("model", {}).get(scored_set, {}).get("t1-to-t2", {})
     if isinstance(measured.get("ssim"), (int, float)) and isinstance(measured.get("psnr"), (int, float)):
-        return (measured["ssim"] - SSIM_TOLERANCE, measured["psnr"] - PSNR_TOLERANCE_DB,
-                "the model card's figures less a rounding margin")
+        return (
+            measured["ssim"] - SSIM_TOLERANCE,
+            measured["psnr"] - PSNR_TOLERANCE_DB,
+            "the model card's figures less a rounding margin",
+        )
     return MIN_SSIM, MIN_PSNR_DB, "the default floor"
 
 
@@ -115,8 +118,10 @@ def run(args) -> int:
     from mri_style_app.imaging.metrics import head_mask
 
     if not (seed_slices.default_seed_dir() / "T1").is_dir():
-        print(f"selftest: whole-head check skipped: no seed slices at {seed_slices.default_seed_dir()} "
-              "(set MRI_STYLE_SEED_DIR)")
+        print(
+            f"selftest: whole-head check skipped: no seed slices at {seed_slices.default_seed_dir()} "
+            "(set MRI_STYLE_SEED_DIR)"
+        )
     else:
         t = _step("translate the seed test split (whole heads) to T2w")
         seed = seed_slices.scoring_volumes()
@@ -133,10 +138,14 @@ def run(args) -> int:
 def _passes(scores: dict, card: dict, scored_set: str, started: float) -> bool:
     min_ssim, min_psnr, source = quality_floor(card, scored_set)
     passed = scores["ssim"] >= min_ssim and scores["psnr"] >= min_psnr
-    print(f"{'ok' if passed else 'FAILED'} ({time.perf_counter() - started:.1f} s) SSIM {scores['ssim']:.3f} "
-          f"(floor {min_ssim:.3f}), PSNR {scores['psnr']:.2f} dB (floor {min_psnr:.2f}; {source}), "
-          f"MAE {scores['mae']:.3f}")
+    print(
+        f"{'ok' if passed else 'FAILED'} ({time.perf_counter() - started:.1f} s) SSIM {scores['ssim']:.3f} "
+        f"(floor {min_ssim:.3f}), PSNR {scores['psnr']:.2f} dB (floor {min_psnr:.2f}; {source}), "
+        f"MAE {scores['mae']:.3f}"
+    )
     if not passed:
-        print("error: the translation is below the quality floor: the model file or the installation "
-              "is broken", file=sys.stderr)
+        print(
+            "error: the translation is below the quality floor: the model file or the installation is broken",
+            file=sys.stderr,
+        )
     return passed

@@ -28,10 +28,16 @@ _OPTIONS = {
     "size": (int, "training image size in pixels, a multiple of 4 (default 128)"),
     "iterations": (int, "number of training iterations (default 2000)"),
     "epochs": (int, "number of passes over the larger domain, instead of --iterations"),
-    "minutes": (float, "train for this many minutes instead of a number of iterations: the run measures "
-                       "its speed and places the learning-rate decay where the time runs out"),
-    "val_a": (str, "optional: folder of co-registered T1w volumes never trained on, partners of val_b by file "
-                   "name: scored during the run; the best model is kept as best.safetensors"),
+    "minutes": (
+        float,
+        "train for this many minutes instead of a number of iterations: the run measures "
+        "its speed and places the learning-rate decay where the time runs out",
+    ),
+    "val_a": (
+        str,
+        "optional: folder of co-registered T1w volumes never trained on, partners of val_b by file "
+        "name: scored during the run; the best model is kept as best.safetensors",
+    ),
     "val_b": (str, "optional: folder of the T2w partners of val_a"),
     "val_every": (int, "iterations between validation scores (default 200; also at the end)"),
     "batch_size": (int, "slices per batch and process (default 1, as the reference)"),
@@ -43,20 +49,39 @@ _OPTIONS = {
     "sample_every": (int, "iterations between sample images (default 100)"),
     "checkpoint_every": (int, "iterations between checkpoints (default 200)"),
 }
-_RECIPE_ONLY = ("decay_fraction", "lambda_adversarial", "lambda_cycle", "lambda_identity", "lambda_paired", "pool_size", "beta1", "beta2", "augment", "amp", "crop",
-                "percentile_a", "percentile_b")
+_RECIPE_ONLY = (
+    "decay_fraction",
+    "lambda_adversarial",
+    "lambda_cycle",
+    "lambda_identity",
+    "lambda_paired",
+    "pool_size",
+    "beta1",
+    "beta2",
+    "augment",
+    "amp",
+    "crop",
+    "percentile_a",
+    "percentile_b",
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     for name, (kind, text) in _OPTIONS.items():
         parser.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None, help=text)
-    parser.add_argument("--amp", action="store_true", default=None,
-                        help="mixed precision: bfloat16 autocast on CPU and CUDA")
-    parser.add_argument("--crop", action="store_true", default=None,
-                        help="train on random --size windows at the images' own scale instead of whole "
-                             "slices resized to --size (faster; the translator works at the own scale)")
-    parser.add_argument("--no-augment", dest="augment", action="store_false", default=None,
-                        help="no flips, affine or intensity jitter")
+    parser.add_argument(
+        "--amp", action="store_true", default=None, help="mixed precision: bfloat16 autocast on CPU and CUDA"
+    )
+    parser.add_argument(
+        "--crop",
+        action="store_true",
+        default=None,
+        help="train on random --size windows at the images' own scale instead of whole "
+        "slices resized to --size (faster; the translator works at the own scale)",
+    )
+    parser.add_argument(
+        "--no-augment", dest="augment", action="store_false", default=None, help="no flips, affine or intensity jitter"
+    )
     parser.add_argument("--recipe", type=Path, help="TOML file with any of these settings")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--quiet", action="store_true", help="print only the start, errors and the end")
@@ -107,8 +132,10 @@ def run(args: argparse.Namespace) -> int:
             config.out = given["out"]  # the folder as named now, wherever the run was started from
             ignored = sorted(set(given) - {"out", "device"})
             if ignored:
-                print(f"note: resuming with the settings saved in {given['out']}; ignoring "
-                      + ", ".join("--" + k.replace("_", "-") for k in ignored))
+                print(
+                    f"note: resuming with the settings saved in {given['out']}; ignoring "
+                    + ", ".join("--" + k.replace("_", "-") for k in ignored)
+                )
             if "device" in given:
                 config.device = given["device"]
         else:
@@ -130,8 +157,11 @@ def run(args: argparse.Namespace) -> int:
             total = event.get("total_iterations", total)
             seen.append(event)
             advice = events.diagnose(seen) if event["type"] == "validation" else None
-            if args.quiet and event["type"] in ("step", "sample", "checkpoint") or (
-                    args.quiet and event["type"] == "validation" and not advice):
+            if (
+                args.quiet
+                and event["type"] in ("step", "sample", "checkpoint")
+                or (args.quiet and event["type"] == "validation" and not advice)
+            ):
                 return
             try:
                 print(events.describe(event, total), flush=True)
@@ -151,9 +181,12 @@ def run(args: argparse.Namespace) -> int:
         a, b = trainer.data_a.summary(), trainer.data_b.summary()
         for label, s in (("A (T1)", a), ("B (T2)", b)):
             shapes = ", ".join(f"{k} x{n}" for k, n in s["shapes"].items())
-            print(f"domain {label}: {s['slices']} slices from {s['volumes']} volume(s) and {s['png_files']} PNG(s) "
-                  f"[{shapes}]; skipped {s['skipped_near_empty_slices']} near-empty slice(s), "
-                  f"ignored {s['ignored_files']} other file(s)", flush=True)
+            print(
+                f"domain {label}: {s['slices']} slices from {s['volumes']} volume(s) and {s['png_files']} PNG(s) "
+                f"[{shapes}]; skipped {s['skipped_near_empty_slices']} near-empty slice(s), "
+                f"ignored {s['ignored_files']} other file(s)",
+                flush=True,
+            )
     try:
         trainer.run()
     except (SetupError, DataError) as exc:

@@ -20,14 +20,20 @@ BAR_WIDTH = 30
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", metavar="IN", help="the volume to translate (.nii, .nii.gz or .hdr/.img)")
     parser.add_argument("output", metavar="OUT", help="where to write the translation (.nii or .nii.gz)")
-    parser.add_argument("--direction", required=True, choices=("t1-to-t2", "t2-to-t1"),
-                        help="which way to translate")
-    parser.add_argument("--model", default=None,
-                        help="a .safetensors model file (default: the bundled default model)")
-    parser.add_argument("--planes", default="axial", choices=("axial", "coronal", "sagittal", "tri"),
-                        help="slice plane, or tri: all three fused (removes slice stripes, 3x the time)")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
-                        help="where to run: auto takes the GPU when there is one")
+    parser.add_argument("--direction", required=True, choices=("t1-to-t2", "t2-to-t1"), help="which way to translate")
+    parser.add_argument("--model", default=None, help="a .safetensors model file (default: the bundled default model)")
+    parser.add_argument(
+        "--planes",
+        default="axial",
+        choices=("axial", "coronal", "sagittal", "tri"),
+        help="slice plane, or tri: all three fused (removes slice stripes, 3x the time)",
+    )
+    parser.add_argument(
+        "--device",
+        default="auto",
+        choices=("auto", "cpu", "cuda"),
+        help="where to run: auto takes the GPU when there is one",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -105,12 +111,14 @@ def run(args) -> int:
     if not args.quiet:
         planes = usable_planes(volume.shape, args.planes)
         plane_text = args.planes if len(planes) > 1 or planes[0] == args.planes else f"{planes[0]} (a single slice)"
-        print(f"{source.name}: {args.direction}, {plane_text}, {model.name} ({model.preset}) on "
-              f"{describe_device(device)}", file=sys.stderr)
+        print(
+            f"{source.name}: {args.direction}, {plane_text}, {model.name} ({model.preset}) on "
+            f"{describe_device(device)}",
+            file=sys.stderr,
+        )
     started = time.monotonic()
     try:
-        result = translate_volume(volume, model, args.direction, planes=args.planes, device=device,
-                                  progress=bar)
+        result = translate_volume(volume, model, args.direction, planes=args.planes, device=device, progress=bar)
     except KeyboardInterrupt:
         bar.close()
         print("error: cancelled; nothing written", file=sys.stderr)

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from mri_style_app import __version__
-from mri_style_app.cyclegan.networks import PRESETS, Generator, GeneratorConfig, ResnetGenerator, build_generator
+from mri_style_app.cyclegan.networks import PRESETS, Generator, GeneratorConfig, build_generator
 from mri_style_app.files import write_atomically
 
 DIRECTIONS = ("t1-to-t2", "t2-to-t1")
@@ -62,8 +62,10 @@ class CycleGANModel:
     def generator(self, direction: str) -> Generator:
         if direction not in self.generators:
             have = ", ".join(self.directions) or "none"
-            raise ModelError(f"{self.path or 'this model'}: has no {direction} generator (it holds: {have}). "
-                             "Choose another direction or a model trained for it")
+            raise ModelError(
+                f"{self.path or 'this model'}: has no {direction} generator (it holds: {have}). "
+                "Choose another direction or a model trained for it"
+            )
         return self.generators[direction]
 
     @property
@@ -110,8 +112,13 @@ def _config_of(preset_or_config) -> tuple[str, GeneratorConfig]:
     return name, preset_or_config
 
 
-def make_card(preset_or_config, directions, normalisation: dict | None = None,
-              training: dict | None = None, metrics: dict | None = None) -> dict:
+def make_card(
+    preset_or_config,
+    directions,
+    normalisation: dict | None = None,
+    training: dict | None = None,
+    metrics: dict | None = None,
+) -> dict:
     """The JSON model card for a model of this architecture and these directions."""
     preset, config = _config_of(preset_or_config)
     directions = [directions] if isinstance(directions, str) else list(directions)
@@ -134,8 +141,11 @@ def make_card(preset_or_config, directions, normalisation: dict | None = None,
 def training_normalisation(percentile_t1: float, percentile_t2: float, pixel_size_mm: float = 1.0) -> dict:
     """The card's input normalisation for a model trained with these per-contrast percentiles
     (a run's percentile_a and percentile_b) on slices of this in-plane pixel size."""
-    return {**DEFAULT_NORMALISATION, "contrast_percentiles": {"t1": percentile_t1, "t2": percentile_t2},
-            "pixel_size_mm": round(float(pixel_size_mm), 4)}
+    return {
+        **DEFAULT_NORMALISATION,
+        "contrast_percentiles": {"t1": percentile_t1, "t2": percentile_t2},
+        "pixel_size_mm": round(float(pixel_size_mm), 4),
+    }
 
 
 def contrast_percentile(normalisation: dict, contrast: str | None) -> float:
@@ -145,13 +155,16 @@ def contrast_percentile(normalisation: dict, contrast: str | None) -> float:
 
 
 def _config_from_architecture(arch: dict) -> GeneratorConfig:
-    return GeneratorConfig(ngf=int(arch["ngf"]), n_blocks=int(arch["n_blocks"]),
-                           in_channels=int(arch.get("in_channels", 1)),
-                           out_channels=int(arch.get("out_channels", 1)),
-                           intensity_path=int(arch.get("intensity_path", 0)),
-                           intensity_depth=int(arch.get("intensity_depth", 1)),
-                           output_top=float(arch.get("output_top", 1.0)),
-                           generator=str(arch.get("generator", "resnet")))
+    return GeneratorConfig(
+        ngf=int(arch["ngf"]),
+        n_blocks=int(arch["n_blocks"]),
+        in_channels=int(arch.get("in_channels", 1)),
+        out_channels=int(arch.get("out_channels", 1)),
+        intensity_path=int(arch.get("intensity_path", 0)),
+        intensity_depth=int(arch.get("intensity_depth", 1)),
+        output_top=float(arch.get("output_top", 1.0)),
+        generator=str(arch.get("generator", "resnet")),
+    )
 
 
 # ---------------------------------------------------------------- writing
@@ -203,21 +216,30 @@ def _check_container(path: Path) -> None:
     if len(head) == 9 and head[8:9] == b"{" and 1 < header_len <= size - 8:
         return  # the shape of a safetensors file; safetensors itself checks the rest
     if head[:4] == b"PK\x03\x04" or head[:1] == b"\x80":
-        raise _fail(path, "is a PyTorch pickle checkpoint (.pth/.pt), not a safetensors model file; "
-                    "pickles can run code and are never opened directly",
-                    "Import it instead (Load model file... accepts reference CycleGAN generators such as "
-                    "latest_net_G_A.pth, or call checkpoint.import_reference_generator)")
+        raise _fail(
+            path,
+            "is a PyTorch pickle checkpoint (.pth/.pt), not a safetensors model file; "
+            "pickles can run code and are never opened directly",
+            "Import it instead (Load model file... accepts reference CycleGAN generators such as "
+            "latest_net_G_A.pth, or call checkpoint.import_reference_generator)",
+        )
     if len(head) < 9:
         raise _fail(path, f"is too short ({size} bytes) to be a safetensors file", "Get the file again")
-    raise _fail(path, "is not a safetensors model file, or it is truncated (its header "
-                f"{'does not fit in the file' if head[8:9] == b'{' else 'is missing'})",
-                "Choose a .safetensors model saved by MRI Style, or get the file again")
+    raise _fail(
+        path,
+        "is not a safetensors model file, or it is truncated (its header "
+        f"{'does not fit in the file' if head[8:9] == b'{' else 'is missing'})",
+        "Choose a .safetensors model saved by MRI Style, or get the file again",
+    )
 
 
 def _read_card(path: Path, metadata: dict | None) -> dict:
     if not metadata or CARD_KEY not in metadata:
-        raise _fail(path, "is a safetensors file without an MRI Style model card",
-                    "It was not saved by MRI Style; import reference CycleGAN weights from their .pth instead")
+        raise _fail(
+            path,
+            "is a safetensors file without an MRI Style model card",
+            "It was not saved by MRI Style; import reference CycleGAN weights from their .pth instead",
+        )
     try:
         card = json.loads(metadata[CARD_KEY])
     except json.JSONDecodeError as exc:
@@ -227,24 +249,39 @@ def _read_card(path: Path, metadata: dict | None) -> dict:
     version = card.get("format_version")
     if version not in SUPPORTED_FORMAT_VERSIONS:
         newer = isinstance(version, int) and version > max(SUPPORTED_FORMAT_VERSIONS)
-        raise _fail(path, f"model format version {version!r} is not supported (this app reads version "
-                    f"{', '.join(map(str, SUPPORTED_FORMAT_VERSIONS))})",
-                    "Update MRI Style to open it" if newer else "Save the model again with this version")
+        raise _fail(
+            path,
+            f"model format version {version!r} is not supported (this app reads version "
+            f"{', '.join(map(str, SUPPORTED_FORMAT_VERSIONS))})",
+            "Update MRI Style to open it" if newer else "Save the model again with this version",
+        )
     arch = card.get("architecture")
     if not isinstance(arch, dict) or arch.get("generator") not in ("resnet", "unet"):
-        raise _fail(path, "the model card does not describe a ResNet or U-Net generator",
-                    "The file is damaged, foreign, or needs a newer MRI Style")
+        raise _fail(
+            path,
+            "the model card does not describe a ResNet or U-Net generator",
+            "The file is damaged, foreign, or needs a newer MRI Style",
+        )
     try:
         config = _config_from_architecture(arch)
     except (KeyError, TypeError, ValueError) as exc:
         raise _fail(path, f"the model card's architecture is incomplete ({exc})", "The file is damaged") from None
-    if not (0 <= config.ngf <= 1024 and 0 <= config.n_blocks <= 64 and config.intensity_path <= 1024
-            and 1 <= config.intensity_depth <= 16 and config.in_channels == 1 and config.out_channels == 1):
+    if not (
+        0 <= config.ngf <= 1024
+        and 0 <= config.n_blocks <= 64
+        and config.intensity_path <= 1024
+        and 1 <= config.intensity_depth <= 16
+        and config.in_channels == 1
+        and config.out_channels == 1
+    ):
         raise _fail(path, f"unsupported architecture {arch}", "Only 1-channel generators can be used")
     directions = card.get("directions")
     if not isinstance(directions, list) or not directions or any(d not in DIRECTIONS for d in directions):
-        raise _fail(path, f"the model card lists no valid directions ({directions!r})",
-                    f"Directions must be among {', '.join(DIRECTIONS)}")
+        raise _fail(
+            path,
+            f"the model card lists no valid directions ({directions!r})",
+            f"Directions must be among {', '.join(DIRECTIONS)}",
+        )
     return card
 
 
@@ -254,19 +291,31 @@ def _load_generator(path: Path, direction: str, config: GeneratorConfig, tensors
     missing = [k for k in expected if k not in tensors]
     unexpected = [k for k in tensors if k not in expected]
     if missing or unexpected:
-        detail = (f"{len(missing)} missing (first: {direction}.{missing[0]})" if missing else "") + \
-                 ("; " if missing and unexpected else "") + \
-                 (f"{len(unexpected)} unexpected (first: {direction}.{unexpected[0]})" if unexpected else "")
-        raise _fail(path, f"the {direction} weights do not match the architecture in its card "
-                    f"(ngf {config.ngf}, {config.n_blocks} blocks): {detail}",
-                    "The file is damaged or was edited; get it again or re-train")
+        detail = (
+            (f"{len(missing)} missing (first: {direction}.{missing[0]})" if missing else "")
+            + ("; " if missing and unexpected else "")
+            + (f"{len(unexpected)} unexpected (first: {direction}.{unexpected[0]})" if unexpected else "")
+        )
+        raise _fail(
+            path,
+            f"the {direction} weights do not match the architecture in its card "
+            f"(ngf {config.ngf}, {config.n_blocks} blocks): {detail}",
+            "The file is damaged or was edited; get it again or re-train",
+        )
     for key, ref in expected.items():
         if tuple(tensors[key].shape) != tuple(ref.shape):
-            raise _fail(path, f"tensor {direction}.{key} has shape {tuple(tensors[key].shape)} but the card's "
-                        f"architecture needs {tuple(ref.shape)}", "The file is damaged or mismatched; get it again")
+            raise _fail(
+                path,
+                f"tensor {direction}.{key} has shape {tuple(tensors[key].shape)} but the card's "
+                f"architecture needs {tuple(ref.shape)}",
+                "The file is damaged or mismatched; get it again",
+            )
         if not torch.isfinite(tensors[key]).all():
-            raise _fail(path, f"tensor {direction}.{key} holds NaN or infinite values",
-                        "The training that made it diverged; use an earlier checkpoint or re-train")
+            raise _fail(
+                path,
+                f"tensor {direction}.{key} holds NaN or infinite values",
+                "The training that made it diverged; use an earlier checkpoint or re-train",
+            )
     net.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
     return net.eval().requires_grad_(False)
 
@@ -285,17 +334,23 @@ def load_model(path) -> CycleGANModel:
             keys = list(fh.keys())
             for direction in card["directions"]:
                 prefix = direction + "."
-                tensors = {k[len(prefix):]: fh.get_tensor(k) for k in keys if k.startswith(prefix)}
+                tensors = {k[len(prefix) :]: fh.get_tensor(k) for k in keys if k.startswith(prefix)}
                 if not tensors:
-                    raise _fail(path, f"the card lists {direction} but the file holds no {direction} weights",
-                                "The file is damaged; get it again")
+                    raise _fail(
+                        path,
+                        f"the card lists {direction} but the file holds no {direction} weights",
+                        "The file is damaged; get it again",
+                    )
                 generators[direction] = _load_generator(path, direction, config, tensors)
     except ModelError:
         raise
     except (SafetensorError, OSError, ValueError, RuntimeError, json.JSONDecodeError) as exc:
         detail = " ".join(str(exc).split())
-        raise _fail(path, f"is not a readable safetensors model file; it may be truncated or damaged ({detail})",
-                    "Get the file again, or choose another model") from None
+        raise _fail(
+            path,
+            f"is not a readable safetensors model file; it may be truncated or damaged ({detail})",
+            "Get the file again, or choose another model",
+        ) from None
     return CycleGANModel(path=path.resolve(), card=card, generators=generators)
 
 
@@ -320,7 +375,7 @@ def _reference_to_ours(state: dict) -> dict:
     for key, value in state.items():
         for prefix in ("module.",):
             if key.startswith(prefix):
-                key = key[len(prefix):]
+                key = key[len(prefix) :]
         if not key.startswith("model."):
             key = "model." + key
         # With --use_dropout the block is [pad, conv, norm, relu, dropout, pad, conv, norm]:
@@ -346,21 +401,33 @@ def import_reference_generator(pth_path, direction: str, preset_or_config=None) 
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError for objects beyond tensors, RuntimeError for junk
         detail = " ".join(str(exc).split())[:300]
-        raise _fail(path, f"cannot be read as a weights-only PyTorch checkpoint ({detail})",
-                    "Only plain state dicts of tensors are imported (nothing that needs unpickling code); "
-                    "save the generator's state_dict() and try again") from None
+        raise _fail(
+            path,
+            f"cannot be read as a weights-only PyTorch checkpoint ({detail})",
+            "Only plain state dicts of tensors are imported (nothing that needs unpickling code); "
+            "save the generator's state_dict() and try again",
+        ) from None
     try:
         state = _reference_to_ours(_find_state_dict(obj))
     except ValueError:
-        raise _fail(path, "holds no generator weights (no dictionary of tensors)",
-                    "Choose a reference CycleGAN generator file such as latest_net_G_A.pth") from None
+        raise _fail(
+            path,
+            "holds no generator weights (no dictionary of tensors)",
+            "Choose a reference CycleGAN generator file such as latest_net_G_A.pth",
+        ) from None
     first = state.get("model.1.weight")
     if first is None or first.ndim != 4 or first.shape[-1] != 7:
-        raise _fail(path, "does not look like a CycleGAN ResNet generator (no 7x7 first convolution 'model.1')",
-                    "Choose a generator (net_G_A / net_G_B), not a discriminator or another network")
+        raise _fail(
+            path,
+            "does not look like a CycleGAN ResNet generator (no 7x7 first convolution 'model.1')",
+            "Choose a generator (net_G_A / net_G_B), not a discriminator or another network",
+        )
     if any("running_mean" in k for k in state):
-        raise _fail(path, "uses batch normalisation; only instance-norm generators (the CycleGAN default) "
-                    "can be imported", "Re-train the reference model with --norm instance")
+        raise _fail(
+            path,
+            "uses batch normalisation; only instance-norm generators (the CycleGAN default) can be imported",
+            "Re-train the reference model with --norm instance",
+        )
     ngf = int(first.shape[0])
     blocks = {int(k.split(".")[1]) for k in state if ".conv_block." in k}
     if preset_or_config is None:
@@ -368,8 +435,12 @@ def import_reference_generator(pth_path, direction: str, preset_or_config=None) 
     else:
         config = _config_of(preset_or_config)[1]
         if config.ngf != ngf or config.n_blocks != len(blocks):
-            raise _fail(path, f"holds a generator with ngf {ngf} and {len(blocks)} blocks, not ngf "
-                        f"{config.ngf} and {config.n_blocks} blocks", "Leave the architecture out to detect it")
+            raise _fail(
+                path,
+                f"holds a generator with ngf {ngf} and {len(blocks)} blocks, not ngf "
+                f"{config.ngf} and {config.n_blocks} blocks",
+                "Leave the architecture out to detect it",
+            )
     state["model.1.weight"] = first.sum(dim=1, keepdim=True) if first.shape[1] != 1 else first
     last_key = f"model.{max(int(k.split('.')[1]) for k in state)}"
     last_w, last_b = state[last_key + ".weight"], state.get(last_key + ".bias")
@@ -377,9 +448,15 @@ def import_reference_generator(pth_path, direction: str, preset_or_config=None) 
         state[last_key + ".weight"] = last_w.mean(dim=0, keepdim=True)
         if last_b is not None:
             state[last_key + ".bias"] = last_b.mean(dim=0, keepdim=True)
-    card = make_card(config, [direction],
-                     training={"source": "imported reference CycleGAN generator", "file": path.name,
-                               "input_channels": int(first.shape[1]),
-                               "note": "RGB first layer summed, last layer averaged to one channel"})
+    card = make_card(
+        config,
+        [direction],
+        training={
+            "source": "imported reference CycleGAN generator",
+            "file": path.name,
+            "input_channels": int(first.shape[1]),
+            "note": "RGB first layer summed, last layer averaged to one channel",
+        },
+    )
     generator = _load_generator(path, direction, config, state)
     return CycleGANModel(path=None, card=card, generators={direction: generator})

@@ -131,9 +131,15 @@ class SliceDataset:
 
     def summary(self) -> dict:
         n_png = sum(1 for f in self.files if _is_png(Path(f)))
-        return {"folder": str(self.folder), "slices": len(self), "png_files": n_png,
-                "volumes": len(self.files) - n_png, "shapes": dict(self.shapes),
-                "skipped_near_empty_slices": self.skipped_slices, "ignored_files": len(self.ignored)}
+        return {
+            "folder": str(self.folder),
+            "slices": len(self),
+            "png_files": n_png,
+            "volumes": len(self.files) - n_png,
+            "shapes": dict(self.shapes),
+            "skipped_near_empty_slices": self.skipped_slices,
+            "ignored_files": len(self.ignored),
+        }
 
 
 def _kept_slices(mask: np.ndarray, axis: int) -> np.ndarray:
@@ -159,8 +165,9 @@ def load_domain(folder, plane: str = "axial", label: str = "domain", percentile:
             try:
                 grey = read_png(path)
             except (OSError, ValueError) as exc:
-                raise DataError(f"{path}: cannot read this PNG ({exc}). Re-export it or remove it "
-                                "from the folder") from None
+                raise DataError(
+                    f"{path}: cannot read this PNG ({exc}). Re-export it or remove it from the folder"
+                ) from None
             if grey.max() <= grey.min() or foreground_mask(grey).mean() < MIN_PNG_FOREGROUND:
                 dataset.skipped_slices += 1
                 dataset.ignored.append(path.name)
@@ -211,11 +218,10 @@ def fit_to_size(image: np.ndarray, size: int) -> torch.Tensor:
     side = max(h, w, size)  # fits: padded to size; larger: resized down
     top, left = (side - h) // 2, (side - w) // 2
     square = np.full((side, side), -1.0, dtype=np.float32)
-    square[top:top + h, left:left + w] = image
+    square[top : top + h, left : left + w] = image
     tensor = torch.from_numpy(square)[None, None]
     if side != size:
-        tensor = F.interpolate(tensor, size=(size, size), mode="bilinear", align_corners=False,
-                               antialias=side > size)
+        tensor = F.interpolate(tensor, size=(size, size), mode="bilinear", align_corners=False, antialias=side > size)
     return tensor[0].clamp_(-1.0, 1.0)
 
 
@@ -228,7 +234,7 @@ def random_crop(image: np.ndarray, size: int, generator: torch.Generator) -> tor
     h, w = image.shape
     padded = np.full((max(h, size), max(w, size)), -1.0, dtype=np.float32)
     top, left = (padded.shape[0] - h) // 2, (padded.shape[1] - w) // 2
-    padded[top:top + h, left:left + w] = image
+    padded[top : top + h, left : left + w] = image
     rows, cols = np.nonzero(padded > -0.9)
     if rows.size:
         pick = int(torch.randint(0, rows.size, (1,), generator=generator))
@@ -237,7 +243,7 @@ def random_crop(image: np.ndarray, size: int, generator: torch.Generator) -> tor
         cy, cx = padded.shape[0] // 2, padded.shape[1] // 2
     y0 = min(max(cy - size // 2, 0), padded.shape[0] - size)
     x0 = min(max(cx - size // 2, 0), padded.shape[1] - size)
-    return torch.from_numpy(np.ascontiguousarray(padded[y0:y0 + size, x0:x0 + size]))[None]
+    return torch.from_numpy(np.ascontiguousarray(padded[y0 : y0 + size, x0 : x0 + size]))[None]
 
 
 @dataclass(frozen=True)
@@ -277,8 +283,9 @@ class Augmentation:
         grid = F.affine_grid(theta, list(batch.shape), align_corners=False)
         if self.elastic > 0:  # 5 x 5 random control displacements, smoothly interpolated
             coarse = uniform(2 * self.elastic, 2, 5, 5)
-            grid = grid + F.interpolate(coarse, size=batch.shape[-2:], mode="bicubic",
-                                        align_corners=True).permute(0, 2, 3, 1)
+            grid = grid + F.interpolate(coarse, size=batch.shape[-2:], mode="bicubic", align_corners=True).permute(
+                0, 2, 3, 1
+            )
         # Shift into [0, 1] so the zero padding outside the image is background.
         unit = F.grid_sample((batch + 1) / 2, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         gamma = torch.exp(uniform(self.gamma))[:, None, None, None]
@@ -316,8 +323,12 @@ class ScannerAugmentation:
         if coarse.any():
             factor = float(uniform(1.0, self.coarsest)[0])
             small = (max(1, round(h / factor)), max(1, round(w / factor)))
-            blurred = F.interpolate(F.interpolate(unit, size=small, mode="bilinear", align_corners=False,
-                                                  antialias=True), size=(h, w), mode="bilinear", align_corners=False)
+            blurred = F.interpolate(
+                F.interpolate(unit, size=small, mode="bilinear", align_corners=False, antialias=True),
+                size=(h, w),
+                mode="bilinear",
+                align_corners=False,
+            )
             unit = torch.where(coarse[:, None, None, None], blurred, unit)
         sigma = uniform(0, self.noise)[:, None, None, None]
         real = unit + sigma * torch.randn(unit.shape, generator=generator)
@@ -360,8 +371,16 @@ class UnpairedBatches(ShuffledPasses):
     DistributedSampler. All randomness comes from `generator`, whose state goes into checkpoints.
     """
 
-    def __init__(self, dataset: SliceDataset, size: int, batch_size: int, rank: int = 0, world: int = 1,
-                 augmentation: Augmentation | None = Augmentation(), crop: bool = False):
+    def __init__(
+        self,
+        dataset: SliceDataset,
+        size: int,
+        batch_size: int,
+        rank: int = 0,
+        world: int = 1,
+        augmentation: Augmentation | None = Augmentation(),
+        crop: bool = False,
+    ):
         super().__init__(list(range(rank, len(dataset), world)) or list(range(len(dataset))))
         self.dataset = dataset
         self.size = size
@@ -380,8 +399,10 @@ class UnpairedBatches(ShuffledPasses):
             # slices are stored posterior up), while translation shows the model slices anterior
             # or superior up: PNG slices are seen both ways up.
             turn = torch.rand(len(picks), generator=generator) < 0.5
-            slices = [t.flip(-2) if turn[n] and self.dataset.index[i][1] < 0 else t
-                      for n, (i, t) in enumerate(zip(picks, slices))]
+            slices = [
+                t.flip(-2) if turn[n] and self.dataset.index[i][1] < 0 else t
+                for n, (i, t) in enumerate(zip(picks, slices))
+            ]
         batch = torch.stack(slices)
         return self.augmentation(batch, generator) if self.augmentation else batch
 
@@ -431,9 +452,14 @@ class PairedSlices:
         return tuple(np.ascontiguousarray(_view_slice(v, axis, k)) for v in views)
 
     def summary(self) -> dict:
-        return {"folder_a": str(self.folder_a), "folder_b": str(self.folder_b), "pairs": len(self.heads),
-                "variants": sum(len(h.inputs_a) + len(h.inputs_b) - 2 for h in self.heads),
-                "slices": len(self), "files": list(self.files)}
+        return {
+            "folder_a": str(self.folder_a),
+            "folder_b": str(self.folder_b),
+            "pairs": len(self.heads),
+            "variants": sum(len(h.inputs_a) + len(h.inputs_b) - 2 for h in self.heads),
+            "slices": len(self),
+            "files": list(self.files),
+        }
 
 
 def _head_name(file_name: str) -> tuple[str, bool]:
@@ -446,7 +472,9 @@ def _head_name(file_name: str) -> tuple[str, bool]:
     return stem.split(VARIANT_MARK, 1)[0], VARIANT_MARK in stem
 
 
-def load_pairs(folder_a, folder_b, plane: str = "axial", percentiles: tuple[float, float] = (99.5, 99.5)) -> PairedSlices:
+def load_pairs(
+    folder_a, folder_b, plane: str = "axial", percentiles: tuple[float, float] = (99.5, 99.5)
+) -> PairedSlices:
     """Volumes with the same file name in both folders are one pair (NAME~TAG variants join
     NAME's head); raises DataError when a folder is missing, a name has no partner, or a head's
     grids differ."""
@@ -455,21 +483,27 @@ def load_pairs(folder_a, folder_b, plane: str = "axial", percentiles: tuple[floa
         if not folder.is_dir():
             raise DataError(f"{label} folder {folder} does not exist or is not a folder")
     # per folder: file name -> (head, is_variant), parsed once
-    parsed = [{n: _head_name(n) for n in sorted(p.name for p in f.iterdir() if p.is_file() and is_volume_file(p))}
-              for f in folders]
+    parsed = [
+        {n: _head_name(n) for n in sorted(p.name for p in f.iterdir() if p.is_file() and is_volume_file(p))}
+        for f in folders
+    ]
     references = [{head: n for n, (head, variant) in names.items() if not variant} for names in parsed]
     if set(references[0]) != set(references[1]):
         lonely = sorted({**references[0], **references[1]}[h] for h in set(references[0]) ^ set(references[1]))
-        raise DataError(f"paired folders {folders[0]} and {folders[1]} must hold the same file names; "
-                        f"without a partner: {', '.join(lonely[:5])}{' ...' if len(lonely) > 5 else ''}")
+        raise DataError(
+            f"paired folders {folders[0]} and {folders[1]} must hold the same file names; "
+            f"without a partner: {', '.join(lonely[:5])}{' ...' if len(lonely) > 5 else ''}"
+        )
     if not references[0]:
         raise DataError(f"paired folders {folders[0]} and {folders[1]} hold no NIfTI volumes")
     for folder, names, refs in zip(folders, parsed, references):
         orphans = [(n, head) for n, (head, variant) in names.items() if variant and head not in refs]
         if orphans:
             name, head = orphans[0]
-            raise DataError(f"{folder}: {name} is a variant ({VARIANT_MARK}) of a head without a reference "
-                            f"scan ({head}.nii.gz) in both paired folders")
+            raise DataError(
+                f"{folder}: {name} is a variant ({VARIANT_MARK}) of a head without a reference "
+                f"scan ({head}.nii.gz) in both paired folders"
+            )
     axes = [_PLANE_AXIS[p] for p in PLANES] if plane == "all" else [_PLANE_AXIS[plane]]
     pairs = PairedSlices(folder_a=folders[0], folder_b=folders[1])
 
@@ -479,8 +513,10 @@ def load_pairs(folder_a, folder_b, plane: str = "axial", percentiles: tuple[floa
         except VolumeError as exc:
             raise DataError(f"{exc} (in the paired folders)") from None
         if grid is not None and not volume.same_grid(grid):
-            raise DataError(f"{path.name}: not on the voxel grid of its head's reference scans "
-                            f"({volume.shape} vs {grid.shape}); pairs must be co-registered")
+            raise DataError(
+                f"{path.name}: not on the voxel grid of its head's reference scans "
+                f"({volume.shape} vs {grid.shape}); pairs must be co-registered"
+            )
         mask = foreground_mask(volume.data)
         return volume, mask, to_model_range(normalize_unit(volume.data, mask if mask.any() else None, percentile))
 
@@ -521,8 +557,9 @@ class PairedBatches(ShuffledPasses):
         self.pairs = pairs
         self.size = size
         self.batch_size = batch_size
-        self.augmentation = Augmentation(degrees=10.0, scale=0.1, gamma=0.0, intensity=0.0,
-                                         elastic=0.02) if augment else None
+        self.augmentation = (
+            Augmentation(degrees=10.0, scale=0.1, gamma=0.0, intensity=0.0, elastic=0.02) if augment else None
+        )
         self.scanner = ScannerAugmentation() if augment else None
 
     def next(self, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
@@ -530,13 +567,15 @@ class PairedBatches(ShuffledPasses):
         rows = []
         for i in picks:
             head = self.pairs.heads[self.pairs.index[i][0]]
-            variant_a, variant_b = (int(torch.randint(len(inputs), (1,), generator=generator))
-                                    if len(inputs) > 1 else 0 for inputs in (head.inputs_a, head.inputs_b))
+            variant_a, variant_b = (
+                int(torch.randint(len(inputs), (1,), generator=generator)) if len(inputs) > 1 else 0
+                for inputs in (head.inputs_a, head.inputs_b)
+            )
             rows.append(torch.cat([fit_to_size(s, self.size) for s in self.pairs.slices(i, variant_a, variant_b)]))
         stacked = torch.stack(rows)
         if self.augmentation:
             stacked = self.augmentation(stacked, generator)
-        out = [stacked[:, k:k + 1].contiguous() for k in range(4)]
+        out = [stacked[:, k : k + 1].contiguous() for k in range(4)]
         if self.scanner:
             out[0], out[2] = self.scanner(out[0], generator), self.scanner(out[2], generator)
         return tuple(out)

@@ -57,9 +57,11 @@ def choose_device(preference: str = "auto") -> torch.device:
     if preference not in DEVICE_CHOICES:
         raise DeviceError(f"unknown device {preference!r}; choose one of {', '.join(DEVICE_CHOICES)}")
     if preference == "cuda" and not cuda_available():
-        raise DeviceError("CUDA was requested but no usable NVIDIA GPU was found (torch "
-                          f"{torch.__version__} {'has no CUDA support' if torch.version.cuda is None else 'sees no GPU'}). "
-                          "Use --device cpu or --device auto")
+        raise DeviceError(
+            "CUDA was requested but no usable NVIDIA GPU was found (torch "
+            f"{torch.__version__} {'has no CUDA support' if torch.version.cuda is None else 'sees no GPU'}). "
+            "Use --device cpu or --device auto"
+        )
     if preference == "auto":
         return torch.device("cuda" if cuda_available() else "cpu")
     return torch.device(preference)

@@ -151,7 +151,8 @@ def diagnose(run_events: list[dict]) -> str | None:
         return None  # the score before training says nothing about learning
     start = next((e for e in reversed(run_events) if e.get("type") == "start"), {})
     total = latest.get("total_iterations") or next(
-        (e.get("total_iterations") for e in reversed(run_events) if e.get("total_iterations")), None)
+        (e.get("total_iterations") for e in reversed(run_events) if e.get("total_iterations")), None
+    )
     advice = []
     if start.get("lambda_identity", 0) > 0:
         advice.append("set the identity weight (lambda_identity) to 0: it pulls towards changing nothing")
@@ -161,17 +162,28 @@ def diagnose(run_events: list[dict]) -> str | None:
         advice.append("start from the bundled model (--init-from)")
     advice.append("lower the learning rate (--lr)")
     todo = "; ".join(advice)
-    following = [DIRECTION_NAMES[d] for d in DIRECTION_NAMES
-                 if isinstance(latest.get(d), dict) and (latest[d].get("correlation") or 0) > 0]
+    following = [
+        DIRECTION_NAMES[d]
+        for d in DIRECTION_NAMES
+        if isinstance(latest.get(d), dict) and (latest[d].get("correlation") or 0) > 0
+    ]
     if following and (not total or latest["iteration"] >= total / 10):
-        return (f"the {' and '.join(following)} translation follows its input's brightness instead of "
-                f"inverting the contrast (it correlates positively with its input). To change: {todo}")
-    low = [f"{DIRECTION_NAMES[d]} {latest[d]['ssim']:.2f}" for d in DIRECTION_NAMES
-           if isinstance(latest.get(d), dict) and latest[d].get("ssim") is not None
-           and latest[d]["ssim"] < LOW_VALIDATION_SSIM]
+        return (
+            f"the {' and '.join(following)} translation follows its input's brightness instead of "
+            f"inverting the contrast (it correlates positively with its input). To change: {todo}"
+        )
+    low = [
+        f"{DIRECTION_NAMES[d]} {latest[d]['ssim']:.2f}"
+        for d in DIRECTION_NAMES
+        if isinstance(latest.get(d), dict)
+        and latest[d].get("ssim") is not None
+        and latest[d]["ssim"] < LOW_VALIDATION_SSIM
+    ]
     if low and total and latest["iteration"] >= total / 10:
-        return (f"validation SSIM is still {', '.join(low)} after {latest['iteration']} of {total} "
-                f"iterations: the generator is not learning the contrast. To change: {todo}")
+        return (
+            f"validation SSIM is still {', '.join(low)} after {latest['iteration']} of {total} "
+            f"iterations: the generator is not learning the contrast. To change: {todo}"
+        )
     return None
 
 
@@ -181,21 +193,28 @@ def describe(event: dict, total: int | None = None) -> str:
     it = event.get("iteration", 0)
     of = f"/{total}" if total else ""
     if kind == "step":
+
         def num(key):
             v = event.get(key)
             return "nan" if v is None else f"{v:.3f}"
+
         # The paired losses only mean something in runs with co-registered pairs.
         losses = "  ".join(f"{k} {num(k)}" for k in LOSS_KEYS if not k.startswith("paired") or event.get(k))
-        return (f"iter {it}{of}  epoch {event.get('epoch', 0)}  {losses}  "
-                f"lr {event.get('lr', 0):.2e}  {event.get('seconds', 0):.1f} s")
+        return (
+            f"iter {it}{of}  epoch {event.get('epoch', 0)}  {losses}  "
+            f"lr {event.get('lr', 0):.2e}  {event.get('seconds', 0):.1f} s"
+        )
     if kind == "start":
         how = "resumed at" if event.get("resumed") else "started at"
         if event.get("minutes"):
             return f"training {how} iteration {it} on {event.get('device', '?')}, for {event['minutes']:g} minutes"
         return f"training {how} iteration {it}{of} on {event.get('device', '?')}"
     if kind == "validation":
-        parts = [f"{DIRECTION_NAMES[d]} SSIM {event[d]['ssim']:.3f} PSNR {event[d]['psnr']:.2f} dB"
-                 for d in DIRECTION_NAMES if isinstance(event.get(d), dict)]
+        parts = [
+            f"{DIRECTION_NAMES[d]} SSIM {event[d]['ssim']:.3f} PSNR {event[d]['psnr']:.2f} dB"
+            for d in DIRECTION_NAMES
+            if isinstance(event.get(d), dict)
+        ]
         return f"iter {it}{of}  validation: {', '.join(parts)}{'  (best so far)' if event.get('best') else ''}"
     if kind == "sample":
         return f"iter {it}{of}  sample {event.get('path')}"

@@ -33,7 +33,6 @@ from torch import nn
 
 from mri_style_app.cyclegan.presets import PRESETS, GeneratorConfig  # noqa: F401  (re-exported)
 
-
 # Spatial sizes must be a multiple of this (two stride-2 downsamplings).
 SIZE_MULTIPLE = 4
 # Slope of the U-Net's output beyond the image range [-1, 1]
@@ -78,14 +77,19 @@ class ResnetGenerator(nn.Module):
         ]
         channels = ngf
         for _ in range(2):
-            layers += [nn.Conv2d(channels, channels * 2, 3, stride=2, padding=1, bias=True),
-                       nn.InstanceNorm2d(channels * 2), nn.ReLU(True)]
+            layers += [
+                nn.Conv2d(channels, channels * 2, 3, stride=2, padding=1, bias=True),
+                nn.InstanceNorm2d(channels * 2),
+                nn.ReLU(True),
+            ]
             channels *= 2
         layers += [ResnetBlock(channels) for _ in range(config.n_blocks)]
         for _ in range(2):
-            layers += [nn.ConvTranspose2d(channels, channels // 2, 3, stride=2, padding=1,
-                                          output_padding=1, bias=True),
-                       nn.InstanceNorm2d(channels // 2), nn.ReLU(True)]
+            layers += [
+                nn.ConvTranspose2d(channels, channels // 2, 3, stride=2, padding=1, output_padding=1, bias=True),
+                nn.InstanceNorm2d(channels // 2),
+                nn.ReLU(True),
+            ]
             channels //= 2
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, config.out_channels, 7), nn.Tanh()]
         return nn.Sequential(*layers)
@@ -120,8 +124,12 @@ class ResnetGenerator(nn.Module):
 def _unet_level(in_channels: int, out_channels: int, stride: int = 1, convs: int = 2) -> nn.Sequential:
     layers: list[nn.Module] = []
     for k in range(convs):
-        layers += [nn.Conv2d(in_channels if k == 0 else out_channels, out_channels, 3,
-                             stride=stride if k == 0 else 1, padding=1), nn.LeakyReLU(0.2, True)]
+        layers += [
+            nn.Conv2d(
+                in_channels if k == 0 else out_channels, out_channels, 3, stride=stride if k == 0 else 1, padding=1
+            ),
+            nn.LeakyReLU(0.2, True),
+        ]
     return nn.Sequential(*layers)
 
 
@@ -137,8 +145,10 @@ class UNetGenerator(nn.Module):
         self.encoder.extend(_unet_level(widths[i - 1], widths[i], stride=2) for i in range(1, len(widths)))
         # Decoder level i merges level i + 1 (upsampled) with the skip of level i; the
         # full-resolution level has one convolution, where each one costs the most.
-        self.decoder = nn.ModuleList(_unet_level(widths[i + 1] + widths[i], widths[i], convs=1 if i == 0 else 2)
-                                     for i in reversed(range(len(widths) - 1)))
+        self.decoder = nn.ModuleList(
+            _unet_level(widths[i + 1] + widths[i], widths[i], convs=1 if i == 0 else 2)
+            for i in reversed(range(len(widths) - 1))
+        )
         self.head = nn.Conv2d(widths[0], config.out_channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -168,8 +178,11 @@ class PatchDiscriminator(nn.Module):
         for n in range(1, n_layers + 1):
             prev, mult = mult, min(2**n, 8)
             stride = 2 if n < n_layers else 1
-            layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, stride=stride, padding=1, bias=True),
-                       nn.InstanceNorm2d(ndf * mult), nn.LeakyReLU(0.2, True)]
+            layers += [
+                nn.Conv2d(ndf * prev, ndf * mult, 4, stride=stride, padding=1, bias=True),
+                nn.InstanceNorm2d(ndf * mult),
+                nn.LeakyReLU(0.2, True),
+            ]
         layers += [nn.Conv2d(ndf * mult, 1, 4, stride=1, padding=1)]
         self.model = nn.Sequential(*layers)
 

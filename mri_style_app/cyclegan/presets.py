@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-
 GENERATORS = ("resnet", "unet")
 
 
@@ -34,10 +33,13 @@ class GeneratorConfig:
             raise ValueError(f"output_top must lie in [1, 2], not {self.output_top}")
         if self.generator not in GENERATORS:
             raise ValueError(f"unknown generator {self.generator!r}; choose one of {', '.join(GENERATORS)}")
-        if self.generator == "unet" and (self.ngf < 1 or not 1 <= self.n_blocks <= 6 or self.intensity_path
-                                         or self.output_top != 1.0):
-            raise ValueError(f"a U-Net needs ngf >= 1, 1-6 levels (n_blocks), no intensity branch and "
-                             f"output_top 1 (its output is linear): {self}")
+        if self.generator == "unet" and (
+            self.ngf < 1 or not 1 <= self.n_blocks <= 6 or self.intensity_path or self.output_top != 1.0
+        ):
+            raise ValueError(
+                f"a U-Net needs ngf >= 1, 1-6 levels (n_blocks), no intensity branch and "
+                f"output_top 1 (its output is linear): {self}"
+            )
         if self.ngf == 0 and self.intensity_path == 0:
             raise ValueError("a generator needs a ResNet branch (ngf > 0) or an intensity branch (intensity_path > 0)")
 
@@ -68,4 +70,14 @@ PRESETS: dict[str, GeneratorConfig] = {
 
 # Discriminator width per preset: the reference 64, narrower for the small generators so the
 # discriminator does not overwhelm them.
-DISCRIMINATOR_NDF = {"lite": 32, "lite-intensity": 32, "local": 32, "voxel": 32, "voxel-headroom": 32, "unet": 32, "tiny": 32, "small": 64, "standard": 64}
+DISCRIMINATOR_NDF = {
+    "lite": 32,
+    "lite-intensity": 32,
+    "local": 32,
+    "voxel": 32,
+    "voxel-headroom": 32,
+    "unet": 32,
+    "tiny": 32,
+    "small": 64,
+    "standard": 64,
+}

@@ -27,6 +27,7 @@ def default_seed_dir() -> Path:
         return Path(os.environ["MRI_STYLE_SEED_DIR"])
     return Path(__file__).resolve().parents[3] / "shared" / "data" / "seed-t1-t2"
 
+
 MRICRON = Path("/usr/share/mricron/templates")
 # Colin27 grid of ch2.nii.gz (RAS, 1 mm), the grid the seed slices were cut from
 GRID_SHAPE = (181, 217, 181)
@@ -87,8 +88,12 @@ def split_volumes(split: str, seed_dir: Path | None = None) -> list[dict]:
     pairs = split_pairs(split, seed_dir)
     out = []
     for run in runs_of(list(pairs)):
-        entry = {"name": f"seed_{split}_z{run[0]:03d}-{run[-1]:03d}", "affine": _grid(run[0]),
-                 "t1": np.stack([pairs[z][0] for z in run], axis=-1), "t2": np.stack([pairs[z][1] for z in run], axis=-1)}
+        entry = {
+            "name": f"seed_{split}_z{run[0]:03d}-{run[-1]:03d}",
+            "affine": _grid(run[0]),
+            "t1": np.stack([pairs[z][0] for z in run], axis=-1),
+            "t2": np.stack([pairs[z][1] for z in run], axis=-1),
+        }
         if (MRICRON / "ch2bet.nii.gz").exists():
             entry["brain"] = brain_mask(run) & head_mask(entry["t1"], entry["t2"])
         out.append(entry)
@@ -100,8 +105,10 @@ def scoring_volumes(seed_dir: Path | None = None) -> dict:
     from mri_style_app.imaging.volume import Volume
 
     (entry,) = split_volumes("test", seed_dir)
-    out = {k: Volume(data=entry[k].astype(np.float32), affine=entry["affine"], name=f"{entry['name']}_{k}w")
-           for k in ("t1", "t2")}
+    out = {
+        k: Volume(data=entry[k].astype(np.float32), affine=entry["affine"], name=f"{entry['name']}_{k}w")
+        for k in ("t1", "t2")
+    }
     if "brain" in entry:
         out["brain"] = entry["brain"]
     return out

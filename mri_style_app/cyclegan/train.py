@@ -33,9 +33,17 @@ from torch import nn
 
 from mri_style_app.cyclegan import checkpoint as model_files
 from mri_style_app.cyclegan import events, validation
+from mri_style_app.cyclegan.data import (
+    Augmentation,
+    DataError,
+    PairedBatches,
+    UnpairedBatches,
+    fit_to_size,
+    load_domain,
+    load_pairs,
+    write_png,
+)
 from mri_style_app.cyclegan.events import BEST_MODEL_FILE, CHECKPOINT, CONFIG_FILE, MODEL_FILE
-from mri_style_app.cyclegan.data import (Augmentation, DataError, PairedBatches, UnpairedBatches, fit_to_size, load_domain,
-                                        load_pairs, write_png)
 from mri_style_app.cyclegan.networks import SIZE_MULTIPLE, PatchDiscriminator, build_generator, init_weights
 from mri_style_app.cyclegan.presets import DISCRIMINATOR_NDF, PRESETS
 from mri_style_app.cyclegan.time_budget import TimeBudget
@@ -105,13 +113,20 @@ class TrainConfig:
     checkpoint_every: int = 200
 
     @classmethod
-    def from_dict(cls, values: dict) -> "TrainConfig":
+    def from_dict(cls, values: dict) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
             raise SetupError(f"unknown setting(s): {', '.join(unknown)}")
-        kinds = {"int": int, "int | None": int, "float": float, "float | None": float, "str": str,
-                 "str | None": str, "bool": bool}
+        kinds = {
+            "int": int,
+            "int | None": int,
+            "float": float,
+            "float | None": float,
+            "str": str,
+            "str | None": str,
+            "bool": bool,
+        }
         clean = {}
         for f in fields(cls):
             if f.name not in values:
@@ -120,7 +135,9 @@ class TrainConfig:
             if value is None or (kind is float and isinstance(value, (int, float)) and not isinstance(value, bool)):
                 clean[f.name] = None if value is None else float(value)
             elif not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-                raise SetupError(f"setting {f.name} = {value!r} should be {'a number' if kind in (int, float) else kind.__name__}")
+                raise SetupError(
+                    f"setting {f.name} = {value!r} should be {'a number' if kind in (int, float) else kind.__name__}"
+                )
             else:
                 clean[f.name] = value
         return cls(**clean)
@@ -132,14 +149,24 @@ class TrainConfig:
         if self.preset not in PRESETS:
             raise SetupError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
         if self.size < 32 or self.size % SIZE_MULTIPLE:
-            raise SetupError(f"--size {self.size}: the image size must be at least 32 and a multiple of {SIZE_MULTIPLE}")
+            raise SetupError(
+                f"--size {self.size}: the image size must be at least 32 and a multiple of {SIZE_MULTIPLE}"
+            )
         if sum(v is not None for v in (self.iterations, self.epochs, self.minutes)) > 1:
             raise SetupError("give one of --iterations, --epochs and --minutes")
         if self.minutes is not None and not 0 < self.minutes <= 7 * 24 * 60:
             raise SetupError(f"--minutes {self.minutes:g}: give a time above 0 and at most a week")
         if (self.val_a is None) != (self.val_b is None):
             raise SetupError("validation needs both --val-a and --val-b (folders of co-registered T1w and T2w volumes)")
-        for name in ("iterations", "epochs", "batch_size", "log_every", "sample_every", "checkpoint_every", "val_every"):
+        for name in (
+            "iterations",
+            "epochs",
+            "batch_size",
+            "log_every",
+            "sample_every",
+            "checkpoint_every",
+            "val_every",
+        ):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise SetupError(f"--{name.replace('_', '-')} must be at least 1 (got {value})")
@@ -289,7 +316,10 @@ def _resolve_percentiles(config: TrainConfig) -> None:
             normalisation = model_files.load_model(config.init_from).normalisation
         except model_files.ModelError as exc:
             raise SetupError(f"init_from: {exc}") from None
-        start = (model_files.contrast_percentile(normalisation, "t1"), model_files.contrast_percentile(normalisation, "t2"))
+        start = (
+            model_files.contrast_percentile(normalisation, "t1"),
+            model_files.contrast_percentile(normalisation, "t2"),
+        )
     if config.percentile_a is None:
         config.percentile_a = start[0]
     if config.percentile_b is None:
@@ -318,10 +348,14 @@ class Trainer:
         # Reading the data is the validation: every file is opened before training starts.
         self.data_a = load_domain(config.domain_a, config.plane, "domain A (T1)", config.percentile_a)
         self.data_b = load_domain(config.domain_b, config.plane, "domain B (T2)", config.percentile_b)
-        self.pairs = (load_pairs(config.paired_a, config.paired_b, config.plane, (config.percentile_a, config.percentile_b))
-                      if config.paired_a else None)
-        self.validation = (validation.load_validation_pairs(config.val_a, config.val_b)
-                           if config.val_a and self.dist.main else None)
+        self.pairs = (
+            load_pairs(config.paired_a, config.paired_b, config.plane, (config.percentile_a, config.percentile_b))
+            if config.paired_a
+            else None
+        )
+        self.validation = (
+            validation.load_validation_pairs(config.val_a, config.val_b) if config.val_a and self.dist.main else None
+        )
         self.last_validation: dict | None = None
         per_step = config.batch_size * self.dist.world
         self.epoch_iterations = max(1, max(len(self.data_a), len(self.data_b)) // per_step)
@@ -371,9 +405,15 @@ class Trainer:
         # Each rank draws its own batches; the seed makes the whole run repeatable.
         self.rng = torch.Generator().manual_seed(cfg.seed * 1000 + self.dist.rank)
         augmentation = Augmentation() if cfg.augment else None
-        self.batches_a = UnpairedBatches(self.data_a, cfg.size, cfg.batch_size, self.dist.rank, self.dist.world, augmentation, cfg.crop)
-        self.batches_b = UnpairedBatches(self.data_b, cfg.size, cfg.batch_size, self.dist.rank, self.dist.world, augmentation, cfg.crop)
-        self.batches_pairs = PairedBatches(self.pairs, self._paired_size(), cfg.batch_size, cfg.augment) if self.pairs else None
+        self.batches_a = UnpairedBatches(
+            self.data_a, cfg.size, cfg.batch_size, self.dist.rank, self.dist.world, augmentation, cfg.crop
+        )
+        self.batches_b = UnpairedBatches(
+            self.data_b, cfg.size, cfg.batch_size, self.dist.rank, self.dist.world, augmentation, cfg.crop
+        )
+        self.batches_pairs = (
+            PairedBatches(self.pairs, self._paired_size(), cfg.batch_size, cfg.augment) if self.pairs else None
+        )
         self.iteration = 0
         self.seconds = 0.0
         self.wall_seconds = 0.0  # the whole run's time, samples, checkpoints and validation included
@@ -386,8 +426,10 @@ class Trainer:
         the unpaired windows') the largest paired slice, so pairs are never resized."""
         if not self.config.crop:
             return self.config.size
-        largest = max(max(n for a, n in enumerate(self.pairs.heads[head].reference_a.shape) if a != axis)
-                      for head, axis in {(h, a) for h, a, _ in self.pairs.index})
+        largest = max(
+            max(n for a, n in enumerate(self.pairs.heads[head].reference_a.shape) if a != axis)
+            for head, axis in {(h, a) for h, a, _ in self.pairs.index}
+        )
         return max(self.config.size, largest + -largest % SIZE_MULTIPLE)
 
     def _load_generators(self, path: Path) -> None:
@@ -400,9 +442,12 @@ class Trainer:
         # A model without the intensity branch can start one with it: the branch starts at zero.
         # The output range is no weight: a voxel model can start a voxel-headroom run.
         if replace(model.config, intensity_path=mine.intensity_path, output_top=mine.output_top) != mine or (
-                model.config.intensity_path not in (0, mine.intensity_path)):
-            raise SetupError(f"init_from {path}: its generators are the {model.preset!r} preset; this run "
-                             f"uses {self.config.preset!r}. Choose the same preset or another model")
+            model.config.intensity_path not in (0, mine.intensity_path)
+        ):
+            raise SetupError(
+                f"init_from {path}: its generators are the {model.preset!r} preset; this run "
+                f"uses {self.config.preset!r}. Choose the same preset or another model"
+            )
         for net, direction in ((self.G_A, "t1-to-t2"), (self.G_B, "t2-to-t1")):
             try:
                 missing, unexpected = net.load_state_dict(model.generator(direction).state_dict(), strict=False)
@@ -415,7 +460,9 @@ class Trainer:
             return
         ids = [self.device.index] if self.device.type == "cuda" else None
         ddp = nn.parallel.DistributedDataParallel
-        self.G_A, self.G_B, self.D_A, self.D_B = (ddp(n, device_ids=ids) for n in (self.G_A, self.G_B, self.D_A, self.D_B))
+        self.G_A, self.G_B, self.D_A, self.D_B = (
+            ddp(n, device_ids=ids) for n in (self.G_A, self.G_B, self.D_A, self.D_B)
+        )
 
     def _unwrap_ddp(self) -> None:
         # The DDP wrappers hold the process group; one still alive when the interpreter exits takes
@@ -439,8 +486,11 @@ class Trainer:
             "schedulers": {"G": self.sched_G.state_dict(), "D": self.sched_D.state_dict()},
             "pools": {"A": self.pool_A.state(), "B": self.pool_B.state()},
             "rng": {"data": self.rng.get_state(), "torch": torch.get_rng_state()},
-            "batches": {"A": self.batches_a.state_dict(), "B": self.batches_b.state_dict(),
-                        **({"pairs": self.batches_pairs.state_dict()} if self.batches_pairs else {})},
+            "batches": {
+                "A": self.batches_a.state_dict(),
+                "B": self.batches_b.state_dict(),
+                **({"pairs": self.batches_pairs.state_dict()} if self.batches_pairs else {}),
+            },
             "log": {"sums": self.sums.clone(), "count": self.sum_count},
         }
 
@@ -480,7 +530,7 @@ class Trainer:
         self.best_ssim = best if best == best else None
         sums = state["log"]["sums"]  # a checkpoint from before the paired losses has fewer
         self.sums = torch.zeros(len(events.LOSS_KEYS), dtype=torch.float64)
-        self.sums[:len(sums)] = sums
+        self.sums[: len(sums)] = sums
         self.sum_count = int(state["log"]["count"])
 
     # ------------------------------------------------------------ one iteration
@@ -489,8 +539,9 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
-    def train_step(self, real_A: torch.Tensor, real_B: torch.Tensor,
-                   pair: tuple[torch.Tensor, ...] | None = None) -> torch.Tensor:
+    def train_step(
+        self, real_A: torch.Tensor, real_B: torch.Tensor, pair: tuple[torch.Tensor, ...] | None = None
+    ) -> torch.Tensor:
         """One reference CycleGAN iteration, plus the paired L1 terms when `pair` (input A,
         target A, input B, target B; see data.PairedBatches) is given; returns the losses in
         LOSS_KEYS order."""
@@ -518,8 +569,15 @@ class Trainer:
                 input_A, target_A, input_B, target_B = pair
                 loss_paired_A = F.l1_loss(self.G_A(input_A).float(), target_B) * cfg.lambda_paired
                 loss_paired_B = F.l1_loss(self.G_B(input_B).float(), target_A) * cfg.lambda_paired
-        ((loss_G_A + loss_G_B) * cfg.lambda_adversarial + loss_cycle_A + loss_cycle_B + loss_idt_A + loss_idt_B
-         + loss_paired_A + loss_paired_B).backward()
+        (
+            (loss_G_A + loss_G_B) * cfg.lambda_adversarial
+            + loss_cycle_A
+            + loss_cycle_B
+            + loss_idt_A
+            + loss_idt_B
+            + loss_paired_A
+            + loss_paired_B
+        ).backward()
         self.opt_G.step()
 
         _set_requires_grad((D_A, D_B), True)
@@ -529,15 +587,34 @@ class Trainer:
             fake = pool.query(fake.float(), self.rng)
             with self._autocast():
                 pred_real, pred_fake = D(real), D(fake.detach())
-                loss = 0.5 * (F.mse_loss(pred_real.float(), torch.ones_like(pred_real, dtype=torch.float32))
-                              + F.mse_loss(pred_fake.float(), torch.zeros_like(pred_fake, dtype=torch.float32)))
+                loss = 0.5 * (
+                    F.mse_loss(pred_real.float(), torch.ones_like(pred_real, dtype=torch.float32))
+                    + F.mse_loss(pred_fake.float(), torch.zeros_like(pred_fake, dtype=torch.float32))
+                )
             loss.backward()
             losses_D.append(loss)
         self.opt_D.step()
         self.sched_G.step()
         self.sched_D.step()
-        return torch.stack([loss_G_A, loss_G_B, losses_D[0], losses_D[1], loss_cycle_A, loss_cycle_B,
-                            loss_idt_A, loss_idt_B, loss_paired_A, loss_paired_B]).detach().double().cpu()
+        return (
+            torch.stack(
+                [
+                    loss_G_A,
+                    loss_G_B,
+                    losses_D[0],
+                    losses_D[1],
+                    loss_cycle_A,
+                    loss_cycle_B,
+                    loss_idt_A,
+                    loss_idt_B,
+                    loss_paired_A,
+                    loss_paired_B,
+                ]
+            )
+            .detach()
+            .double()
+            .cpu()
+        )
 
     # ------------------------------------------------------------ outputs
     def emit(self, event: dict) -> None:
@@ -566,7 +643,7 @@ class Trainer:
         for r, row in enumerate(rows):
             for c, image in enumerate(row):
                 pixels = ((image[0, 0].float().cpu().numpy() + 1) * 127.5).clip(0, 255).round().astype(np.uint8)
-                grid[r * (size + gap):r * (size + gap) + size, c * (size + gap):c * (size + gap) + size] = pixels
+                grid[r * (size + gap) : r * (size + gap) + size, c * (size + gap) : c * (size + gap) + size] = pixels
         path = self.run_dir / "samples" / f"iter_{self.iteration:06d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         return write_png(path, grid)
@@ -580,11 +657,17 @@ class Trainer:
         means = (sums / max(count.item(), 1)).tolist()
         self.sums.zero_()
         self.sum_count = 0
-        self.emit({"type": "step", "total_iterations": self.total,
-                   "epoch": (self.iteration - 1) // self.epoch_iterations,
-                   **{k: round(v, 6) for k, v in zip(events.LOSS_KEYS, means)},
-                   "lr": self.opt_G.param_groups[0]["lr"], "seconds": round(self.seconds, 3),
-                   **({"seconds_left": round(self.budget.left(self.wall_seconds), 1)} if self.budget else {})})
+        self.emit(
+            {
+                "type": "step",
+                "total_iterations": self.total,
+                "epoch": (self.iteration - 1) // self.epoch_iterations,
+                **{k: round(v, 6) for k, v in zip(events.LOSS_KEYS, means)},
+                "lr": self.opt_G.param_groups[0]["lr"],
+                "seconds": round(self.seconds, 3),
+                **({"seconds_left": round(self.budget.left(self.wall_seconds), 1)} if self.budget else {}),
+            }
+        )
 
     def _checkpoint(self) -> Path:
         path = self.run_dir / CHECKPOINT
@@ -601,18 +684,32 @@ class Trainer:
 
     def _card(self, validation: dict | None = None) -> dict:
         cfg = self.config
-        training = {"iterations": self.iteration, "seconds": round(self.seconds, 1), "size": cfg.size,
-                    "batch_size": cfg.batch_size, "world_size": self.dist.world, "plane": cfg.plane,
-                    "objective": {"gan": "lsgan", "lambda_adversarial": cfg.lambda_adversarial,
-                                  "lambda_cycle": cfg.lambda_cycle,
-                                  "lambda_identity": cfg.lambda_identity, "pool_size": cfg.pool_size,
-                                  "lambda_paired": cfg.lambda_paired if self.pairs else 0.0,
-                                  "lr": cfg.lr, "betas": [cfg.beta1, cfg.beta2], "decay_fraction": cfg.decay_fraction},
-                    "data": self._data_summary(), "seed": cfg.seed,
-                    **({"init_from": Path(cfg.init_from).name} if cfg.init_from else {}),
-                    **({"validation": validation} if validation else {})}
-        normalisation = model_files.training_normalisation(cfg.percentile_a, cfg.percentile_b,
-                                                           (self.data_a.pixel_size + self.data_b.pixel_size) / 2)
+        training = {
+            "iterations": self.iteration,
+            "seconds": round(self.seconds, 1),
+            "size": cfg.size,
+            "batch_size": cfg.batch_size,
+            "world_size": self.dist.world,
+            "plane": cfg.plane,
+            "objective": {
+                "gan": "lsgan",
+                "lambda_adversarial": cfg.lambda_adversarial,
+                "lambda_cycle": cfg.lambda_cycle,
+                "lambda_identity": cfg.lambda_identity,
+                "pool_size": cfg.pool_size,
+                "lambda_paired": cfg.lambda_paired if self.pairs else 0.0,
+                "lr": cfg.lr,
+                "betas": [cfg.beta1, cfg.beta2],
+                "decay_fraction": cfg.decay_fraction,
+            },
+            "data": self._data_summary(),
+            "seed": cfg.seed,
+            **({"init_from": Path(cfg.init_from).name} if cfg.init_from else {}),
+            **({"validation": validation} if validation else {}),
+        }
+        normalisation = model_files.training_normalisation(
+            cfg.percentile_a, cfg.percentile_b, (self.data_a.pixel_size + self.data_b.pixel_size) / 2
+        )
         return model_files.make_card(cfg.preset, model_files.DIRECTIONS, normalisation, training=training)
 
     def _generators(self) -> dict[str, nn.Module]:
@@ -641,8 +738,16 @@ class Trainer:
         if self.budget is not None:  # the run ends with one more
             self.budget.reserve = seconds
         known = self.budget is None or self.iteration > 0  # a budget's total needs a measured speed
-        self.emit({"type": "validation", **figures, "ssim": round(ssim, 4), "best": best,
-                   "total_iterations": self.total if known else None, "seconds": round(seconds, 2)})
+        self.emit(
+            {
+                "type": "validation",
+                **figures,
+                "ssim": round(ssim, 4),
+                "best": best,
+                "total_iterations": self.total if known else None,
+                "seconds": round(seconds, 2),
+            }
+        )
 
     # ------------------------------------------------------------ the run
     def _start(self) -> None:
@@ -655,21 +760,47 @@ class Trainer:
         if self.dist.main:
             if self.resume:
                 events.truncate_after(self.run_dir, self.iteration)
-            write_json(self.run_dir / CONFIG_FILE, {"config": self.config.to_dict(), "data": self._data_summary(),
-                                                   "total_iterations": None if self.budget else self.total,
-                                                   "epoch_iterations": self.epoch_iterations,
-                                                   "world_size": self.dist.world})
-        budget = {"minutes": self.config.minutes, "seconds_left": round(self.budget.left(self.wall_seconds), 1)} if self.budget else {}
-        self.emit({"type": "start", "total_iterations": None if self.budget else self.total,
-                   "epoch_iterations": self.epoch_iterations, **budget,
-                   "resumed": resumed, "device": self.device.type, "world_size": self.dist.world,
-                   "preset": self.config.preset, "size": self.config.size, "crop": self.config.crop,
-                   "lambda_identity": self.config.lambda_identity, "init_from": self.config.init_from})
+            write_json(
+                self.run_dir / CONFIG_FILE,
+                {
+                    "config": self.config.to_dict(),
+                    "data": self._data_summary(),
+                    "total_iterations": None if self.budget else self.total,
+                    "epoch_iterations": self.epoch_iterations,
+                    "world_size": self.dist.world,
+                },
+            )
+        budget = (
+            {"minutes": self.config.minutes, "seconds_left": round(self.budget.left(self.wall_seconds), 1)}
+            if self.budget
+            else {}
+        )
+        self.emit(
+            {
+                "type": "start",
+                "total_iterations": None if self.budget else self.total,
+                "epoch_iterations": self.epoch_iterations,
+                **budget,
+                "resumed": resumed,
+                "device": self.device.type,
+                "world_size": self.dist.world,
+                "preset": self.config.preset,
+                "size": self.config.size,
+                "crop": self.config.crop,
+                "lambda_identity": self.config.lambda_identity,
+                "init_from": self.config.init_from,
+            }
+        )
 
     def _weights_in_sync(self) -> bool:
         """DDP keeps every rank's copy identical; check it once at the end rather than trust it."""
-        total = torch.stack([p.detach().double().sum() + p.detach().double().abs().sum()
-                             for net in self.nets().values() for p in net.parameters()]).cpu()
+        total = torch.stack(
+            [
+                p.detach().double().sum() + p.detach().double().abs().sum()
+                for net in self.nets().values()
+                for p in net.parameters()
+            ]
+        ).cpu()
         low, high = total.clone(), total.clone()
         dist.all_reduce(low, op=dist.ReduceOp.MIN)
         dist.all_reduce(high, op=dist.ReduceOp.MAX)
@@ -736,8 +867,15 @@ class Trainer:
             model = self._write_model(MODEL_FILE) if self.dist.main else self.run_dir / MODEL_FILE
             if self.validation and self.best_ssim is not None:
                 extra["best"] = BEST_MODEL_FILE
-            self.emit({"type": "done", "model": MODEL_FILE, "seconds": round(self.seconds, 3),
-                       "wall_seconds": round(self.wall_seconds, 1), **extra})
+            self.emit(
+                {
+                    "type": "done",
+                    "model": MODEL_FILE,
+                    "seconds": round(self.seconds, 3),
+                    "wall_seconds": round(self.wall_seconds, 1),
+                    **extra,
+                }
+            )
             if self.dist.active:  # no rank tears the group down while rank 0 still writes the model
                 dist.barrier()
             return model

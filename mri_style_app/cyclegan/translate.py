@@ -27,7 +27,8 @@ without native bf16, see README.md). Cancel is checked between batches.
 from __future__ import annotations
 
 import copy
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -73,8 +74,10 @@ def normalise_volume(data: np.ndarray, normalisation: dict | None = None, contra
     image of `contrast` ("t1" or "t2"; None: the card's general percentile)."""
     norm = {**DEFAULT_NORMALISATION, **(normalisation or {})}
     if norm.get("method") != "foreground-percentile":
-        raise ModelError(f"the model card asks for normalisation {norm.get('method')!r}, which this "
-                         "version of MRI Style does not know. Update the app")
+        raise ModelError(
+            f"the model card asks for normalisation {norm.get('method')!r}, which this "
+            "version of MRI Style does not know. Update the app"
+        )
     mask = foreground_mask(data, float(norm["foreground_fraction"]))
     scale = percentile_scale(data, mask if mask.any() else None, contrast_percentile(norm, contrast))
     return np.clip(data / scale, 0.0, 1.0).astype(np.float32), scale, mask
@@ -115,7 +118,7 @@ def _crop_window(mask2d: np.ndarray, margin: tuple[int, int]) -> tuple[slice, sl
         rows, cols = np.array([0, mask2d.shape[0] - 1]), np.array([0, mask2d.shape[1] - 1])
     lo = (int(rows.min()) - margin[0], int(cols.min()) - margin[1])
     hi = (int(rows.max()) + 1 + margin[0], int(cols.max()) + 1 + margin[1])
-    inside = tuple(slice(max(l, 0), min(h, n)) for l, h, n in zip(lo, hi, mask2d.shape))
+    inside = tuple(slice(max(low, 0), min(high, n)) for low, high, n in zip(lo, hi, mask2d.shape))
     pad = (max(-lo[0], 0), max(hi[0] - mask2d.shape[0], 0), max(-lo[1], 0), max(hi[1] - mask2d.shape[1], 0))
     return inside[0], inside[1], pad
 
@@ -133,9 +136,18 @@ def _resize(batch: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(batch, size=size, mode="bilinear", align_corners=False, antialias=True)
 
 
-def _translate_plane(net, model_input: np.ndarray, mask: np.ndarray, axis: int, spacing: tuple[float, float],
-                     pixel_size: float | None, device: torch.device, batch_size: int | None,
-                     step: Callable[[int], None], cancel: Cancel | None) -> np.ndarray:
+def _translate_plane(
+    net,
+    model_input: np.ndarray,
+    mask: np.ndarray,
+    axis: int,
+    spacing: tuple[float, float],
+    pixel_size: float | None,
+    device: torch.device,
+    batch_size: int | None,
+    step: Callable[[int], None],
+    cancel: Cancel | None,
+) -> np.ndarray:
     """Run every slice along `axis` that holds foreground; returns the [0, 1] result (0 elsewhere).
 
     Each slice is cut to the foreground's in-plane window plus a margin of air (so the field of
@@ -157,7 +169,7 @@ def _translate_plane(net, model_input: np.ndarray, mask: np.ndarray, axis: int, 
     for start in range(0, len(indices), size):
         if cancel is not None and cancel.is_set():
             raise TranslationCancelled("translation cancelled")
-        chosen = indices[start:start + size]
+        chosen = indices[start : start + size]
         batch = torch.from_numpy(np.ascontiguousarray(stack[chosen][:, rows, cols]))[:, None]
         batch = F.pad(batch, (pad[2], pad[3], pad[0], pad[1]), value=-1.0)
         batch = _resize(batch, model_shape).to(device)
@@ -169,7 +181,7 @@ def _translate_plane(net, model_input: np.ndarray, mask: np.ndarray, axis: int, 
             result = run_generator(net, view)
         result = _resize(torch.rot90(result.float(), -1, dims=(2, 3)).cpu(), crop_shape)
         unit = ((result[:, 0] + 1.0) * 0.5).clamp_(0.0, 1.0).numpy()
-        unit = unit[:, pad[0]:crop_shape[0] - pad[1], pad[2]:crop_shape[1] - pad[3]]
+        unit = unit[:, pad[0] : crop_shape[0] - pad[1], pad[2] : crop_shape[1] - pad[3]]
         block = out[chosen]
         block[:, rows, cols] = unit
         out[chosen] = block
@@ -187,10 +199,19 @@ def usable_planes(shape: tuple[int, ...], planes: str) -> tuple[str, ...]:
     return PLANES if planes == "tri" else (planes,)
 
 
-def translate_unit(unit: np.ndarray, mask: np.ndarray, net: torch.nn.Module, planes: str = "axial",
-                   device="auto", batch_size: int | None = None, progress: Progress | None = None,
-                   cancel: Cancel | None = None, label: str = "Translating",
-                   voxel_sizes=(1.0, 1.0, 1.0), pixel_size: float | None = None) -> np.ndarray:
+def translate_unit(
+    unit: np.ndarray,
+    mask: np.ndarray,
+    net: torch.nn.Module,
+    planes: str = "axial",
+    device="auto",
+    batch_size: int | None = None,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
+    label: str = "Translating",
+    voxel_sizes=(1.0, 1.0, 1.0),
+    pixel_size: float | None = None,
+) -> np.ndarray:
     """[0, 1] volume -> translated [0, 1] volume on the same grid (the engine under translate_volume).
 
     `voxel_sizes` are the canonical axes' voxel sizes in mm; each slice is run at `pixel_size`
@@ -219,8 +240,20 @@ def translate_unit(unit: np.ndarray, mask: np.ndarray, net: torch.nn.Module, pla
         for p in plane_list:
             axis = PLANE_AXIS[p]
             spacing = tuple(sizes[a] for a in range(3) if a != axis)
-            results.append(_translate_plane(net, model_input, mask, axis, spacing, pixel_size, device,
-                                            batch_size, lambda n, p=p: step(n, p), cancel))
+            results.append(
+                _translate_plane(
+                    net,
+                    model_input,
+                    mask,
+                    axis,
+                    spacing,
+                    pixel_size,
+                    device,
+                    batch_size,
+                    lambda n, p=p: step(n, p),
+                    cancel,
+                )
+            )
     out = results[0] if len(results) == 1 else np.median(np.stack(results), axis=0).astype(np.float32)
     # Air stays air: the generators leave a faint haze around the head (measured on the demo
     # T1w: a quarter of the air voxels above 1 % of the brightest tissue), cleared beyond a
@@ -246,9 +279,16 @@ def dilate(mask: np.ndarray, voxels: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- public API
-def translate_volume(volume: Volume, model: CycleGANModel, direction: str, planes: str = "axial",
-                     device="auto", batch_size: int | None = None, progress: Progress | None = None,
-                     cancel: Cancel | None = None) -> Volume:
+def translate_volume(
+    volume: Volume,
+    model: CycleGANModel,
+    direction: str,
+    planes: str = "axial",
+    device="auto",
+    batch_size: int | None = None,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
+) -> Volume:
     """The volume translated by `model` in `direction`, on the same grid and affine.
 
     Raises ModelError if the model lacks the direction, DeviceError for an unusable device,
@@ -257,14 +297,32 @@ def translate_volume(volume: Volume, model: CycleGANModel, direction: str, plane
     net = model.generator(direction)
     source, target = direction.split("-to-")
     unit, scale, mask = normalise_volume(volume.data, model.normalisation, source)
-    out = translate_unit(unit, mask, net, planes, device, batch_size, progress, cancel,
-                         voxel_sizes=volume.voxel_sizes, pixel_size=model.pixel_size)
+    out = translate_unit(
+        unit,
+        mask,
+        net,
+        planes,
+        device,
+        batch_size,
+        progress,
+        cancel,
+        voxel_sizes=volume.voxel_sizes,
+        pixel_size=model.pixel_size,
+    )
     return volume.with_data(out * np.float32(scale), name=f"{volume.name}_{target.upper()}w_translated")
 
 
-def cycle_error_volume(volume: Volume, model: CycleGANModel, direction: str, planes: str = "axial",
-                       device="auto", batch_size: int | None = None, progress: Progress | None = None,
-                       cancel: Cancel | None = None, translated: Volume | None = None) -> Volume:
+def cycle_error_volume(
+    volume: Volume,
+    model: CycleGANModel,
+    direction: str,
+    planes: str = "axial",
+    device="auto",
+    batch_size: int | None = None,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
+    translated: Volume | None = None,
+) -> Volume:
     """|A - A'| where A' = back(forward(A)): large where the model is unsure. Same grid as A.
 
     The map is in the source's normalised units (0 = identical, 1 = the full robust range);
@@ -283,17 +341,35 @@ def cycle_error_volume(volume: Volume, model: CycleGANModel, direction: str, pla
         return lambda f, m: progress(offset + share * f, text)
 
     if translated is None:
-        b_unit = translate_unit(unit, mask, forward_net, planes, device, batch_size,
-                                part(0.0, 0.5, "Cycle map: forward"), cancel,
-                                voxel_sizes=volume.voxel_sizes, pixel_size=model.pixel_size)
+        b_unit = translate_unit(
+            unit,
+            mask,
+            forward_net,
+            planes,
+            device,
+            batch_size,
+            part(0.0, 0.5, "Cycle map: forward"),
+            cancel,
+            voxel_sizes=volume.voxel_sizes,
+            pixel_size=model.pixel_size,
+        )
         back_offset = 0.5
     else:
         b_unit, _, _ = normalise_volume(translated.data, model.normalisation, target)
         back_offset = 0.0
     # The back translation sees B normalised as training saw it, and runs where A has foreground.
     b_unit, _, _ = normalise_volume(b_unit, model.normalisation, target) if b_unit.any() else (b_unit, 1.0, mask)
-    a_again = translate_unit(b_unit, mask, backward_net, planes, device, batch_size,
-                             part(back_offset, 1.0 - back_offset, "Cycle map: back"), cancel,
-                             voxel_sizes=volume.voxel_sizes, pixel_size=model.pixel_size)
+    a_again = translate_unit(
+        b_unit,
+        mask,
+        backward_net,
+        planes,
+        device,
+        batch_size,
+        part(back_offset, 1.0 - back_offset, "Cycle map: back"),
+        cancel,
+        voxel_sizes=volume.voxel_sizes,
+        pixel_size=model.pixel_size,
+    )
     error = np.where(mask, np.abs(unit - a_again), 0.0).astype(np.float32)
     return volume.with_data(error, name=f"{volume.name}_cycle_error")

@@ -39,9 +39,11 @@ def load_validation_pairs(folder_t1, folder_t2) -> list[ValidationPair]:
     names = [sorted(p.name for p in f.iterdir() if p.is_file() and is_volume_file(p)) for f in folders]
     lonely = sorted(set(names[0]) ^ set(names[1]))
     if lonely:
-        raise DataError(f"validation folders {folders[0]} and {folders[1]} must hold the same file names "
-                        f"(co-registered pairs); without a partner: {', '.join(lonely[:5])}"
-                        f"{' ...' if len(lonely) > 5 else ''}")
+        raise DataError(
+            f"validation folders {folders[0]} and {folders[1]} must hold the same file names "
+            f"(co-registered pairs); without a partner: {', '.join(lonely[:5])}"
+            f"{' ...' if len(lonely) > 5 else ''}"
+        )
     if not names[0]:
         raise DataError(f"validation folders {folders[0]} and {folders[1]} hold no NIfTI volumes")
     pairs = []
@@ -51,8 +53,10 @@ def load_validation_pairs(folder_t1, folder_t2) -> list[ValidationPair]:
         except VolumeError as exc:
             raise DataError(f"{exc} (in the validation folders)") from None
         if not t1.same_grid(t2):
-            raise DataError(f"validation pair {name}: the T1w ({'x'.join(map(str, t1.shape))}) and the T2w "
-                            f"({'x'.join(map(str, t2.shape))}) are not on the same voxel grid; pairs must be co-registered")
+            raise DataError(
+                f"validation pair {name}: the T1w ({'x'.join(map(str, t1.shape))}) and the T2w "
+                f"({'x'.join(map(str, t2.shape))}) are not on the same voxel grid; pairs must be co-registered"
+            )
         head = head_mask(t1.data, t2.data)
         if not head.any():
             raise DataError(f"validation pair {name}: no head voxels to score (both images are empty)")
@@ -84,10 +88,12 @@ def score(model: CycleGANModel, pairs: list[ValidationPair], device="cpu") -> di
             squared_sum += 10 ** (-figures["psnr"] / 10) * n  # the mean squared error, data range 1
             corr_sum += _correlation(pred.data[pair.head], source.data[pair.head]) * n
         mse = squared_sum / voxels
-        result[direction] = {"ssim": round(ssim_sum / voxels, 4),
-                             "psnr": round(10 * math.log10(1 / mse), 3) if mse > 0 else 99.0,
-                             "mae": round(mae_sum / voxels, 4),
-                             "correlation": round(corr_sum / voxels, 3)}
+        result[direction] = {
+            "ssim": round(ssim_sum / voxels, 4),
+            "psnr": round(10 * math.log10(1 / mse), 3) if mse > 0 else 99.0,
+            "mae": round(mae_sum / voxels, 4),
+            "correlation": round(corr_sum / voxels, 3),
+        }
     return result
 
 

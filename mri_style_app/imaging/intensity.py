@@ -16,8 +16,9 @@ def _sample(data: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     return values[np.isfinite(values)]
 
 
-def robust_range(data: np.ndarray, low: float = 0.5, high: float = 99.5,
-                 mask: np.ndarray | None = None) -> tuple[float, float]:
+def robust_range(
+    data: np.ndarray, low: float = 0.5, high: float = 99.5, mask: np.ndarray | None = None
+) -> tuple[float, float]:
     """Display window (lo, hi) from percentiles of the finite voxels.
 
     Where most voxels are exactly zero (the air around a head), the zeros are left out so the

@@ -98,8 +98,9 @@ def head_mask(*images: np.ndarray) -> np.ndarray:
     return out.reshape(shape)
 
 
-def evaluate_pair(pred: np.ndarray, ref: np.ndarray, mask: np.ndarray | None = None,
-                  pct: float = 99.5) -> dict[str, float]:
+def evaluate_pair(
+    pred: np.ndarray, ref: np.ndarray, mask: np.ndarray | None = None, pct: float = 99.5
+) -> dict[str, float]:
     """PSNR (dB), SSIM and MAE of `pred` against `ref` after scaling each to [0, 1] in the mask."""
     mask = _check(pred, ref, mask)
     p = normalize_unit(pred, mask, pct)

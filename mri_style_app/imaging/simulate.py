@@ -57,8 +57,9 @@ def tissue_fractions(gm: np.ndarray, wm: np.ndarray, brain_mask: np.ndarray) -> 
     return {"csf": csf, "gm": gm, "wm": wm}
 
 
-def spin_echo(fractions: dict[str, np.ndarray], tr_ms: float, te_ms: float,
-              tissues: dict[str, Tissue] = BRAINWEB_1_5T) -> np.ndarray:
+def spin_echo(
+    fractions: dict[str, np.ndarray], tr_ms: float, te_ms: float, tissues: dict[str, Tissue] = BRAINWEB_1_5T
+) -> np.ndarray:
     """S = sum p * PD * (1 - exp(-TR/T1)) * exp(-TE/T2)."""
     signal = np.zeros_like(next(iter(fractions.values())), dtype=np.float64)
     for name, p in fractions.items():
@@ -67,8 +68,13 @@ def spin_echo(fractions: dict[str, np.ndarray], tr_ms: float, te_ms: float,
     return signal.astype(np.float32)
 
 
-def spoiled_gradient_echo(fractions: dict[str, np.ndarray], tr_ms: float, te_ms: float, flip_deg: float,
-                          tissues: dict[str, Tissue] = BRAINWEB_1_5T) -> np.ndarray:
+def spoiled_gradient_echo(
+    fractions: dict[str, np.ndarray],
+    tr_ms: float,
+    te_ms: float,
+    flip_deg: float,
+    tissues: dict[str, Tissue] = BRAINWEB_1_5T,
+) -> np.ndarray:
     """S = sum p * PD * sin(a) (1 - E1) / (1 - cos(a) E1) * exp(-TE/T2*), E1 = exp(-TR/T1)."""
     a = np.deg2rad(flip_deg)
     signal = np.zeros_like(next(iter(fractions.values())), dtype=np.float64)
@@ -79,8 +85,9 @@ def spoiled_gradient_echo(fractions: dict[str, np.ndarray], tr_ms: float, te_ms:
     return signal.astype(np.float32)
 
 
-def add_rician_noise(signal: np.ndarray, percent: float, brain_mask: np.ndarray,
-                     rng: np.random.Generator) -> np.ndarray:
+def add_rician_noise(
+    signal: np.ndarray, percent: float, brain_mask: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
     """Magnitude of the signal plus complex Gaussian noise whose sigma is `percent` % of the
     brightest brain voxel (BrainWeb's convention). The air around the head becomes Rayleigh noise."""
     sigma = percent / 100.0 * float(np.max(signal[np.asarray(brain_mask, dtype=bool)]))
@@ -103,14 +110,21 @@ def bias_field(shape: tuple[int, ...], strength: float, rng: np.random.Generator
     return (1.0 + strength * (unit - 0.5)).astype(np.float32)
 
 
-def t2w_from_tissue_maps(gm, wm, brain_mask, tissues: dict[str, Tissue] = BRAINWEB_1_5T,
-                         tr_ms: float = T2W_1_5T["tr_ms"], te_ms: float = T2W_1_5T["te_ms"]) -> np.ndarray:
+def t2w_from_tissue_maps(
+    gm,
+    wm,
+    brain_mask,
+    tissues: dict[str, Tissue] = BRAINWEB_1_5T,
+    tr_ms: float = T2W_1_5T["tr_ms"],
+    te_ms: float = T2W_1_5T["te_ms"],
+) -> np.ndarray:
     """The demo's T2-weighted volume: BrainWeb spin echo, TR 3300 ms, TE 120 ms, no noise."""
     return spin_echo(tissue_fractions(gm, wm, brain_mask), tr_ms, te_ms, tissues)
 
 
-def simulate_3t_pair(gm, wm, brain_mask, seed: int = 0, noise_percent: float = 2.0,
-                     bias_strength: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
+def simulate_3t_pair(
+    gm, wm, brain_mask, seed: int = 0, noise_percent: float = 2.0, bias_strength: float = 0.2
+) -> tuple[np.ndarray, np.ndarray]:
     """A paired (T1w, T2w) that differs from the demo pair in every way a model could overfit:
     3 T relaxation times, other sequence settings (T1w spoiled GRE TR 20/TE 4 ms/25 deg, T2w TR
     4000/TE 100 ms), Rician noise and a bias field (each volume its own). Same seed, same output.

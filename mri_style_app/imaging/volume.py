@@ -79,27 +79,41 @@ class Volume:
         """World position in mm -> fractional canonical voxel index."""
         return (np.linalg.inv(self.affine) @ np.array([*xyz, 1.0]))[:3]
 
-    def with_data(self, data: np.ndarray, name: str | None = None) -> "Volume":
+    def with_data(self, data: np.ndarray, name: str | None = None) -> Volume:
         """A volume on the same grid and with the same source geometry, holding other voxels."""
         data = np.asarray(data, dtype=np.float32)
         if data.shape != self.data.shape:
             raise ValueError(f"shape {data.shape} does not match the volume's grid {self.data.shape}")
         # Remember the file this came from, so a derived volume is never saved over it either.
         origin = self.source_path or self.extra.get("derived_from")
-        return replace(self, data=data, name=name or self.name, source_path=None, n_volumes=1,
-                       volume_index=0, nonfinite_count=0, extra={"derived_from": origin} if origin else {})
+        return replace(
+            self,
+            data=data,
+            name=name or self.name,
+            source_path=None,
+            n_volumes=1,
+            volume_index=0,
+            nonfinite_count=0,
+            extra={"derived_from": origin} if origin else {},
+        )
 
-    def stored_as(self, axcodes: str) -> "Volume":
+    def stored_as(self, axcodes: str) -> Volume:
         """The same voxels, to be saved in another axis order such as 'LIA' or 'SAR'.
 
         Only the file geometry changes (a fresh NIfTI header); display and world positions stay.
         """
         to_file = ornt_lib.ornt_transform(ornt_lib.axcodes2ornt("RAS"), ornt_lib.axcodes2ornt(tuple(axcodes)))
         file_affine = self.affine @ ornt_lib.inv_ornt_aff(to_file, self.shape)
-        return replace(self, source_affine=file_affine, source_header=None, source_path=None,
-                       source_shape=(), extra=dict(self.extra))
+        return replace(
+            self,
+            source_affine=file_affine,
+            source_header=None,
+            source_path=None,
+            source_shape=(),
+            extra=dict(self.extra),
+        )
 
-    def same_grid(self, other: "Volume", atol: float = 1e-3) -> bool:
+    def same_grid(self, other: Volume, atol: float = 1e-3) -> bool:
         return self.shape == other.shape and np.allclose(self.affine, other.affine, atol=atol)
 
 
@@ -126,20 +140,28 @@ def _check_file(path: Path) -> None:
     if not os.access(path, os.R_OK):
         raise _fail(path, "cannot be read (permission denied)", "Check the file's permissions")
     if path.stat().st_size == 0:
-        raise _fail(path, "the file is empty (0 bytes)", "It may be an interrupted download or copy; get the file again")
+        raise _fail(
+            path, "the file is empty (0 bytes)", "It may be an interrupted download or copy; get the file again"
+        )
     name = path.name.lower()
     for ours, partner in ((".hdr", ".img"), (".img", ".hdr"), (".hdr.gz", ".img.gz"), (".img.gz", ".hdr.gz")):
         if name.endswith(ours):
             other = path.with_name(path.name[: -len(ours)] + partner)
             if not other.exists():
-                raise _fail(path, f"the other half of the Analyze/NIfTI pair, {other.name}, is missing",
-                            "Keep the .hdr and the .img file side by side in one folder")
+                raise _fail(
+                    path,
+                    f"the other half of the Analyze/NIfTI pair, {other.name}, is missing",
+                    "Keep the .hdr and the .img file side by side in one folder",
+                )
             break
     if name.endswith(".gz"):
         with open(path, "rb") as fh:
             if fh.read(2) != b"\x1f\x8b":
-                raise _fail(path, "the name ends in .gz but the file is not gzip-compressed",
-                            "Rename it to .nii if it is an uncompressed NIfTI file, or get the file again")
+                raise _fail(
+                    path,
+                    "the name ends in .gz but the file is not gzip-compressed",
+                    "Rename it to .nii if it is an uncompressed NIfTI file, or get the file again",
+                )
 
 
 def _open_image(path: Path):
@@ -148,18 +170,27 @@ def _open_image(path: Path):
     except nib.filebasedimages.ImageFileError:
         if path.name.lower().endswith(".gz"):
             _verify_gzip(path)  # a gzip cut short before the end of the header says so here
-        raise _fail(path, "is not a NIfTI or Analyze image (no valid NIfTI/Analyze header: wrong size or magic)",
-                    "Open a .nii, .nii.gz or .hdr/.img file") from None
+        raise _fail(
+            path,
+            "is not a NIfTI or Analyze image (no valid NIfTI/Analyze header: wrong size or magic)",
+            "Open a .nii, .nii.gz or .hdr/.img file",
+        ) from None
     except FileNotFoundError as exc:
-        raise _fail(path, f"a file of the image pair is missing ({Path(exc.filename or '').name})",
-                    "Analyze images need both the .hdr and the .img file side by side") from None
+        raise _fail(
+            path,
+            f"a file of the image pair is missing ({Path(exc.filename or '').name})",
+            "Analyze images need both the .hdr and the .img file side by side",
+        ) from None
     except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
         raise _fail(path, f"the file is truncated or damaged ({exc})", "Get the file again") from None
     except Exception as exc:  # nibabel raises many types for bad headers
         raise _fail(path, f"the header cannot be read ({exc})", "The file is damaged or not an image") from None
     if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image, nib.AnalyzeImage)):
-        raise _fail(path, f"is a {type(img).__name__}, not a NIfTI or Analyze image",
-                    "Convert it to NIfTI first (for example with dcm2niix or mri_convert)")
+        raise _fail(
+            path,
+            f"is a {type(img).__name__}, not a NIfTI or Analyze image",
+            "Convert it to NIfTI first (for example with dcm2niix or mri_convert)",
+        )
     return img
 
 
@@ -175,8 +206,11 @@ def _verify_gzip(path: Path) -> int:
             while chunk := fh.read(1 << 22):
                 size += len(chunk)
     except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
-        raise _fail(path, f"the compressed file is truncated or damaged ({exc})",
-                    "Get the file again; it may be an interrupted download or copy") from None
+        raise _fail(
+            path,
+            f"the compressed file is truncated or damaged ({exc})",
+            "Get the file again; it may be an interrupted download or copy",
+        ) from None
     return size
 
 
@@ -188,8 +222,11 @@ def _spatial_shape(path: Path, shape: tuple[int, ...]) -> tuple[tuple[int, ...],
     if any(d <= 0 for d in dims):
         raise _fail(path, f"the header gives an empty shape {tuple(shape)}", "The file is damaged")
     if len(dims) >= 5:
-        raise _fail(path, f"has {len(dims)} dimensions {tuple(shape)}; only 3D volumes and 4D series can be shown",
-                    "Split it into 3D volumes first (for example with fslsplit)")
+        raise _fail(
+            path,
+            f"has {len(dims)} dimensions {tuple(shape)}; only 3D volumes and 4D series can be shown",
+            "Split it into 3D volumes first (for example with fslsplit)",
+        )
     if len(dims) == 4:
         return tuple(dims[:3]), dims[3]
     if len(dims) == 2:
@@ -210,26 +247,38 @@ def load_volume(path, volume_index: int = 0) -> Volume:
     if dtype.kind == "c":
         raise _fail(path, f"holds complex numbers ({dtype})", "Save the magnitude image and open that")
     if dtype.kind not in "biuf":
-        raise _fail(path, f"holds data of type {dtype} (for example RGB), not scalar intensities",
-                    "Convert it to a scalar (grey-level) image first")
+        raise _fail(
+            path,
+            f"holds data of type {dtype} (for example RGB), not scalar intensities",
+            "Convert it to a scalar (grey-level) image first",
+        )
     shape3, n_volumes = _spatial_shape(path, tuple(int(d) for d in img.shape))
     if not 0 <= volume_index < n_volumes:
-        raise _fail(path, f"has {n_volumes} volume(s); volume {volume_index} does not exist",
-                    f"Choose a volume from 0 to {n_volumes - 1}")
+        raise _fail(
+            path,
+            f"has {n_volumes} volume(s); volume {volume_index} does not exist",
+            f"Choose a volume from 0 to {n_volumes - 1}",
+        )
 
     needed = int(np.prod(shape3, dtype=np.int64)) * 4
     if needed > MEMORY_SHARE_LIMIT * _available_memory_bytes():
-        raise _fail(path, f"one volume needs {needed / 1024**3:.1f} GiB of memory, more than this computer can spare",
-                    "Crop or downsample it first")
+        raise _fail(
+            path,
+            f"one volume needs {needed / 1024**3:.1f} GiB of memory, more than this computer can spare",
+            "Crop or downsample it first",
+        )
     # The data file must hold what the header promises (every volume, not just the first).
     data_file = Path(img.file_map["image"].filename)
     promised = int(header.get_data_offset()) + int(np.prod(img.shape, dtype=np.int64)) * dtype.itemsize
     gz = data_file.name.lower().endswith(".gz")
     actual = _verify_gzip(data_file) if gz else data_file.stat().st_size
     if promised > actual:
-        raise _fail(data_file, f"is truncated: the header promises {promised} bytes of image but the file "
-                    f"{'unpacks to' if gz else 'has'} {actual}",
-                    "Get the file again; it may be an interrupted download or copy")
+        raise _fail(
+            data_file,
+            f"is truncated: the header promises {promised} bytes of image but the file "
+            f"{'unpacks to' if gz else 'has'} {actual}",
+            "Get the file again; it may be an interrupted download or copy",
+        )
 
     try:
         proxy = img.dataobj
@@ -241,7 +290,9 @@ def load_volume(path, volume_index: int = 0) -> Volume:
             raw = np.asanyarray(proxy)
         raw = np.asarray(raw, dtype=np.float32).reshape(shape3)  # applies scl_slope/inter
     except MemoryError:
-        raise _fail(path, "there is not enough memory to read the data", "Close other programs or crop the image") from None
+        raise _fail(
+            path, "there is not enough memory to read the data", "Close other programs or crop the image"
+        ) from None
     except (EOFError, gzip.BadGzipFile, zlib.error, OSError, ValueError) as exc:
         detail = " ".join(str(exc).split())  # nibabel's messages span lines; ours is one
         raise _fail(path, f"the image data is truncated or damaged ({detail})", "Get the file again") from None
@@ -269,11 +320,19 @@ def load_volume(path, volume_index: int = 0) -> Volume:
             break
     # nibabel moves scl_slope/inter from the header into the data proxy; keep them for `info`.
     slope, inter = getattr(img.dataobj, "slope", 1.0), getattr(img.dataobj, "inter", 0.0)
-    return Volume(data=data, affine=affine, name=name, source_path=path.resolve(),
-                  source_affine=source_affine, source_header=header.copy(),
-                  source_shape=tuple(int(d) for d in img.shape), n_volumes=n_volumes,
-                  volume_index=volume_index, nonfinite_count=nonfinite,
-                  extra={"scaling": (float(slope), float(inter))})
+    return Volume(
+        data=data,
+        affine=affine,
+        name=name,
+        source_path=path.resolve(),
+        source_affine=source_affine,
+        source_header=header.copy(),
+        source_shape=tuple(int(d) for d in img.shape),
+        n_volumes=n_volumes,
+        volume_index=volume_index,
+        nonfinite_count=nonfinite,
+        extra={"scaling": (float(slope), float(inter))},
+    )
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -308,8 +367,9 @@ def save_volume(volume: Volume, path) -> Path:
         raise VolumeError(f"{path}: can only save NIfTI (.nii or .nii.gz). Choose a name ending in .nii.gz")
     for protected in _protected_paths(volume):
         if _same_file(path, protected):
-            raise VolumeError(f"{path}: this is the file the volume was loaded from and it is never "
-                              "overwritten. Choose another name")
+            raise VolumeError(
+                f"{path}: this is the file the volume was loaded from and it is never overwritten. Choose another name"
+            )
     if not path.parent.exists():
         raise VolumeError(f"{path}: the folder {path.parent} does not exist. Choose an existing folder")
 

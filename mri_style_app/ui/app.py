@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QIcon, QKeySequence
-from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QMainWindow, QMessageBox,
-                               QProgressBar, QStackedWidget)
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QFileDialog,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QStackedWidget,
+)
 
 from mri_style_app import paths
 from mri_style_app.imaging.volume import Volume, load_volume, save_volume
@@ -79,8 +86,9 @@ class MainWindow(QMainWindow):
         self.view_menu = self.menuBar().addMenu("&View")
         self._action(self.view_menu, "&Reset view", self._reset_views, "Home")
         self._action(self.view_menu, "&Auto window", self._auto_window, "Ctrl+W")
-        self.neurological_action = self._action(self.view_menu, "&Neurological convention",
-                                                lambda on: self._set_radiological_everywhere(not on), "Ctrl+N")
+        self.neurological_action = self._action(
+            self.view_menu, "&Neurological convention", lambda on: self._set_radiological_everywhere(not on), "Ctrl+N"
+        )
         self.neurological_action.setCheckable(True)
         self.leave_compare_action = self._action(self.view_menu, "&Leave compare mode", self.leave_compare)
         self.leave_compare_action.setEnabled(False)
@@ -133,7 +141,9 @@ class MainWindow(QMainWindow):
         """Make `volume` the primary volume and show it."""
         self._current = volume
         self.viewer.set_volume(volume, keep_view=keep_view)
-        title = volume.name if volume.n_volumes == 1 else f"{volume.name} [{volume.volume_index + 1}/{volume.n_volumes}]"
+        title = (
+            volume.name if volume.n_volumes == 1 else f"{volume.name} [{volume.volume_index + 1}/{volume.n_volumes}]"
+        )
         self.setWindowTitle(f"{title} — {APP_NAME}")
         self.volume_changed.emit(volume)
 
@@ -170,14 +180,15 @@ class MainWindow(QMainWindow):
         if volume is None or volume.source_path is None or index == volume.volume_index:
             return
         path = volume.source_path
+
         def work(progress, cancel):
             volume = load_volume(path, index)
             display.volume_stats(volume.data)
             return volume
 
-        self._run_load(work,
-                       f"Loading volume {index + 1} of {path.name}…",
-                       lambda vol: self.set_volume(vol, keep_view=True))
+        self._run_load(
+            work, f"Loading volume {index + 1} of {path.name}…", lambda vol: self.set_volume(vol, keep_view=True)
+        )
 
     def _run_load(self, work, message: str, done) -> Task:
         self._load_serial += 1
@@ -242,8 +253,9 @@ class MainWindow(QMainWindow):
             self._set_busy(False)
             self.show_error("Could not save the volume", text)
 
-        return start_task(lambda progress, cancel: save_volume(volume, path), "save",
-                          on_finished=finished, on_failed=failed)
+        return start_task(
+            lambda progress, cancel: save_volume(volume, path), "save", on_finished=finished, on_failed=failed
+        )
 
     def save_screenshot(self, path=None) -> Path | None:
         """Save what the central area shows (viewer or compare mode) as a PNG."""
@@ -255,8 +267,10 @@ class MainWindow(QMainWindow):
         if path.suffix.lower() != ".png":
             path = path.with_suffix(".png")
         if not self.centralWidget().grab().save(str(path), "PNG"):
-            self.show_error("Could not save the screenshot", f"{path}: could not be written. "
-                            "Check the folder exists and is writable")
+            self.show_error(
+                "Could not save the screenshot",
+                f"{path}: could not be written. Check the folder exists and is writable",
+            )
             return None
         self.statusBar().showMessage(f"Screenshot saved to {path}")
         return path
@@ -384,8 +398,9 @@ def create_application() -> QApplication:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName(APP_NAME)
     app.setOrganizationName(ORGANISATION)
-    icons = sorted(paths.resources_dir().joinpath("icons").glob("*.png")) + \
-        sorted(paths.resources_dir().joinpath("icons").glob("*.svg"))
+    icons = sorted(paths.resources_dir().joinpath("icons").glob("*.png")) + sorted(
+        paths.resources_dir().joinpath("icons").glob("*.svg")
+    )
     if icons:
         app.setWindowIcon(QIcon(str(icons[0])))
     return app

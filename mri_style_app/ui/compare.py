@@ -4,8 +4,7 @@ a difference view (right - left) and an overlay of the right volume on the left 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QPushButton, QSlider, QSplitter,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QSlider, QSplitter, QVBoxLayout, QWidget
 
 from mri_style_app.imaging.volume import Volume
 from mri_style_app.ui import display
@@ -97,8 +96,9 @@ class CompareView(QWidget):
         if self.right_volume is None:
             return
         if mode == SHOW_DIFFERENCE and self.difference is None and self.left_volume.same_grid(self.right_volume):
-            self.difference = self.right_volume.with_data(self.right_volume.data - self.left_volume.data,
-                                                          name=f"{self.right_title} − {self.left_volume.name}")
+            self.difference = self.right_volume.with_data(
+                self.right_volume.data - self.left_volume.data, name=f"{self.right_title} − {self.left_volume.name}"
+            )
         if mode == SHOW_DIFFERENCE and self.difference is None:
             mode = SHOW_RIGHT
         if self.mode_combo.currentIndex() != mode:

@@ -33,8 +33,7 @@ def colormap(name: str) -> pg.ColorMap:
     if name == "inverted grey":
         return _from_stops([(0.0, (255, 255, 255)), (1.0, (0, 0, 0))])
     if name == "hot":
-        return _from_stops([(0.0, (0, 0, 0)), (0.375, (255, 0, 0)), (0.75, (255, 255, 0)),
-                            (1.0, (255, 255, 255))])
+        return _from_stops([(0.0, (0, 0, 0)), (0.375, (255, 0, 0)), (0.75, (255, 255, 0)), (1.0, (255, 255, 255))])
     if name == "viridis":  # 16 stops of pyqtgraph's viridis: smooth, and few gradient ticks
         positions = np.linspace(0.0, 1.0, 16)
         return pg.ColorMap(positions, pg.colormap.get("viridis").map(positions, mode="byte"))

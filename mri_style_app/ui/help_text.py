@@ -14,68 +14,65 @@ import numpy as np
 # Short texts for tooltips, keyed by the curve or control they explain.
 TOOLTIPS: dict[str, str] = {
     "G_A": "Adversarial loss of generator A (T1 -> T2): how far its fake T2 images are from "
-           "fooling discriminator A. Lower means more convincing fakes.",
-    "G_B": "Adversarial loss of generator B (T2 -> T1): how far its fake T1 images are from "
-           "fooling discriminator B.",
+    "fooling discriminator A. Lower means more convincing fakes.",
+    "G_B": "Adversarial loss of generator B (T2 -> T1): how far its fake T1 images are from fooling discriminator B.",
     "D_A": "Loss of discriminator A, which tells real T2 slices from generated ones. "
-           "About 0.25 means it cannot tell them apart; near 0 means it always wins.",
+    "About 0.25 means it cannot tell them apart; near 0 means it always wins.",
     "D_B": "Loss of discriminator B, which tells real T1 slices from generated ones.",
     "cycle": "Cycle-consistency loss (A and B summed): translate a slice to the other contrast "
-             "and back, and measure how far the round trip lands from the original. It should "
-             "fall steadily: it is what keeps the anatomy in place.",
+    "and back, and measure how far the round trip lands from the original. It should "
+    "fall steadily: it is what keeps the anatomy in place.",
     "identity": "Identity loss (A and B summed): feed a generator an image that is already in "
-                "its target contrast; it should change nothing. It keeps intensities honest.",
+    "its target contrast; it should change nothing. It keeps intensities honest.",
     "paired": "Paired loss (A and B summed), only in runs given co-registered pairs: how far each "
-              "translation of a paired slice lands from its real partner. It falls as the model learns "
-              "the exact contrast mapping.",
+    "translation of a paired slice lands from its real partner. It falls as the model learns "
+    "the exact contrast mapping.",
     "smoothing": "Exponential moving average of the curves. Raw GAN losses are noisy; smoothing "
-                 "shows the trend. Set to 0 to see every step.",
+    "shows the trend. Set to 0 to see every step.",
     "log_scale": "Logarithmic y axis: shows a loss falling from 2 to 0.02 as clearly as from 2 "
-                 "to 1, and makes a loss collapsing towards zero stand out.",
+    "to 1, and makes a loss collapsing towards zero stand out.",
     "preset": "Generator size. lite (8 filters): translates a volume in seconds on a CPU. "
-              "lite-intensity: lite plus a full-resolution branch for the per-voxel intensity "
-              "mapping (sharper, closer intensities). local: that branch "
-              "alone, each voxel from its 9x9 neighbourhood at full resolution (no wider context, "
-              "so no texture borrowed from elsewhere). voxel: one 3x3 layer, then per-voxel ones: "
-              "nearly a per-voxel intensity mapping, the fastest. voxel-headroom: voxel whose output can "
-              "reach the brightest tissue without squeezing the contrast. unet: a U-Net without normalisation "
-              "layers that sees the anatomy around each voxel, telling bone from CSF and fat from fluid in "
-              "whole heads, whatever the field of view (the bundled default). tiny: a quick test of "
-              "the pipeline. small: a useful model on a CPU. standard: the reference CycleGAN "
-              "(64 filters, 9 residual blocks), for a GPU.",
+    "lite-intensity: lite plus a full-resolution branch for the per-voxel intensity "
+    "mapping (sharper, closer intensities). local: that branch "
+    "alone, each voxel from its 9x9 neighbourhood at full resolution (no wider context, "
+    "so no texture borrowed from elsewhere). voxel: one 3x3 layer, then per-voxel ones: "
+    "nearly a per-voxel intensity mapping, the fastest. voxel-headroom: voxel whose output can "
+    "reach the brightest tissue without squeezing the contrast. unet: a U-Net without normalisation "
+    "layers that sees the anatomy around each voxel, telling bone from CSF and fat from fluid in "
+    "whole heads, whatever the field of view (the bundled default). tiny: a quick test of "
+    "the pipeline. small: a useful model on a CPU. standard: the reference CycleGAN "
+    "(64 filters, 9 residual blocks), for a GPU.",
     "size": "Training images are made this many pixels square: larger ones are resized down, "
-            "smaller ones padded (never enlarged). Larger shows finer detail and costs roughly "
-            "quadratically more time.",
+    "smaller ones padded (never enlarged). Larger shows finer detail and costs roughly "
+    "quadratically more time.",
     "iterations": "Number of training steps. Each step shows the networks one T1 and one T2 "
-                  "slice. Learning-rate decay runs over the second half.",
+    "slice. Learning-rate decay runs over the second half.",
     "minutes": "Train for this long. The run measures its own speed as it goes and places the "
-               "learning-rate decay over the second half of the time; Stop and Resume keep the budget.",
+    "learning-rate decay over the second half of the time; Stop and Resume keep the budget.",
     "start": "Fine-tuning starts from the bundled model, which already translates T1w <-> T2w, and "
-             "adapts it to your scans: useful in minutes. A fresh start begins from random weights "
-             "and must first discover the contrast inversion from unpaired images, which takes hours "
-             "on a CPU (and any preset you choose).",
+    "adapts it to your scans: useful in minutes. A fresh start begins from random weights "
+    "and must first discover the contrast inversion from unpaired images, which takes hours "
+    "on a CPU (and any preset you choose).",
     "validation": "Validation SSIM of the whole head, per direction, on the validation pairs "
-                  "(co-registered scans that training never reads), scored by the same protocol as "
-                  "`mri-style evaluate`. Higher is better; the best model is kept as best.safetensors.",
+    "(co-registered scans that training never reads), scored by the same protocol as "
+    "`mri-style evaluate`. Higher is better; the best model is kept as best.safetensors.",
     "val_a": "Optional: T1-weighted NIfTI volumes co-registered with the T2-weighted volumes of the "
-             "same file name in the other validation folder. Never trained on: the run scores them "
-             "as it goes and keeps the best model.",
-    "val_b": "Optional: the T2-weighted partners of the validation T1w folder, same file names, "
-             "same voxel grid.",
+    "same file name in the other validation folder. Never trained on: the run scores them "
+    "as it goes and keeps the best model.",
+    "val_b": "Optional: the T2-weighted partners of the validation T1w folder, same file names, same voxel grid.",
     "domain_a": "A folder of T1-weighted images: NIfTI volumes or PNG slices. They do not need "
-                "to match the T2 images: CycleGAN learns from unpaired data.",
+    "to match the T2 images: CycleGAN learns from unpaired data.",
     "domain_b": "A folder of T2-weighted images: NIfTI volumes or PNG slices.",
     "paired_a": "Optional: T1-weighted NIfTI volumes co-registered with the T2-weighted volumes of "
-                "the same file name in the other paired folder. Each pair adds an L1 loss between "
-                "the translation and its partner (weight lambda_paired, 10). A file NAME~TAG is "
-                "another scan of head NAME, used only as an input.",
-    "paired_b": "Optional: the T2-weighted partners of the paired T1w folder, same file names, "
-                "same voxel grid.",
+    "the same file name in the other paired folder. Each pair adds an L1 loss between "
+    "the translation and its partner (weight lambda_paired, 10). A file NAME~TAG is "
+    "another scan of head NAME, used only as an input.",
+    "paired_b": "Optional: the T2-weighted partners of the paired T1w folder, same file names, same voxel grid.",
     "cycle_map": "Translate to the other contrast and back, and show |original - round trip| as "
-                 "a heat overlay. Bright areas are where the model is unsure or invents detail.",
+    "a heat overlay. Bright areas are where the model is unsure or invents detail.",
     "planes": "Which direction the volume is cut into 2D slices for the network. 'tri' "
-              "translates along all three planes and averages them, which removes the stripes "
-              "that stacking independently translated slices can leave.",
+    "translates along all three planes and averages them, which removes the stripes "
+    "that stacking independently translated slices can leave.",
 }
 
 HELP_HTML = """
@@ -135,8 +132,9 @@ def _tail_mean(values: np.ndarray, start: int, stop: int) -> float:
     return float(part.mean()) if part.size else math.nan
 
 
-def diagnose_run(iterations: np.ndarray, series: dict[str, np.ndarray], fine_tune: bool = False,
-                 adversarial: bool = True) -> list[Diagnosis]:
+def diagnose_run(
+    iterations: np.ndarray, series: dict[str, np.ndarray], fine_tune: bool = False, adversarial: bool = True
+) -> list[Diagnosis]:
     """Read a run's own curves and say, in words, whether it looks healthy.
 
     `iterations` holds the iteration of each logged step; `series` maps curve names
@@ -155,17 +153,26 @@ def diagnose_run(iterations: np.ndarray, series: dict[str, np.ndarray], fine_tun
         if np.isnan(values).all():
             continue  # a curve this run does not log (the paired loss of an older run)
         if values.size and not np.isfinite(values[-1]):
-            return [Diagnosis("warning", f"{name} is {values[-1]} at iteration {last_iteration}: "
-                              "training has diverged. Stop, then resume from the last checkpoint "
-                              "with a smaller learning rate.")]
+            return [
+                Diagnosis(
+                    "warning",
+                    f"{name} is {values[-1]} at iteration {last_iteration}: "
+                    "training has diverged. Stop, then resume from the last checkpoint "
+                    "with a smaller learning rate.",
+                )
+            ]
     if last_iteration < MIN_ITERATIONS_TO_JUDGE or n < 4:
         return [Diagnosis("info", f"Iteration {last_iteration}: too early to judge the curves.")]
 
     findings: list[Diagnosis] = []
     if not adversarial:
-        findings.append(Diagnosis(
-            "info", "The adversarial terms are off in this run (lambda_adversarial 0): the generators "
-            "learn from the paired and cycle losses alone; the G and D curves are drawn for information."))
+        findings.append(
+            Diagnosis(
+                "info",
+                "The adversarial terms are off in this run (lambda_adversarial 0): the generators "
+                "learn from the paired and cycle losses alone; the G and D curves are drawn for information.",
+            )
+        )
     gan = ", and the adversarial losses wobble around a level" if adversarial else ""
     for d_name, g_name, target in (("D_A", "G_A", "T2"), ("D_B", "G_B", "T1")) if adversarial else ():
         d = np.asarray(series.get(d_name, ()), dtype=np.float64)
@@ -177,11 +184,15 @@ def diagnose_run(iterations: np.ndarray, series: dict[str, np.ndarray], fine_tun
             continue
         recent = np.median(d[iterations >= last_iteration - D_COLLAPSE_ITERATIONS])
         if recent < D_COLLAPSE_LEVEL:
-            findings.append(Diagnosis(
-                "warning", f"{d_name} has stayed near zero over the last {D_COLLAPSE_ITERATIONS} "
-                f"iterations (median {recent:.3f}): the discriminator is winning, so {g_name} gets "
-                f"little to learn from it and its fake {target} slices will stay poor, unless a "
-                "paired loss carries the training."))
+            findings.append(
+                Diagnosis(
+                    "warning",
+                    f"{d_name} has stayed near zero over the last {D_COLLAPSE_ITERATIONS} "
+                    f"iterations (median {recent:.3f}): the discriminator is winning, so {g_name} gets "
+                    f"little to learn from it and its fake {target} slices will stay poor, unless a "
+                    "paired loss carries the training.",
+                )
+            )
 
     cycle = np.asarray(series.get("cycle", ()), dtype=np.float64)
     if cycle.size == n and n >= 8:
@@ -192,18 +203,30 @@ def diagnose_run(iterations: np.ndarray, series: dict[str, np.ndarray], fine_tun
         now = _tail_mean(cycle, n - max(1, n // 10), n)  # where it is
         if fine_tune:
             if not any(f.level == "warning" for f in findings):
-                findings.append(Diagnosis(
-                    "ok", f"Fine-tuning a saved model: the cycle loss started at its trained level "
-                    f"({start:.2f}, now {now:.2f}){gan}."))
+                findings.append(
+                    Diagnosis(
+                        "ok",
+                        f"Fine-tuning a saved model: the cycle loss started at its trained level "
+                        f"({start:.2f}, now {now:.2f}){gan}.",
+                    )
+                )
         elif latest > before * (1 - CYCLE_STALL_FRACTION) and latest > 0.5 * start:
-            findings.append(Diagnosis(
-                "warning", f"The cycle loss has stopped falling ({before:.3f} -> {latest:.3f} over "
-                f"the last quarter of the run) while still at {latest / start:.0%} of where it "
-                "started: the round trip is losing anatomy. Train longer or check the data."))
+            findings.append(
+                Diagnosis(
+                    "warning",
+                    f"The cycle loss has stopped falling ({before:.3f} -> {latest:.3f} over "
+                    f"the last quarter of the run) while still at {latest / start:.0%} of where it "
+                    "started: the round trip is losing anatomy. Train longer or check the data.",
+                )
+            )
         elif not any(f.level == "warning" for f in findings):
-            findings.append(Diagnosis(
-                "ok", f"Healthy so far: the cycle loss fell from {start:.2f} to {now:.2f}{gan}"
-                + (", which is normal for a GAN." if adversarial else ".")))
+            findings.append(
+                Diagnosis(
+                    "ok",
+                    f"Healthy so far: the cycle loss fell from {start:.2f} to {now:.2f}{gan}"
+                    + (", which is normal for a GAN." if adversarial else "."),
+                )
+            )
     if not findings:
         findings.append(Diagnosis("info", f"Iteration {last_iteration}: no problems seen."))
     return findings

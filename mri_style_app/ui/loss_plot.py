@@ -8,7 +8,7 @@ in proportion to what was added, and the curves redraw once per batch.
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 import pyqtgraph as pg
@@ -62,10 +62,10 @@ class _Series:
             size = max(need, 2 * len(self.x))
             for attr in ("x", "y", "smooth"):
                 grown = np.empty(size)
-                grown[:self.n] = getattr(self, attr)[:self.n]
+                grown[: self.n] = getattr(self, attr)[: self.n]
                 setattr(self, attr, grown)
-        self.x[self.n:need] = xs
-        self.y[self.n:need] = ys
+        self.x[self.n : need] = xs
+        self.y[self.n : need] = ys
         self._ema(self.n, need, alpha)
         self.n = need
 
@@ -99,7 +99,7 @@ class LossPlot(QWidget):
         self.plot.setLabel("bottom", "iteration")
         self.plot.setLabel("left", "loss")
         self.plot.showGrid(x=True, y=True, alpha=0.25)
-        legend = self.legend = self.plot.addLegend(offset=(-10, 10), labelTextColor="#222", brush=(255, 255, 255, 210))
+        self.legend = self.plot.addLegend(offset=(-10, 10), labelTextColor="#222", brush=(255, 255, 255, 210))
         self._items: dict[str, pg.PlotDataItem] = {}
         for name, (_, colour) in CURVES.items():
             item = self.plot.plot([], [], pen=pg.mkPen(colour, width=2), name=name)
@@ -118,9 +118,18 @@ class LossPlot(QWidget):
         self.validation_plot.addLegend(offset=(-10, -10), labelTextColor="#222", brush=(255, 255, 255, 210))
         self._validation: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in VALIDATION_CURVES}
         self._validation_items = {
-            name: self.validation_plot.plot([], [], pen=pg.mkPen(colour, width=2), symbol="o", symbolSize=5,
-                                            symbolBrush=colour, symbolPen=None, name=name)
-            for name, (_, colour) in VALIDATION_CURVES.items()}
+            name: self.validation_plot.plot(
+                [],
+                [],
+                pen=pg.mkPen(colour, width=2),
+                symbol="o",
+                symbolSize=5,
+                symbolBrush=colour,
+                symbolPen=None,
+                name=name,
+            )
+            for name, (_, colour) in VALIDATION_CURVES.items()
+        }
         self.validation_plot.hide()  # until the first validation event
 
         self.smoothing_slider = QSlider(Qt.Orientation.Horizontal)
@@ -194,7 +203,7 @@ class LossPlot(QWidget):
     def series(self, name: str, smoothed: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """(iterations, values) of one curve: copies, raw unless `smoothed`."""
         s = self._series[name]
-        return s.x[:s.n].copy(), (s.smooth if smoothed else s.y)[:s.n].copy()
+        return s.x[: s.n].copy(), (s.smooth if smoothed else s.y)[: s.n].copy()
 
     def all_series(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Iterations and every raw curve, for the run diagnosis."""
@@ -227,13 +236,13 @@ class LossPlot(QWidget):
     def _redraw(self) -> None:
         for name, item in self._items.items():
             s = self._series[name]
-            y = s.smooth[:s.n]
+            y = s.smooth[: s.n]
             if self._log:
                 y = np.maximum(y, LOG_FLOOR)  # NaN stays NaN: a gap in the curve
-            item.setData(s.x[:s.n], y, connect="finite")
+            item.setData(s.x[: s.n], y, connect="finite")
             # A loss this run does not use (identity weight 0, no pairs) is all zeros: not drawn,
             # so it does not stretch a log axis down to the floor.
-            used = s.n == 0 or bool(np.any(np.nan_to_num(s.y[:s.n]) != 0))
+            used = s.n == 0 or bool(np.any(np.nan_to_num(s.y[: s.n]) != 0))
             item.setVisible(used)
             listed = self.legend.getLabel(item) is not None
             if used and not listed:

@@ -9,9 +9,7 @@ goes: a help panel, tooltips, and a status line that diagnoses this run from its
 from __future__ import annotations
 
 import json
-import math
 import shutil
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -20,10 +18,28 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QImage, QPixmap
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGridLayout, QHBoxLayout,
-                               QLabel, QLineEdit, QMenu, QMessageBox, QPlainTextEdit, QProgressBar,
-                               QPushButton, QSizePolicy, QSpinBox, QSplitter, QTextBrowser, QVBoxLayout,
-                               QWidget, QWizard, QWizardPage)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMenu,
+    QMessageBox,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QSpinBox,
+    QSplitter,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+    QWizard,
+    QWizardPage,
+)
 
 from mri_style_app import paths
 from mri_style_app.cyclegan import events as run_events
@@ -78,11 +94,15 @@ def scan_folder(folder, n_thumbnails: int = 4) -> FolderScan:
     sizes = ", ".join(f"{shape} ({n})" for shape, n in dataset.shapes.items())
     scan.kinds = f"{' and '.join(parts)}; sizes (height x width) {sizes}"
     if scan.count < MIN_SLICES_FOR_A_MODEL:
-        scan.warnings.append(f"only {scan.count} slices: enough to try the wizard, too few for a "
-                             f"useful model (aim for {MIN_SLICES_FOR_A_MODEL} or more)")
+        scan.warnings.append(
+            f"only {scan.count} slices: enough to try the wizard, too few for a "
+            f"useful model (aim for {MIN_SLICES_FOR_A_MODEL} or more)"
+        )
     if len(dataset.shapes) > 1:
-        scan.warnings.append("images of different sizes: each is padded to a square and resized "
-                             "to the training size, so their scales may differ")
+        scan.warnings.append(
+            "images of different sizes: each is padded to a square and resized "
+            "to the training size, so their scales may differ"
+        )
     if dataset.ignored:
         shown = ", ".join(dataset.ignored[:3]) + (" ..." if len(dataset.ignored) > 3 else "")
         scan.warnings.append(f"{len(dataset.ignored)} file(s) not used (not images, or blank): {shown}")
@@ -120,22 +140,47 @@ def thumbnail_pixmap(image: np.ndarray, size: int = 96) -> QPixmap:
     scaled = np.clip((image - lo) / max(hi - lo, 1e-6), 0, 1)
     grey = np.ascontiguousarray((scaled * 255).astype(np.uint8))
     qimage = QImage(grey.data, grey.shape[1], grey.shape[0], grey.strides[0], QImage.Format.Format_Grayscale8)
-    return QPixmap.fromImage(qimage.copy()).scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio,
-                                                  Qt.TransformationMode.SmoothTransformation)
+    return QPixmap.fromImage(qimage.copy()).scaled(
+        size, size, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+    )
 
 
-def train_command(domain_a, domain_b, run_dir, preset: str, size: int, iterations: int | None,
-                  device: str = "auto", resume: bool = False, extra: list[str] | None = None,
-                  minutes: float | None = None) -> list[str]:
+def train_command(
+    domain_a,
+    domain_b,
+    run_dir,
+    preset: str,
+    size: int,
+    iterations: int | None,
+    device: str = "auto",
+    resume: bool = False,
+    extra: list[str] | None = None,
+    minutes: float | None = None,
+) -> list[str]:
     """The `mri-style train ...` command line (the same executable in the packaged app): for
     `iterations`, or for `minutes` when given."""
     if resume:
         return paths.self_command() + ["train", "--out", str(run_dir), "--resume"]
     length = ["--minutes", f"{minutes:g}"] if minutes else ["--iterations", str(iterations)]
     return paths.self_command() + [
-        "train", "--domain-a", str(domain_a), "--domain-b", str(domain_b), "--out", str(run_dir),
-        "--preset", preset, "--size", str(size), *length,
-        "--device", device, "--log-every", str(log_interval(iterations) if not minutes else 10), *(extra or [])]
+        "train",
+        "--domain-a",
+        str(domain_a),
+        "--domain-b",
+        str(domain_b),
+        "--out",
+        str(run_dir),
+        "--preset",
+        preset,
+        "--size",
+        str(size),
+        *length,
+        "--device",
+        device,
+        "--log-every",
+        str(log_interval(iterations) if not minutes else 10),
+        *(extra or []),
+    ]
 
 
 def bundled_model() -> tuple[Path, str] | None:
@@ -221,8 +266,9 @@ class TrainingRun(QObject):
         self._timer.stop()
 
     def can_resume(self) -> bool:
-        return (not self.is_running() and self.finished_model is None
-                and (self.run_dir / run_events.CHECKPOINT).is_file())
+        return (
+            not self.is_running() and self.finished_model is None and (self.run_dir / run_events.CHECKPOINT).is_file()
+        )
 
     def poll(self) -> list[dict]:
         new = self._tail.poll()
@@ -330,9 +376,16 @@ class DurationEstimate(QObject):
         self._cleanup()
         self._key = key
         self._scratch = Path(tempfile.mkdtemp(prefix="mri-style-estimate-"))
-        command = train_command(domain_a, domain_b, self._scratch / "run", preset, size,
-                                ESTIMATE_ITERATIONS, device,
-                                extra=["--sample-every", "1000000", "--checkpoint-every", "1000000"])
+        command = train_command(
+            domain_a,
+            domain_b,
+            self._scratch / "run",
+            preset,
+            size,
+            ESTIMATE_ITERATIONS,
+            device,
+            extra=["--sample-every", "1000000", "--checkpoint-every", "1000000"],
+        )
         self._run = TrainingRun(self._scratch / "run", self)
         lines: list[str] = []
         self._run.output.connect(lines.append)
@@ -351,7 +404,7 @@ class DurationEstimate(QObject):
         seconds = [float(e["seconds"]) for e in steps]
         if code == 0 and len(seconds) > ESTIMATE_TIMED:
             # Median pace of the last iterations: the first ones include warm-up.
-            per_iteration = float(np.median(np.diff(seconds[-ESTIMATE_TIMED - 1:])))
+            per_iteration = float(np.median(np.diff(seconds[-ESTIMATE_TIMED - 1 :])))
             self.cache[key] = per_iteration
             self.estimated.emit(key, per_iteration)
         else:
@@ -450,8 +503,12 @@ class PairFolders(QWidget):
             if self._scanned == folders:
                 show("error", f"<span style='color:#b00'>{text}</span>")
 
-        self.task = start_task(lambda progress, cancel: self.reader(*folders), f"read {self.what} folders",
-                               on_finished=done, on_failed=failed)
+        self.task = start_task(
+            lambda progress, cancel: self.reader(*folders),
+            f"read {self.what} folders",
+            on_finished=done,
+            on_failed=failed,
+        )
         return self.task
 
 
@@ -459,8 +516,10 @@ class DataPage(QWizardPage):
     def __init__(self):
         super().__init__()
         self.setTitle("1. Training data")
-        self.setSubTitle("Two folders of unpaired images: T1-weighted (domain A) and T2-weighted "
-                         "(domain B). NIfTI volumes or PNG slices; they need not show the same heads.")
+        self.setSubTitle(
+            "Two folders of unpaired images: T1-weighted (domain A) and T2-weighted "
+            "(domain B). NIfTI volumes or PNG slices; they need not show the same heads."
+        )
         self.scans: dict[str, FolderScan | None] = {"a": None, "b": None}
         self.tasks: dict[str, Task | None] = {"a": None, "b": None}
         self._scanned: dict[str, str] = {}
@@ -488,12 +547,21 @@ class DataPage(QWizardPage):
             self.edits[side], self.summaries[side], self.thumb_rows[side] = edit, summary, thumbs
             self.registerField(f"domain_{side}*", edit)
         # Co-registered pairs: an L1 loss per pair next to the unpaired losses.
-        self.pairs = PairFolders("Co-registered pairs for training (optional)", "None: unpaired training",
-                                 scan_pairs, ("paired_a", "paired_b"), "paired")
+        self.pairs = PairFolders(
+            "Co-registered pairs for training (optional)",
+            "None: unpaired training",
+            scan_pairs,
+            ("paired_a", "paired_b"),
+            "paired",
+        )
         # Validation pairs: never trained on, scored as the run goes.
-        self.validation = PairFolders("Validation pairs (optional, never trained on)",
-                                      "None: the run is judged by its losses alone",
-                                      scan_validation, ("val_a", "val_b"), "validation")
+        self.validation = PairFolders(
+            "Validation pairs (optional, never trained on)",
+            "None: the run is judged by its losses alone",
+            scan_validation,
+            ("val_a", "val_b"),
+            "validation",
+        )
         for box in (self.pairs, self.validation):
             box.changed.connect(self.completeChanged)
         grid.addWidget(self.pairs, 2, 0)
@@ -531,8 +599,9 @@ class DataPage(QWizardPage):
         def failed(text):
             self.summaries[side].setText(f"<span style='color:#b00'>{text}</span>")
 
-        task = start_task(lambda progress, cancel: scan_folder(folder), "scan folder",
-                          on_finished=done, on_failed=failed)
+        task = start_task(
+            lambda progress, cancel: scan_folder(folder), "scan folder", on_finished=done, on_failed=failed
+        )
         self.tasks[side] = task
         return task
 
@@ -556,17 +625,20 @@ class DataPage(QWizardPage):
             self.thumb_rows[side].insertWidget(i, thumb)
 
     def isComplete(self) -> bool:
-        return (all(s is not None and not s.error and s.count > 0 for s in self.scans.values())
-                and all(box.state in ("none", "ok") for box in (self.pairs, self.validation)))
+        return all(s is not None and not s.error and s.count > 0 for s in self.scans.values()) and all(
+            box.state in ("none", "ok") for box in (self.pairs, self.validation)
+        )
 
 
 class ModelPage(QWizardPage):
     def __init__(self, estimator: DurationEstimate):
         super().__init__()
         self.setTitle("2. Model and schedule")
-        self.setSubTitle("Fine-tuning the bundled model adapts it to your scans in minutes. Bigger "
-                         "models and images learn finer detail and take longer; the estimate times "
-                         "real training iterations on this computer.")
+        self.setSubTitle(
+            "Fine-tuning the bundled model adapts it to your scans in minutes. Bigger "
+            "models and images learn finer detail and take longer; the estimate times "
+            "real training iterations on this computer."
+        )
         self.estimator = estimator
         self.bundled = bundled_model()
         self.start_combo = QComboBox()
@@ -621,8 +693,11 @@ class ModelPage(QWizardPage):
         self._debounce.setSingleShot(True)
         self._debounce.setInterval(800)
         self._debounce.timeout.connect(self.estimate)
-        for signal_ in (self.preset_combo.currentIndexChanged, self.device_combo.currentIndexChanged,
-                        self.size_spin.valueChanged):
+        for signal_ in (
+            self.preset_combo.currentIndexChanged,
+            self.device_combo.currentIndexChanged,
+            self.size_spin.valueChanged,
+        ):
             signal_.connect(self._choice_changed)
         self.start_combo.currentIndexChanged.connect(self._start_changed)
         self.length_combo.currentIndexChanged.connect(self._length_changed)
@@ -638,24 +713,31 @@ class ModelPage(QWizardPage):
 
     def settings(self) -> dict:
         minutes = self.length_combo.currentData() == "minutes"
-        return {"preset": self.preset_combo.currentText(), "size": self.size_spin.value(),
-                "iterations": None if minutes else self.iterations_spin.value(),
-                "minutes": self.minutes_spin.value() if minutes else None,
-                "device": self.device_combo.currentText(),
-                "init_from": str(self.bundled[0]) if self.fine_tune() else None}
+        return {
+            "preset": self.preset_combo.currentText(),
+            "size": self.size_spin.value(),
+            "iterations": None if minutes else self.iterations_spin.value(),
+            "minutes": self.minutes_spin.value() if minutes else None,
+            "device": self.device_combo.currentText(),
+            "init_from": str(self.bundled[0]) if self.fine_tune() else None,
+        }
 
     def _start_changed(self, *_) -> None:
         if self.fine_tune():
             # Fine-tuning keeps the bundled model's layers: its preset, nothing else.
             self.preset_combo.setCurrentText(self.bundled[1])
             self.preset_combo.setEnabled(False)
-            self.start_note.setText(f"Starts from the bundled model ({self.bundled[1]}), which already "
-                                    "translates, and adapts it to your scans: minutes are enough.")
+            self.start_note.setText(
+                f"Starts from the bundled model ({self.bundled[1]}), which already "
+                "translates, and adapts it to your scans: minutes are enough."
+            )
         else:
             self.preset_combo.setEnabled(True)
-            self.start_note.setText("Starts from random weights: the model must first discover the "
-                                    "contrast inversion from unpaired images, which takes far longer "
-                                    "(hours on a CPU) than fine-tuning.")
+            self.start_note.setText(
+                "Starts from random weights: the model must first discover the "
+                "contrast inversion from unpaired images, which takes far longer "
+                "(hours on a CPU) than fine-tuning."
+            )
 
     def _length_changed(self, *_) -> None:
         minutes = self.length_combo.currentData() == "minutes"
@@ -680,10 +762,10 @@ class ModelPage(QWizardPage):
         s = self.settings()
         wizard = self.wizard()
         if self._key() not in self.estimator.cache:
-            self.estimate_label.setText(f"Timing {ESTIMATE_ITERATIONS} real iterations of this "
-                                        "choice on this device...")
-        self.estimator.measure(wizard.field("domain_a"), wizard.field("domain_b"),
-                               s["preset"], s["size"], s["device"])
+            self.estimate_label.setText(
+                f"Timing {ESTIMATE_ITERATIONS} real iterations of this choice on this device..."
+            )
+        self.estimator.measure(wizard.field("domain_a"), wizard.field("domain_b"), s["preset"], s["size"], s["device"])
 
     def _show_estimate(self, *_) -> None:
         per_iteration = self.estimator.cache.get(self._key())
@@ -694,13 +776,17 @@ class ModelPage(QWizardPage):
         s = self.settings()
         if s["minutes"]:
             count = iterations_in(s["minutes"] * 60, per_iteration)
-            self.estimate_label.setText(f"About {per_iteration:.2f} s per iteration here: about {count} "
-                                        f"iterations in {s['minutes']} minutes (the run re-measures as it goes).")
+            self.estimate_label.setText(
+                f"About {per_iteration:.2f} s per iteration here: about {count} "
+                f"iterations in {s['minutes']} minutes (the run re-measures as it goes)."
+            )
         else:
             total = duration_of(s["iterations"], per_iteration)
-            self.estimate_label.setText(f"About {per_iteration:.2f} s per iteration here: "
-                                        f"{format_seconds(total)} for {s['iterations']} "
-                                        "iterations (plus start-up and samples).")
+            self.estimate_label.setText(
+                f"About {per_iteration:.2f} s per iteration here: "
+                f"{format_seconds(total)} for {s['iterations']} "
+                "iterations (plus start-up and samples)."
+            )
 
     def _estimate_failed(self, key: str, message: str) -> None:
         if key == self._key():
@@ -711,8 +797,10 @@ class OutputPage(QWizardPage):
     def __init__(self):
         super().__init__()
         self.setTitle("3. Output folder")
-        self.setSubTitle("The run folder holds the settings, the loss log (events.jsonl), sample "
-                         "images, checkpoints for resuming, and finally model.safetensors.")
+        self.setSubTitle(
+            "The run folder holds the settings, the loss log (events.jsonl), sample "
+            "images, checkpoints for resuming, and finally model.safetensors."
+        )
         self.folder_edit = QLineEdit(str(Path.home() / "mri-style-runs" / time.strftime("run-%Y%m%d-%H%M%S")))
         browse = QPushButton("Browse...")
         browse.clicked.connect(self._browse)
@@ -745,8 +833,10 @@ class OutputPage(QWizardPage):
     def _check(self) -> None:
         folder = self.run_dir()
         if folder.exists() and any(folder.iterdir()):
-            self.note.setText(f"<span style='color:#b00'>{folder} is not empty. Choose a new folder; "
-                              "to continue an old run, use 'Open run folder...' and Resume.</span>")
+            self.note.setText(
+                f"<span style='color:#b00'>{folder} is not empty. Choose a new folder; "
+                "to continue an old run, use 'Open run folder...' and Resume.</span>"
+            )
         else:
             self.note.setText("")
         wizard = self.wizard()
@@ -774,8 +864,9 @@ class RunView(QWidget):
         self.sample_label.setMinimumSize(240, 160)
         # Ignored: the layout sizes the label and the pixmap follows (not the other way round).
         self.sample_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
-        self.sample_label.setToolTip("Top: real T1, fake T2, T1 reconstructed from the fake T2. "
-                                     "Bottom: the same starting from a real T2.")
+        self.sample_label.setToolTip(
+            "Top: real T1, fake T2, T1 reconstructed from the fake T2. Bottom: the same starting from a real T2."
+        )
         self.sample_caption = QLabel("")
         self.progress_bar = QProgressBar()
         self.progress_bar.setRange(0, 1000)
@@ -856,8 +947,9 @@ class RunView(QWidget):
             if event.get("type") == "sample" and event.get("path"):
                 self._show_sample(self.run.run_dir / event["path"], int(event.get("iteration", 0)))
             elif event.get("type") == "error":
-                self.diagnosis_label.setText(f"<span style='color:#b00'>Training stopped with an "
-                                             f"error: {event.get('message')}</span>")
+                self.diagnosis_label.setText(
+                    f"<span style='color:#b00'>Training stopped with an error: {event.get('message')}</span>"
+                )
         self._show_progress()
         if self.run.error is None:
             self._show_diagnosis()
@@ -873,9 +965,14 @@ class RunView(QWidget):
 
     def _fit_sample(self) -> None:
         if self._sample is not None:
-            self.sample_label.setPixmap(self._sample.scaled(
-                self.sample_label.width(), self.sample_label.height(),
-                Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation))
+            self.sample_label.setPixmap(
+                self._sample.scaled(
+                    self.sample_label.width(),
+                    self.sample_label.height(),
+                    Qt.AspectRatioMode.KeepAspectRatio,
+                    Qt.TransformationMode.SmoothTransformation,
+                )
+            )
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
@@ -898,26 +995,33 @@ class RunView(QWidget):
     def _show_diagnosis(self) -> None:
         iterations, series = self.plot.all_series()
         run = self.run
-        findings = diagnose_run(iterations, series, fine_tune=run is not None and run.fine_tune,
-                                adversarial=run is None or run.adversarial)
+        findings = diagnose_run(
+            iterations, series, fine_tune=run is not None and run.fine_tune, adversarial=run is None or run.adversarial
+        )
         colours = {"ok": "#080", "warning": "#b50", "info": "#444"}
         lines = [f"<span style='color:{colours[f.level]}'>{f.message}</span>" for f in findings]
         contrast = run_events.diagnose(run.judged) if run is not None else None
         if contrast:  # the validation pairs outrank the curves: put it first
             lines.insert(0, f"<span style='color:{colours['warning']}'>Not learning: {contrast}.</span>")
         elif run is not None and run.best is not None:
-            lines.insert(0, f"<span style='color:{colours['info']}'>Best validation SSIM so far: "
-                            f"{run.best[1]:.3f} at iteration {run.best[0]}.</span>")
+            lines.insert(
+                0,
+                f"<span style='color:{colours['info']}'>Best validation SSIM so far: "
+                f"{run.best[1]:.3f} at iteration {run.best[0]}.</span>",
+            )
         self.diagnosis_label.setText("<br>".join(lines))
 
     def _on_exit(self, code: int) -> None:
         run = self.run
         if run.finished_model is not None:
-            self.diagnosis_label.setText(self.diagnosis_label.text() + "<br><b>Training finished.</b> "
-                                         "Press 'Use this model' to translate with it.")
+            self.diagnosis_label.setText(
+                self.diagnosis_label.text() + "<br><b>Training finished.</b> "
+                "Press 'Use this model' to translate with it."
+            )
         elif run.stopped or code == 0:
-            self.progress_label.setText(f"Stopped at iteration {run.last_iteration}; Resume continues "
-                                        "from the last checkpoint.")
+            self.progress_label.setText(
+                f"Stopped at iteration {run.last_iteration}; Resume continues from the last checkpoint."
+            )
         else:
             tail = run.error or "see the log above"
             self.progress_label.setText(f"Training ended with status {code}: {tail}")
@@ -937,8 +1041,9 @@ class RunView(QWidget):
             final = menu.addAction(f"Final model ({run.finished_model.name}, iteration {run.last_iteration})")
             final.triggered.connect(lambda: self.use_model_requested.emit(str(run.finished_model)))
             score = f", validation SSIM {run.best[1]:.3f}" if run.best else ""
-            chosen = menu.addAction(f"Best by validation ({run.best_model.name}, iteration "
-                                    f"{run.best[0] if run.best else '?'}{score})")
+            chosen = menu.addAction(
+                f"Best by validation ({run.best_model.name}, iteration {run.best[0] if run.best else '?'}{score})"
+            )
             chosen.triggered.connect(lambda: self.use_model_requested.emit(str(run.best_model)))
             self.use_button.setMenu(menu)
         elif not best and self.use_button.menu() is not None:
@@ -1000,8 +1105,12 @@ class TrainingWizard(QWizard):
         self.model_page = ModelPage(self.estimator)
         self.output_page = OutputPage()
         self.run_page = RunPage()
-        for page_id, page in ((self.DATA, self.data_page), (self.MODEL, self.model_page),
-                              (self.OUTPUT, self.output_page), (self.RUN, self.run_page)):
+        for page_id, page in (
+            (self.DATA, self.data_page),
+            (self.MODEL, self.model_page),
+            (self.OUTPUT, self.output_page),
+            (self.RUN, self.run_page),
+        ):
             self.setPage(page_id, page)
         self.setButtonText(QWizard.WizardButton.FinishButton, "Close")
         self.run_page.view.use_model_requested.connect(self.use_model_requested)
@@ -1017,9 +1126,17 @@ class TrainingWizard(QWizard):
             extra += ["--val-a", validation[0], "--val-b", validation[1]]
         if s["init_from"]:
             extra += ["--init-from", s["init_from"]]
-        return train_command(self.field("domain_a"), self.field("domain_b"), self.output_page.run_dir(),
-                             s["preset"], s["size"], s["iterations"], s["device"], extra=extra,
-                             minutes=s["minutes"])
+        return train_command(
+            self.field("domain_a"),
+            self.field("domain_b"),
+            self.output_page.run_dir(),
+            s["preset"],
+            s["size"],
+            s["iterations"],
+            s["device"],
+            extra=extra,
+            minutes=s["minutes"],
+        )
 
     def start_run(self) -> TrainingRun:
         self.estimator.cancel()  # never two trainings at once on the same device
@@ -1098,13 +1215,16 @@ class TrainingPanel(QWidget):
         return wizard
 
     def choose_run(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open a training run folder",
-                                                  str(Path.home() / "mri-style-runs"))
+        folder = QFileDialog.getExistingDirectory(
+            self, "Open a training run folder", str(Path.home() / "mri-style-runs")
+        )
         if not folder:
             return
         if not run_events.events_path(folder).is_file():
-            self.window.show_error("Not a training run", f"{folder} has no {run_events.EVENTS_FILE}: "
-                                   "choose the folder given as --out to mri-style train.")
+            self.window.show_error(
+                "Not a training run",
+                f"{folder} has no {run_events.EVENTS_FILE}: choose the folder given as --out to mri-style train.",
+            )
             return
         self.open_run(folder)
 
@@ -1118,6 +1238,7 @@ class TrainingPanel(QWidget):
             total = f" of {run.total_iterations}" if run.total_iterations else ""
             state = "running" if run.is_running() else ("finished" if run.finished_model else "not running")
             self.status.setText(f"{run.run_dir.name}: iteration {run.last_iteration}{total} ({state})")
+
         run.new_events.connect(update)
         run.exited.connect(update)
         update()
@@ -1130,11 +1251,14 @@ class TrainingPanel(QWidget):
         runs = self.running_runs()
         if not runs:
             return True
-        box = QMessageBox(QMessageBox.Icon.Question, "Training is running",
-                          f"{len(runs)} training run(s) still running ({', '.join(r.run_dir.name for r in runs)}).\n\n"
-                          "Stop: write a checkpoint and stop (Resume later from 'Open run folder...').\n"
-                          "Keep running: training continues without the app and finishes on its own.",
-                          parent=self.window)
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "Training is running",
+            f"{len(runs)} training run(s) still running ({', '.join(r.run_dir.name for r in runs)}).\n\n"
+            "Stop: write a checkpoint and stop (Resume later from 'Open run folder...').\n"
+            "Keep running: training continues without the app and finishes on its own.",
+            parent=self.window,
+        )
         stop = box.addButton("Stop training", QMessageBox.ButtonRole.DestructiveRole)
         keep = box.addButton("Keep running", QMessageBox.ButtonRole.AcceptRole)
         box.addButton(QMessageBox.StandardButton.Cancel)

@@ -11,8 +11,19 @@ import time
 from pathlib import Path
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox,
-                               QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from mri_style_app import paths
 from mri_style_app.imaging.volume import Volume, load_volume
@@ -50,8 +61,10 @@ def describe_model(model) -> str:
     """One line on the model's generator and training, from its card."""
     config = model.config
     if config.generator == "unet":
-        text = (f"{model.preset} generator: a U-Net of {config.n_blocks} levels ({config.ngf} filters at full "
-                "resolution) that sees the anatomy around each voxel")
+        text = (
+            f"{model.preset} generator: a U-Net of {config.n_blocks} levels ({config.ngf} filters at full "
+            "resolution) that sees the anatomy around each voxel"
+        )
     elif config.ngf == 0:
         layers = "one 3x3 layer" if config.intensity_depth == 1 else f"{config.intensity_depth} 3x3 layers"
         text = f"{model.preset} generator, {layers} of {config.intensity_path} filters at full resolution"
@@ -105,8 +118,9 @@ class TranslatePanel(QWidget):
     # ----- layout -----------------------------------------------------------------------
     def _build(self) -> None:
         self.model_combo = QComboBox()
-        self.model_combo.setToolTip("The model that translates; load your own trained model "
-                                    "(RUN/model.safetensors) with 'Load model file...'")
+        self.model_combo.setToolTip(
+            "The model that translates; load your own trained model (RUN/model.safetensors) with 'Load model file...'"
+        )
         self.model_combo.currentIndexChanged.connect(self._model_selected)
         self.load_button = QPushButton("Load model file...")
         self.load_button.clicked.connect(self._choose_model_file)
@@ -148,8 +162,10 @@ class TranslatePanel(QWidget):
         self.save_button.clicked.connect(self.save_result)
 
         self.reference_button = QPushButton("Reference...")
-        self.reference_button.setToolTip("A volume of the target contrast on the same grid (for "
-                                         "example the demo T2) to score the translation against")
+        self.reference_button.setToolTip(
+            "A volume of the target contrast on the same grid (for "
+            "example the demo T2) to score the translation against"
+        )
         self.reference_button.clicked.connect(self._choose_reference)
         self.mask_button = QPushButton("Mask...")
         self.mask_button.setToolTip("Optional brain mask: metrics are taken inside it only")
@@ -180,8 +196,9 @@ class TranslatePanel(QWidget):
 
     def _update_buttons(self) -> None:
         busy = self.task is not None
-        self.translate_button.setEnabled(not busy and self.window.current_volume is not None
-                                         and self.model_combo.count() > 0)
+        self.translate_button.setEnabled(
+            not busy and self.window.current_volume is not None and self.model_combo.count() > 0
+        )
         self.cancel_button.setEnabled(busy)
         self.save_button.setEnabled(not busy and self.result is not None)
         self.load_button.setEnabled(not busy)
@@ -261,8 +278,9 @@ class TranslatePanel(QWidget):
         source = self.window.current_volume
         path = self.current_model_path()
         if source is None or path is None or self.task is not None:
-            self._set_status("Open a volume and choose a model first." if self.task is None
-                             else "A translation is already running.")
+            self._set_status(
+                "Open a volume and choose a model first." if self.task is None else "A translation is already running."
+            )
             return None
         model = self.models.get(path)
         if model is None:  # the bundled default loads on first use
@@ -276,14 +294,26 @@ class TranslatePanel(QWidget):
             _, _, translate = _engine()
             share = 0.5 if with_cycle else 1.0
             result = translate.translate_volume(
-                source, model, direction, planes=planes, device="auto", cancel=cancel,
-                progress=lambda f, m="": progress(share * f, m or "Translating"))
+                source,
+                model,
+                direction,
+                planes=planes,
+                device="auto",
+                cancel=cancel,
+                progress=lambda f, m="": progress(share * f, m or "Translating"),
+            )
             cycle_map = None
             if with_cycle:
                 cycle_map = translate.cycle_error_volume(
-                    source, model, direction, planes=planes, device="auto", cancel=cancel,
+                    source,
+                    model,
+                    direction,
+                    planes=planes,
+                    device="auto",
+                    cancel=cancel,
                     translated=result,  # only the way back is left to compute
-                    progress=lambda f, m="": progress(0.5 + 0.5 * f, "Cycle-consistency map"))
+                    progress=lambda f, m="": progress(0.5 + 0.5 * f, "Cycle-consistency map"),
+                )
             for volume in (result, cycle_map, source):  # what showing them needs, off the GUI thread
                 if volume is not None:
                     display.volume_stats(volume.data)
@@ -293,9 +323,14 @@ class TranslatePanel(QWidget):
         self.progress_bar.setValue(0)
         self.time_label.setText("")
         self._set_status(f"Translating {source.name} ({direction}, {planes})...")
-        self.task = start_task(work, "translate", on_finished=self._translated,
-                               on_failed=self._translation_failed, on_progress=self._progress,
-                               on_cancelled=self._translation_cancelled)
+        self.task = start_task(
+            work,
+            "translate",
+            on_finished=self._translated,
+            on_failed=self._translation_failed,
+            on_progress=self._progress,
+            on_cancelled=self._translation_cancelled,
+        )
         self._update_buttons()
         return self.task
 
@@ -309,8 +344,9 @@ class TranslatePanel(QWidget):
         if self.task is None:
             return
         left = time_left(time.monotonic() - self.task.started_at, fraction)
-        self.time_label.setText(f"{message}: {fraction:.0%}" +
-                                ("" if left is None else f", about {format_seconds(left)} left"))
+        self.time_label.setText(
+            f"{message}: {fraction:.0%}" + ("" if left is None else f", about {format_seconds(left)} left")
+        )
 
     def _finish_task(self) -> float:
         elapsed = time.monotonic() - self.task.started_at if self.task else 0.0
@@ -324,13 +360,14 @@ class TranslatePanel(QWidget):
         self.result_ready.emit(self.result)
         self.progress_bar.setValue(1000)
         self.time_label.setText(f"Done in {format_seconds(elapsed)}")
-        self._set_status(f"Translated {self.source.name} in {elapsed:.1f} s. "
-                         "Left: source, right: translation.")
+        self._set_status(f"Translated {self.source.name} in {elapsed:.1f} s. Left: source, right: translation.")
         self.window.show_compare(self.source, self.result, self.result.name)
         self.window.show_cycle_map(self.cycle_map)  # None clears an earlier one
         if self.cycle_map is not None:
-            self._set_status(f"{self.status_label.text()} The cycle-consistency map is drawn in hot "
-                             "colours over the translation (and over the source in the single view).")
+            self._set_status(
+                f"{self.status_label.text()} The cycle-consistency map is drawn in hot "
+                "colours over the translation (and over the source in the single view)."
+            )
         self._update_buttons()
         self.translation_done.emit(self.result)
         self._compute_metrics()
@@ -366,6 +403,7 @@ class TranslatePanel(QWidget):
 
     def set_reference(self, path=None, mask_path=None) -> Task:
         """Load a reference volume and/or a mask (off the GUI thread), then score the translation."""
+
         def work(progress, cancel):
             return (load_volume(path) if path else None, load_volume(mask_path) if mask_path else None)
 
@@ -393,13 +431,16 @@ class TranslatePanel(QWidget):
         if result is None or reference is None:
             return None
         if not result.same_grid(reference):
-            self.metrics_label.setText(f"The reference {reference.name} is on another grid "
-                                       f"({reference.shape}) than the translation ({result.shape}): "
-                                       "no scores. Choose a reference resampled to the source.")
+            self.metrics_label.setText(
+                f"The reference {reference.name} is on another grid "
+                f"({reference.shape}) than the translation ({result.shape}): "
+                "no scores. Choose a reference resampled to the source."
+            )
             return None
         if mask is not None and not result.same_grid(mask):
-            self.metrics_label.setText(f"The mask {mask.name} is on another grid than the "
-                                       "translation: scoring the whole head instead.")
+            self.metrics_label.setText(
+                f"The mask {mask.name} is on another grid than the translation: scoring the whole head instead."
+            )
             mask = None
         self.metrics_label.setText("Scoring...")
 
@@ -416,7 +457,8 @@ class TranslatePanel(QWidget):
             where = "inside the mask" if mask is not None else "whole head"
             self.metrics_label.setText(
                 f"PSNR {metrics['psnr']:.2f} dB   SSIM {metrics['ssim']:.3f}   "
-                f"MAE {metrics['mae']:.4f}  ({where}; each scaled to [0, 1])")
+                f"MAE {metrics['mae']:.4f}  ({where}; each scaled to [0, 1])"
+            )
             self.metrics_ready.emit(metrics)
 
         def failed(text):

@@ -17,8 +17,19 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFrame, QGridLayout, QHBoxLayout, QLabel,
-                               QPushButton, QSizePolicy, QSlider, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
 
 from mri_style_app.imaging.volume import Volume
 from mri_style_app.ui import display
@@ -26,8 +37,10 @@ from mri_style_app.ui.display import PLANES, Plane
 
 CROSSHAIR_PEN = (60, 220, 90, 170)
 # Translucent backing keeps the text readable over bright tissue.
-LETTER_STYLE = ("color: #ffcf40; font-weight: bold; font-size: 14px; padding: 0px 3px;"
-                "background: rgba(0, 0, 0, 120); border-radius: 3px;")
+LETTER_STYLE = (
+    "color: #ffcf40; font-weight: bold; font-size: 14px; padding: 0px 3px;"
+    "background: rgba(0, 0, 0, 120); border-radius: 3px;"
+)
 TITLE_STYLE = "color: #e0e0e0; font-size: 12px; padding: 1px 4px; background: rgba(0, 0, 0, 150);"
 PAGE_STEP = 5
 
@@ -159,8 +172,14 @@ class SliceView(pg.GraphicsView):
         self.title.move(m, title_y)
 
     def keyPressEvent(self, ev):
-        steps = {Qt.Key.Key_Up: 1, Qt.Key.Key_Right: 1, Qt.Key.Key_Down: -1, Qt.Key.Key_Left: -1,
-                 Qt.Key.Key_PageUp: PAGE_STEP, Qt.Key.Key_PageDown: -PAGE_STEP}
+        steps = {
+            Qt.Key.Key_Up: 1,
+            Qt.Key.Key_Right: 1,
+            Qt.Key.Key_Down: -1,
+            Qt.Key.Key_Left: -1,
+            Qt.Key.Key_PageUp: PAGE_STEP,
+            Qt.Key.Key_PageDown: -PAGE_STEP,
+        }
         if ev.key() in steps:
             ev.accept()
             self.stepped.emit(steps[ev.key()])
@@ -199,8 +218,12 @@ class _Layer:
 
     def rect(self, plane: Plane) -> QRectF:
         h, v = plane.h_axis, plane.v_axis
-        return QRectF(self.origin[h] - self.spacing[h] / 2, self.origin[v] - self.spacing[v] / 2,
-                      self.shape[h] * self.spacing[h], self.shape[v] * self.spacing[v])
+        return QRectF(
+            self.origin[h] - self.spacing[h] / 2,
+            self.origin[v] - self.spacing[v] / 2,
+            self.shape[h] * self.spacing[h],
+            self.shape[v] * self.spacing[v],
+        )
 
 
 def _format_value(value: float) -> str:
@@ -278,8 +301,9 @@ class TriPlanarView(QWidget):
         left.addLayout(row)
 
         self.radiological_check = QCheckBox("Radiological")
-        self.radiological_check.setToolTip("Radiological: the patient's right on the screen's left. "
-                                           "Off: neurological (the patient's left on the left)")
+        self.radiological_check.setToolTip(
+            "Radiological: the patient's right on the screen's left. Off: neurological (the patient's left on the left)"
+        )
         self.radiological_check.setChecked(True)
         self.radiological_check.toggled.connect(self.set_radiological)
         left.addWidget(self.radiological_check)
@@ -432,8 +456,7 @@ class TriPlanarView(QWidget):
     # ----- drawing ----------------------------------------------------------------------
     def _show_all_slices(self) -> None:
         for view in self.views.values():
-            view.image_item.setImage(self._layer.slice(view.plane, self._ijk[view.plane.slice_axis]),
-                                     autoLevels=False)
+            view.image_item.setImage(self._layer.slice(view.plane, self._ijk[view.plane.slice_axis]), autoLevels=False)
             view.image_item.setRect(self._layer.rect(view.plane))
         self._show_slices(np.ones(3, dtype=bool))
 
@@ -444,8 +467,9 @@ class TriPlanarView(QWidget):
             plane = view.plane
             if changed_axes[plane.slice_axis]:
                 view.image_item.setImage(layer.slice(plane, self._ijk[plane.slice_axis]), autoLevels=False)
-                view.set_title(f"{plane.name.capitalize()}  "
-                               f"{'xyz'[plane.slice_axis]} = {position[plane.slice_axis]:.1f} mm")
+                view.set_title(
+                    f"{plane.name.capitalize()}  {'xyz'[plane.slice_axis]} = {position[plane.slice_axis]:.1f} mm"
+                )
                 self._show_overlay_slice(view, position)
             view.v_line.setValue(position[plane.h_axis])
             view.h_line.setValue(position[plane.v_axis])
@@ -544,15 +568,23 @@ class TriPlanarView(QWidget):
             view.view_box.setRange(rect=self._layer.rect(view.plane), padding=0.02)
 
     # ----- overlay ----------------------------------------------------------------------
-    def set_overlay(self, volume: Volume | None, colormap: str = "hot", opacity: float = 0.5,
-                    levels: tuple[float, float] | None = None) -> None:
+    def set_overlay(
+        self,
+        volume: Volume | None,
+        colormap: str = "hot",
+        opacity: float = 0.5,
+        levels: tuple[float, float] | None = None,
+    ) -> None:
         """Draw `volume` over this one (e.g. an error map); None removes it."""
         self._overlay = None if volume is None else _Layer(volume)
         if volume is not None:
             lut = display.lookup_table(colormap)
             if levels is None:
-                levels = (display.difference_window(volume.data) if colormap == display.DIFFERENCE_COLORMAP
-                          else display.volume_stats(volume.data).window)
+                levels = (
+                    display.difference_window(volume.data)
+                    if colormap == display.DIFFERENCE_COLORMAP
+                    else display.volume_stats(volume.data).window
+                )
             for view in self.views.values():
                 view.overlay_item.setLookupTable(lut)
                 view.overlay_item.setLevels(levels)
@@ -580,7 +612,7 @@ class TriPlanarView(QWidget):
         view.overlay_item.show()
 
     # ----- linking (compare mode) -------------------------------------------------------
-    def link(self, other: "TriPlanarView") -> None:
+    def link(self, other: TriPlanarView) -> None:
         """Share crosshair, zoom and pan with another TriPlanarView (positions in display mm)."""
         self.crosshairMoved.connect(other._follow)
         other.crosshairMoved.connect(self._follow)

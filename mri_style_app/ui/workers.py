@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 import traceback
-from typing import Callable
+from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
@@ -29,7 +29,7 @@ _EXPECTED_ERRORS: tuple[type[BaseException], ...] = (VolumeError, ValueError, OS
 # Progress signals faster than this are dropped (the last one always goes through).
 _PROGRESS_INTERVAL_S = 0.05
 
-_running: set["Task"] = set()  # keeps running tasks alive until they report
+_running: set[Task] = set()  # keeps running tasks alive until they report
 
 
 def register_expected_error(error_type: type[BaseException]) -> None:
@@ -56,7 +56,7 @@ class Task(QObject):
         self._last_progress = 0.0
         self.started_at = 0.0
 
-    def start(self) -> "Task":
+    def start(self) -> Task:
         _running.add(self)
         # Let go of the task on the GUI thread, after the callbacks connected before start() ran:
         # dropping it on the worker thread could delete it before its queued signals arrive.
@@ -105,12 +105,22 @@ class Task(QObject):
                 self.finished.emit(result)
 
 
-def start_task(fn: Callable[[ProgressFn, threading.Event], object], name: str = "task",
-               on_finished=None, on_failed=None, on_progress=None, on_cancelled=None) -> Task:
+def start_task(
+    fn: Callable[[ProgressFn, threading.Event], object],
+    name: str = "task",
+    on_finished=None,
+    on_failed=None,
+    on_progress=None,
+    on_cancelled=None,
+) -> Task:
     """Run `fn(progress, cancel_event)` off the GUI thread; the callbacks run on the GUI thread."""
     task = Task(fn, name)
-    for signal_, slot in ((task.finished, on_finished), (task.failed, on_failed),
-                          (task.progress, on_progress), (task.cancelled, on_cancelled)):
+    for signal_, slot in (
+        (task.finished, on_finished),
+        (task.failed, on_failed),
+        (task.progress, on_progress),
+        (task.cancelled, on_cancelled),
+    ):
         if slot is not None:
             signal_.connect(slot)
     return task.start()
@@ -149,9 +159,13 @@ class TrainingProcess(QObject):
     async def _run(self) -> None:
         try:
             self.process = await asyncio.create_subprocess_exec(
-                *self.command, cwd=self.cwd, stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-                start_new_session=sys.platform != "win32")
+                *self.command,
+                cwd=self.cwd,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=sys.platform != "win32",
+            )
         except OSError as exc:
             self.output.emit(f"error: could not start training: {exc}")
             self.exited.emit(127)
