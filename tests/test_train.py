@@ -517,3 +517,14 @@ def test_lambda_adversarial_weighs_the_generators_gan_terms(seed_dir, tmp_path, 
             assert model.card["training"]["objective"]["lambda_adversarial"] == weight
             weights.append(model.generators["t1-to-t2"].state_dict())
         assert any(not torch.equal(weights[0][k], weights[1][k]) for k in weights[0]) == moves, weight
+
+
+def test_the_default_size_keeps_whole_slices_at_their_own_scale_and_the_card_says_what_training_saw(seed_dir, tmp_path):
+    auto = Trainer(_config(seed_dir, tmp_path / "auto", size=None))
+    assert auto.config.size == 220  # the seed slices are 217 x 181: padded, never resized
+    assert auto.data_a.training_pixel_size(220, crop=False) == 1.0
+    # Resized to 128, a 217-pixel slice has 217/128 mm pixels; windows (crop) keep their own.
+    assert auto.data_a.training_pixel_size(128, crop=False) == pytest.approx(217 / 128)
+    assert auto.data_a.training_pixel_size(128, crop=True) == 1.0
+    model = Trainer(_config(seed_dir, tmp_path / "small", size=64, iterations=1)).run()
+    assert load_model(model).pixel_size == pytest.approx(217 / 64, abs=1e-3)

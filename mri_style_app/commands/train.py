@@ -25,7 +25,10 @@ _OPTIONS = {
     "init_from": (str, "optional: a model (.safetensors, same preset) whose generators start the run: fine-tuning"),
     "out": (str, "run folder: config, events.jsonl, samples, checkpoints, model.safetensors"),
     "preset": (str, "generator: lite, lite-intensity, local, voxel, tiny, small (default) or standard"),
-    "size": (int, "training image size in pixels, a multiple of 4 (default 128)"),
+    "size": (
+        int,
+        "training image size in pixels, a multiple of 4 (default: the largest slice, up to 256: whole slices at their own scale)",
+    ),
     "iterations": (int, "number of training iterations (default 2000)"),
     "epochs": (int, "number of passes over the larger domain, instead of --iterations"),
     "minutes": (

@@ -109,15 +109,34 @@ class SliceDataset:
     ignored: list[str] = field(default_factory=list)
     skipped_slices: int = 0
     pixel_sizes: list[float] = field(default_factory=list)  # in-plane mm of each volume's slices
-
-    @property
-    def pixel_size(self) -> float:
-        """The typical in-plane pixel size (mm) of the slices; PNG slices count as 1 mm."""
-        sizes = self.pixel_sizes + [1.0] * (len(self.files) - len(self.pixel_sizes))
-        return float(np.median(sizes)) if sizes else 1.0
+    image_pixel_sizes: list[float] = field(default_factory=list)  # the same per image (PNG slices: 1 mm)
 
     def __len__(self) -> int:
         return len(self.index)
+
+    def _sides(self) -> np.ndarray:
+        """The longer in-plane side (pixels) of each slice."""
+        return np.array(
+            [
+                max(n for a, n in enumerate(self.images[image].shape) if a != axis)
+                if axis >= 0
+                else max(self.images[image].shape)
+                for image, axis, _ in self.index
+            ]
+        )
+
+    def largest_side(self) -> int:
+        return int(self._sides().max()) if self.index else 0
+
+    def training_pixel_size(self, size: int, crop: bool) -> float:
+        """The typical in-plane pixel size (mm) of the slices as training shows them: a whole slice
+        larger than `size` is resized down to it, so its pixels grow (windows, `crop`, never are)."""
+        if not self.index:
+            return 1.0
+        sizes = np.array([self.image_pixel_sizes[image] for image, _, _ in self.index])
+        if not crop:
+            sizes = sizes * np.maximum(1.0, self._sides() / size)
+        return float(np.median(sizes))
 
     @property
     def has_png_slices(self) -> bool:
@@ -173,6 +192,7 @@ def load_domain(folder, plane: str = "axial", label: str = "domain", percentile:
                 dataset.ignored.append(path.name)
                 continue
             dataset.images.append(normalise_image(grey, percentile))
+            dataset.image_pixel_sizes.append(1.0)
             dataset.index.append((len(dataset.images) - 1, -1, 0))
             key = f"{grey.shape[0]}x{grey.shape[1]}"
         elif is_volume_file(path):
@@ -184,6 +204,7 @@ def load_domain(folder, plane: str = "axial", label: str = "domain", percentile:
             dataset.pixel_sizes.append(float(np.mean([volume.voxel_sizes[a] for a in range(3) if a != axes[0]])))
             mask = foreground_mask(data)
             dataset.images.append(to_model_range(normalize_unit(data, mask if mask.any() else None, percentile)))
+            dataset.image_pixel_sizes.append(dataset.pixel_sizes[-1])
             image_no = len(dataset.images) - 1
             for axis in axes:
                 if data.shape[axis] < 2:

@@ -50,6 +50,7 @@ from mri_style_app.cyclegan.time_budget import TimeBudget
 from mri_style_app.files import write_atomically
 
 DEFAULT_ITERATIONS = 2000
+AUTO_SIZE_LIMIT = 256  # the automatic training size stops here: larger slices are resized down
 DEFAULT_PERCENTILE = 99.5  # the foreground percentile that maps to 1, unless set or inherited
 
 
@@ -63,7 +64,10 @@ class TrainConfig:
     domain_b: str
     out: str
     preset: str = "small"
-    size: int = 128
+    # The side of the square training images. None: the largest slice's side (rounded up to a
+    # multiple of 4) up to AUTO_SIZE_LIMIT, so whole slices train at their own scale, as the
+    # translator runs them.
+    size: int | None = None
     iterations: int | None = None  # total; None: from `epochs` or `minutes`, else DEFAULT_ITERATIONS
     epochs: int | None = None
     # A time budget instead of a number of iterations: the run measures its speed as it goes and
@@ -148,7 +152,7 @@ class TrainConfig:
     def check(self) -> None:
         if self.preset not in PRESETS:
             raise SetupError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
-        if self.size < 32 or self.size % SIZE_MULTIPLE:
+        if self.size is not None and (self.size < 32 or self.size % SIZE_MULTIPLE):
             raise SetupError(
                 f"--size {self.size}: the image size must be at least 32 and a multiple of {SIZE_MULTIPLE}"
             )
@@ -357,6 +361,9 @@ class Trainer:
             validation.load_validation_pairs(config.val_a, config.val_b) if config.val_a and self.dist.main else None
         )
         self.last_validation: dict | None = None
+        if config.size is None:
+            largest = max(self.data_a.largest_side(), self.data_b.largest_side())
+            config.size = max(32, min(AUTO_SIZE_LIMIT, largest + -largest % SIZE_MULTIPLE))
         per_step = config.batch_size * self.dist.world
         self.epoch_iterations = max(1, max(len(self.data_a), len(self.data_b)) // per_step)
         self.budget = TimeBudget(config.minutes * 60) if config.minutes is not None else None
@@ -708,7 +715,10 @@ class Trainer:
             **({"validation": validation} if validation else {}),
         }
         normalisation = model_files.training_normalisation(
-            cfg.percentile_a, cfg.percentile_b, (self.data_a.pixel_size + self.data_b.pixel_size) / 2
+            cfg.percentile_a,
+            cfg.percentile_b,
+            (self.data_a.training_pixel_size(cfg.size, cfg.crop) + self.data_b.training_pixel_size(cfg.size, cfg.crop))
+            / 2,
         )
         return model_files.make_card(cfg.preset, model_files.DIRECTIONS, normalisation, training=training)
 

@@ -43,7 +43,8 @@ TOOLTIPS: dict[str, str] = {
     "the pipeline. small: a useful model on a CPU. standard: the reference CycleGAN "
     "(64 filters, 9 residual blocks), for a GPU.",
     "size": "Training images are made this many pixels square: larger ones are resized down, "
-    "smaller ones padded (never enlarged). Larger shows finer detail and costs roughly "
+    "smaller ones padded (never enlarged). auto (the default) takes the largest slice's side, up to "
+    "256, so whole slices train at their own scale, as translation runs them. Larger costs roughly "
     "quadratically more time.",
     "iterations": "Number of training steps. Each step shows the networks one T1 and one T2 "
     "slice. Learning-rate decay runs over the second half.",

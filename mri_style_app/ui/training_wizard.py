@@ -162,25 +162,13 @@ def train_command(
     if resume:
         return paths.self_command() + ["train", "--out", str(run_dir), "--resume"]
     length = ["--minutes", f"{minutes:g}"] if minutes else ["--iterations", str(iterations)]
-    return paths.self_command() + [
-        "train",
-        "--domain-a",
-        str(domain_a),
-        "--domain-b",
-        str(domain_b),
-        "--out",
-        str(run_dir),
-        "--preset",
-        preset,
-        "--size",
-        str(size),
-        *length,
-        "--device",
-        device,
-        "--log-every",
-        str(log_interval(iterations) if not minutes else 10),
-        *(extra or []),
-    ]
+    size_option = ["--size", str(size)] if size else []  # none: whole slices at their own scale
+    every = log_interval(iterations) if not minutes else 10
+    return [
+        *paths.self_command(), "train", "--domain-a", str(domain_a), "--domain-b", str(domain_b),
+        "--out", str(run_dir), "--preset", preset, *size_option, *length,
+        "--device", device, "--log-every", str(every), *(extra or []),
+    ]  # fmt: skip
 
 
 def bundled_model() -> tuple[Path, str] | None:
@@ -653,9 +641,10 @@ class ModelPage(QWizardPage):
         self.preset_combo.setCurrentText("small")
         self.preset_combo.setToolTip(TOOLTIPS["preset"])
         self.size_spin = QSpinBox()
-        self.size_spin.setRange(32, 512)
+        self.size_spin.setRange(0, 512)
         self.size_spin.setSingleStep(32)
-        self.size_spin.setValue(128)
+        self.size_spin.setSpecialValueText("auto: whole slices at their own scale")  # 0
+        self.size_spin.setValue(0)
         self.size_spin.setToolTip(TOOLTIPS["size"])
         self.length_combo = QComboBox()
         self.length_combo.addItem("minutes", "minutes")
