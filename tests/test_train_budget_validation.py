@@ -120,13 +120,11 @@ def test_validation_scores_pairs_keeps_the_best_model_and_refuses_bad_folders(se
         domain_a=str(seed_dir / "T1"),
         domain_b=str(seed_dir / "T2"),
         out=str(run),
-        preset="unet",
-        size=64,
-        iterations=60,
-        lambda_identity=0.0,
+        size=112,  # the defaults otherwise; whole slices resized down, so iterations are quick
+        iterations=120,
         val_a=str(val_a),
         val_b=str(val_b),
-        val_every=20,
+        val_every=40,
         log_every=10,
         sample_every=1000,
         checkpoint_every=1000,
@@ -135,22 +133,23 @@ def test_validation_scores_pairs_keeps_the_best_model_and_refuses_bad_folders(se
     Trainer(config).run()
     log = events.read_events(run)
     scores = [e for e in log if e["type"] == "validation"]
-    assert [e["iteration"] for e in scores] == [0, 20, 40, 60]
+    assert [e["iteration"] for e in scores] == [0, 40, 80, 120]
     for e in scores:
         for direction in ("t1-to-t2", "t2-to-t1"):
             figures = e[direction]
             assert set(figures) == {"ssim", "psnr", "mae", "correlation"}
             assert -1 <= figures["ssim"] <= 1 and figures["psnr"] > 0 and 0 <= figures["mae"] <= 1
         assert e["ssim"] == pytest.approx((e["t1-to-t2"]["ssim"] + e["t2-to-t1"]["ssim"]) / 2, abs=1e-4)
-    # It learns: both directions' whole-head error falls from the untrained start.
+    # It learns: validation SSIM rises from the untrained start, and the whole-head error falls.
+    assert scores[-1]["ssim"] > scores[0]["ssim"] + 0.05, [s["ssim"] for s in scores]
     for direction in ("t1-to-t2", "t2-to-t1"):
-        assert scores[-1][direction]["psnr"] > scores[0][direction]["psnr"] + 1.0, [s[direction] for s in scores]
+        assert scores[-1][direction]["psnr"] > scores[0][direction]["psnr"] + 0.5, [s[direction] for s in scores]
     best = max(scores, key=lambda e: e["ssim"])
     assert [e["iteration"] for e in scores if e["best"]][-1] == best["iteration"]
     best_card = load_model(run / "best.safetensors").card
     assert best_card["training"]["iterations"] == best["iteration"]
     final_card = load_model(run / "model.safetensors").card
-    assert final_card["training"]["validation"]["iteration"] == 60
+    assert final_card["training"]["validation"]["iteration"] == 120
     assert final_card["training"]["validation"]["t1-to-t2"] == scores[-1]["t1-to-t2"]
     assert log[-1]["type"] == "done" and log[-1]["best"] == "best.safetensors"
     # The same scores as `mri-style evaluate` of the translation (the one protocol).

@@ -63,7 +63,10 @@ class TrainConfig:
     domain_a: str
     domain_b: str
     out: str
-    preset: str = "small"
+    # The defaults learn the contrast from unpaired slices on a CPU in minutes (training/unpaired_sweep.py):
+    # a small ResNet generator (a U-Net's skip connections let it copy its input instead), whole slices
+    # at their own scale, and no identity loss.
+    preset: str = "lite"
     # The side of the square training images. None: the largest slice's side (rounded up to a
     # multiple of 4) up to AUTO_SIZE_LIMIT, so whole slices train at their own scale, as the
     # translator runs them.
@@ -78,7 +81,8 @@ class TrainConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     lambda_cycle: float = 10.0
-    lambda_identity: float = 0.5
+    # The reference CycleGAN's 0.5 suits photos; T1w <-> T2w must invert contrast, which it pulls against.
+    lambda_identity: float = 0.0
     # Optional co-registered pairs (same file names in two folders): an L1 loss between each
     # translation and its partner, next to the unpaired losses. Off unless both are given.
     paired_a: str | None = None

@@ -638,7 +638,7 @@ class ModelPage(QWizardPage):
         self.start_note.setWordWrap(True)
         self.preset_combo = QComboBox()
         self.preset_combo.addItems(PRESET_NAMES)
-        self.preset_combo.setCurrentText("small")
+        self.preset_combo.setCurrentText("lite")  # the trainer's default: learns on a CPU in minutes
         self.preset_combo.setToolTip(TOOLTIPS["preset"])
         self.size_spin = QSpinBox()
         self.size_spin.setRange(0, 512)
