@@ -1,6 +1,8 @@
-"""Regenerate docs/screenshots/translate_panel.png and training_wizard.png.
+"""Regenerate docs/screenshots/translate_panel.png, training_wizard.png, and with --pairs or
+--validation the data page (training_wizard_data.png) and the model page (training_wizard_model.png).
 
-    .venv/bin/python docs/make_panel_screenshots.py --model MODEL.safetensors --run RUN_FOLDER
+    .venv/bin/python docs/make_panel_screenshots.py --model MODEL.safetensors --run RUN_FOLDER \
+        [--pairs PAIRED_T1W PAIRED_T2W] [--validation VAL_T1W VAL_T2W] [--domains T1_DIR T2_DIR]
 
 Runs offscreen. The real main window opens the demo T1w, the Translate panel translates it
 with MODEL (default: the bundled default model) off the GUI thread and scores it against the
@@ -38,22 +40,44 @@ def settle() -> None:
     make_screenshots.settle(rounds=10)
 
 
-def data_page_screenshot(window, pairs: list[Path]) -> None:
-    """The wizard's first page with the seed slices and co-registered pairs filled in."""
+def wizard_page_screenshots(domains: list[Path], pairs: list[Path] | None, validation: list[Path] | None) -> None:
+    """The wizard's data page with the training folders (and pairs, validation pairs) filled in,
+    then its model page with the duration estimate of the first choice."""
     from mri_style_app.ui.training_wizard import TrainingWizard
 
     wizard = TrainingWizard()
-    wizard.resize(1100, 760)
+    wizard.resize(1100, 860)
     wizard.show()
     page = wizard.data_page
-    seed = REPO.parent / "shared" / "data" / "seed-t1-t2"
-    for side, folder in (("a", seed / "T1"), ("b", seed / "T2")):
+    for side, folder in zip("ab", domains):
         page.set_folder(side, folder)
-    page.set_pair_folders(*pairs)
-    wait_for(lambda: page.isComplete() or page.pairs_state == "error", "the data page")
+    for box, folders in ((page.pairs, pairs), (page.validation, validation)):
+        if folders:
+            box.set_folders(*folders)
+    boxes = (page.pairs, page.validation)
+    wait_for(lambda: page.isComplete() or any(b.state == "error" for b in boxes), "the data page")
     settle()
     wizard.grab().save(str(OUT / "training_wizard_data.png"))
-    print(f"wrote {OUT / 'training_wizard_data.png'}: {page.pairs_summary.text()}")
+    print(f"wrote {OUT / 'training_wizard_data.png'}: {[b.summary.text() for b in boxes]}")
+    # The estimate times real iterations in a child process, read through asyncio: run the qasync loop.
+    import asyncio
+
+    import qasync
+    from PySide6.QtWidgets import QApplication
+
+    loop = qasync.QEventLoop(QApplication.instance(), already_running=False)
+    asyncio.set_event_loop(loop)
+    wizard.next()
+    model_page = wizard.model_page
+
+    async def estimated():
+        while model_page._key() not in wizard.estimator.cache:
+            await asyncio.sleep(0.05)
+
+    loop.run_until_complete(asyncio.wait_for(estimated(), 600))
+    settle()
+    wizard.grab().save(str(OUT / "training_wizard_model.png"))
+    print(f"wrote {OUT / 'training_wizard_model.png'}: {model_page.estimate_label.text()}")
     wizard.close()
 
 
@@ -67,7 +91,23 @@ def main() -> int:
         type=Path,
         nargs=2,
         metavar=("PAIRED_T1W", "PAIRED_T2W"),
-        help="also shoot the wizard's data page with these co-registered folders",
+        help="the wizard's data page with these co-registered folders",
+    )
+    parser.add_argument(
+        "--validation",
+        type=Path,
+        nargs=2,
+        metavar=("VAL_T1W", "VAL_T2W"),
+        help="the wizard's data page with these validation folders",
+    )
+    seed = REPO.parent / "shared" / "data" / "seed-t1-t2"
+    parser.add_argument(
+        "--domains",
+        type=Path,
+        nargs=2,
+        metavar=("T1_DIR", "T2_DIR"),
+        default=[seed / "T1", seed / "T2"],
+        help="the data page's training folders",
     )
     args = parser.parse_args()
 
@@ -107,8 +147,8 @@ def main() -> int:
     wizard.grab().save(str(OUT / "training_wizard.png"))
     print(f"wrote {OUT / 'translate_panel.png'} and {OUT / 'training_wizard.png'}")
     wizard.hide()
-    if args.pairs:
-        data_page_screenshot(window, args.pairs)
+    if args.pairs or args.validation:
+        wizard_page_screenshots(args.domains, args.pairs, args.validation)
     window.close_guards.clear()
     window.close()
     return 0

@@ -105,6 +105,7 @@ def _command(out: Path, name: str, minutes: float) -> list[str]:
 def run(out: Path, minutes: float, only: list[str] | None, parallel: int, threads: int) -> None:
     names = [n for n in SETTINGS if not only or n in only or _slug(n) in only]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    (out / "runs").mkdir(parents=True, exist_ok=True)
     waiting = list(names)
     running: list[tuple[str, subprocess.Popen]] = []
     while waiting or running:

@@ -112,6 +112,7 @@ class LossPlot(QWidget):
         self.validation_plot = pg.PlotWidget(background="w")
         self.validation_plot.setLabel("bottom", "iteration")
         self.validation_plot.setLabel("left", "validation SSIM")
+        self.validation_plot.getAxis("left").enableAutoSIPrefix(False)  # SSIM, not milli-SSIM
         self.validation_plot.showGrid(x=True, y=True, alpha=0.25)
         self.validation_plot.setXLink(self.plot)
         self.validation_plot.setToolTip(TOOLTIPS["validation"])
