@@ -2,7 +2,7 @@
 
 One JSON object per line. The trainer appends; the CLI prints, the wizard plots and resume
 trims the same file. Every event has "type", "iteration" and "time" (Unix seconds); the
-schema of each type is in README.md.
+schema of each type is in docs/training.md.
 
 A line is written in one `write` call and flushed, so a reader sees whole lines, except
 possibly a half-written last line while the trainer is writing or after it was killed:

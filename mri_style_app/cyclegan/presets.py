@@ -53,10 +53,10 @@ PRESETS: dict[str, GeneratorConfig] = {
     "lite-intensity": GeneratorConfig(ngf=8, n_blocks=6, intensity_path=16),
     # Four 3x3 convolutions at full resolution (a 9x9 neighbourhood), no downsampling: context
     # learned from simulated pairs did not carry over to a real T1w, a local mapping carried over
-    # better (README, "Default model").
+    # better (docs/default_model.md).
     "local": GeneratorConfig(ngf=0, n_blocks=0, intensity_path=16, intensity_depth=4),
     # One 3x3 convolution, then two 1x1 ones: each voxel from its 3x3 in-plane neighbourhood,
-    # nearly a per-voxel intensity mapping (README, "Default model").
+    # nearly a per-voxel intensity mapping (docs/default_model.md).
     "voxel": GeneratorConfig(ngf=0, n_blocks=0, intensity_path=32, intensity_depth=1),
     # voxel whose output can reach the brightest targets (output_top)
     "voxel-headroom": GeneratorConfig(ngf=0, n_blocks=0, intensity_path=32, intensity_depth=1, output_top=1.1),

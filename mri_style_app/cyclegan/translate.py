@@ -21,7 +21,7 @@ The steps, and why:
   Voxels of slices never run (empty slices) are 0.
 
 CUDA runs under float16 autocast; the CPU runs float32 (bfloat16 was measured slower on CPUs
-without native bf16, see README.md). Cancel is checked between batches.
+without native bf16, see docs/translation.md). Cancel is checked between batches.
 """
 
 from __future__ import annotations

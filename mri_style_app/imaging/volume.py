@@ -230,7 +230,7 @@ def _spatial_shape(path: Path, shape: tuple[int, ...]) -> tuple[tuple[int, ...],
     if len(dims) == 4:
         return tuple(dims[:3]), dims[3]
     if len(dims) == 2:
-        # A single 2D slice is shown as a volume one voxel thick (documented in the README).
+        # A single 2D slice is shown as a volume one voxel thick (documented in docs/viewer.md).
         return (dims[0], dims[1], 1), 1
     if len(dims) == 1:
         raise _fail(path, f"holds a 1D array {tuple(shape)}, not an image", "Open a 2D, 3D or 4D image")
