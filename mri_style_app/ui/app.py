@@ -12,8 +12,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QIcon, QKeySequence
+from PySide6.QtCore import QSettings, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QGuiApplication, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
@@ -44,11 +44,18 @@ class MainWindow(QMainWindow):
 
     volume_changed = Signal(object)  # the new primary Volume
 
+    @staticmethod
+    def _first_size() -> QSize:
+        """1280 x 860, or less where the screen is smaller (a 1366 x 768 laptop)."""
+        screen = QGuiApplication.primaryScreen()
+        room = screen.availableGeometry().size() if screen is not None else QSize(1280, 860)
+        return QSize(min(1280, room.width()), min(860, room.height() - 40))  # 40: the title bar
+
     def __init__(self):
         super().__init__()
         self.setWindowTitle(APP_NAME)
         self.setAcceptDrops(True)
-        self.resize(1280, 860)
+        self.resize(self._first_size())
         self.close_guards: list[Callable[[], bool]] = []
         self.last_error_dialog: QMessageBox | None = None
         self._current: Volume | None = None

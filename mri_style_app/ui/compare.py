@@ -4,7 +4,17 @@ a difference view (right - left) and an overlay of the right volume on the left 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QSlider, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QSlider,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
 
 from mri_style_app.imaging.volume import Volume
 from mri_style_app.ui import display
@@ -36,13 +46,14 @@ class CompareView(QWidget):
         bar.setContentsMargins(6, 2, 6, 2)
         self.left_title_label = QLabel()
         self.left_title_label.setStyleSheet("font-weight: bold;")
-        bar.addWidget(self.left_title_label)
-        bar.addStretch(1)
+        # Long file names are clipped (the tooltip has them whole) rather than widening the window.
+        self.left_title_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        bar.addWidget(self.left_title_label, 1)
         bar.addWidget(QLabel("Overlay right on left"))
         self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
         self.opacity_slider.setRange(0, 100)
         self.opacity_slider.setValue(0)
-        self.opacity_slider.setFixedWidth(160)
+        self.opacity_slider.setFixedWidth(100)
         self.opacity_slider.setToolTip("Opacity of the right volume drawn over the left one (0: off)")
         self.opacity_slider.valueChanged.connect(self._opacity_changed)
         bar.addWidget(self.opacity_slider)
@@ -73,6 +84,7 @@ class CompareView(QWidget):
         self.left_volume, self.right_volume = left, right
         self.right_title = right_title or right.name
         self.left_title_label.setText(f"Left: {left.name}    Right: {self.right_title}")
+        self.left_title_label.setToolTip(self.left_title_label.text())
         same_grid = left.same_grid(right)
         self.difference = None  # made when first shown
         difference_item = self.mode_combo.model().item(SHOW_DIFFERENCE)

@@ -286,8 +286,12 @@ class TriPlanarView(QWidget):
 
         self.title_label = QLabel("No volume")
         self.title_label.setStyleSheet("font-weight: bold;")
+        # Neither a long file name nor the size line may widen the panel (and the window): the
+        # name is clipped, the size line wraps.
+        self.title_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         left.addWidget(self.title_label)
         self.info_label = QLabel("")
+        self.info_label.setWordWrap(True)
         left.addWidget(self.info_label)
 
         row = QHBoxLayout()
@@ -308,14 +312,13 @@ class TriPlanarView(QWidget):
         self.radiological_check.toggled.connect(self.set_radiological)
         left.addWidget(self.radiological_check)
 
-        row = QHBoxLayout()
+        # One above the other: side by side they set the panel's (and so the window's) least width.
         self.auto_window_button = QPushButton("Auto window")
         self.auto_window_button.clicked.connect(self.auto_window)
         self.reset_view_button = QPushButton("Reset view")
         self.reset_view_button.clicked.connect(self.reset_view)
-        row.addWidget(self.auto_window_button)
-        row.addWidget(self.reset_view_button)
-        left.addLayout(row)
+        left.addWidget(self.auto_window_button)
+        left.addWidget(self.reset_view_button)
 
         mono = QFont("monospace")
         mono.setStyleHint(QFont.StyleHint.Monospace)
@@ -352,7 +355,7 @@ class TriPlanarView(QWidget):
         self.histogram.sigLookupTableChanged.connect(self._lut_from_histogram)
         hist_view = pg.GraphicsView(background=None)
         hist_view.setCentralItem(self.histogram)
-        hist_view.setFixedWidth(115)
+        hist_view.setFixedWidth(96)
         hist_view.setFrameShape(QFrame.Shape.NoFrame)
         outer.addWidget(hist_view)
         return panel
@@ -385,6 +388,7 @@ class TriPlanarView(QWidget):
     def _update_volume_info(self) -> None:
         volume = self.volume
         self.title_label.setText(volume.name)
+        self.title_label.setToolTip(volume.name)
         sizes = " × ".join(f"{s:.3g}" for s in volume.voxel_sizes)
         text = f"{' × '.join(map(str, volume.shape))} voxels, {sizes} mm"
         if self.show_file_order:
