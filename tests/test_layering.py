@@ -52,7 +52,14 @@ def test_cyclegan_does_not_import_qt(module):
 
 
 @pytest.mark.parametrize(
-    "module", ["mri_style_app.cyclegan.presets", "mri_style_app.cyclegan.time_budget", "mri_style_app.cyclegan.events"]
+    "module",
+    [
+        "mri_style_app.cyclegan.presets",
+        "mri_style_app.cyclegan.time_budget",
+        "mri_style_app.cyclegan.events",
+        "mri_style_app.cyclegan.run_progress",
+        "mri_style_app.cyclegan.run_setup",  # its folder scans import torch only when they run
+    ],
 )
 def test_what_the_wizard_reads_loads_without_torch_so_it_starts_fast(module):
     assert _heavy_imports(module, QT + ("torch",)) == []
