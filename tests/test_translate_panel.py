@@ -215,17 +215,17 @@ def test_the_model_line_says_what_the_card_says(tmp_path):
     from mri_style_app.ui.translate_panel import describe_model
 
     default = model_files.load_model(paths.default_model_path())
-    stages = len(default.card["training"]["recipes"])
-    assert describe_model(default) == (
-        f"voxel-headroom generator, one 3x3 layer of 32 filters at full resolution; trained in "
-        f"{stages} stages, the last {default.card['training']['iterations']} iterations "
-        "at 236 px"
-    )
-    net = build_generator("local")
+    line = describe_model(default)
+    assert line.startswith("Sees each voxel with its nearest neighbours only") and "not for skull" in line
+    assert "unpaired T1w and T2w images and co-registered pairs" in line and "filters" not in line
+    net = build_generator("unet")
     init_weights(net)
-    card = model_files.make_card("local", ["t1-to-t2"], training={"iterations": 50, "size": 64})
-    local = model_files.load_model(model_files.save_model(tmp_path / "m.safetensors", {"t1-to-t2": net}, card))
-    assert (
-        describe_model(local)
-        == "local generator, 4 3x3 layers of 16 filters at full resolution; trained 50 iterations at 64 px"
+    data = {"domain_a": {"slices": 28}, "domain_b": {"slices": 31}}
+    card = model_files.make_card(
+        "unet", ["t1-to-t2"], training={"iterations": 50, "size": 64, "data": data, "init_from": "base.safetensors"}
+    )
+    unet = model_files.load_model(model_files.save_model(tmp_path / "m.safetensors", {"t1-to-t2": net}, card))
+    assert describe_model(unet) == (
+        "Sees the anatomy around each voxel, so it can tell bone from CSF and fat from fluid. Trained on 28 T1w "
+        "and 31 T2w slices, unpaired, fine-tuned from base.safetensors (50 iterations)."
     )

@@ -58,30 +58,40 @@ def time_left(elapsed: float, fraction: float) -> float | None:
 
 
 def describe_model(model) -> str:
-    """One line on the model's generator and training, from its card."""
+    """The model in words for people, from its card: what it sees of the image, and what it was
+    trained on."""
     config = model.config
     if config.generator == "unet":
-        text = (
-            f"{model.preset} generator: a U-Net of {config.n_blocks} levels ({config.ngf} filters at full "
-            "resolution) that sees the anatomy around each voxel"
+        sees = "Sees the anatomy around each voxel, so it can tell bone from CSF and fat from fluid"
+    elif config.ngf == 0 and config.intensity_depth == 1:
+        sees = (
+            "Sees each voxel with its nearest neighbours only: close to a fixed intensity mapping, "
+            "right inside the brain but not for skull, fat or marrow"
         )
     elif config.ngf == 0:
-        layers = "one 3x3 layer" if config.intensity_depth == 1 else f"{config.intensity_depth} 3x3 layers"
-        text = f"{model.preset} generator, {layers} of {config.intensity_path} filters at full resolution"
+        sees = "Sees a small neighbourhood of each voxel (a few millimetres), not the anatomy around it"
     else:
-        text = f"{model.preset} generator, {config.ngf} filters, {config.n_blocks} blocks"
-    training = model.card.get("training", {})
-    iterations, size = training.get("iterations"), training.get("size")
-    if iterations:
-        at = f" at {size} px" if size else ""
-        stages = training.get("recipes") or []
-        if len(stages) > 1:  # the card's iterations are the last stage's
-            text += f"; trained in {len(stages)} stages, the last {iterations} iterations{at}"
-        elif training.get("init_from"):
-            text += f"; fine-tuned {iterations} iterations{at} from an earlier model"
-        else:
-            text += f"; trained {iterations} iterations{at}"
-    return text
+        sees = "Sees a wide neighbourhood of each voxel (a ResNet generator with instance norm)"
+    return f"{sees}. {_trained_on(model.card.get('training', {}))}"
+
+
+def _trained_on(training: dict) -> str:
+    data = training.get("data") or {}
+    if isinstance(data.get("domain_a"), dict):  # a card `mri-style train` wrote
+        a, b = data["domain_a"].get("slices", "?"), data["domain_b"].get("slices", "?") if "domain_b" in data else "?"
+        text = f"Trained on {a} T1w and {b} T2w slices, unpaired"
+        if isinstance(data.get("paired"), dict):
+            text += f", and {data['paired'].get('pairs', 'some')} co-registered pairs"
+    elif data:  # a card that describes its data in words
+        kinds = " ".join(data).lower()
+        text = "Trained on unpaired T1w and T2w images" + (" and co-registered pairs" if "pair" in kinds else "")
+    else:
+        text = "Its card does not say what it was trained on"
+    if training.get("init_from"):
+        text += f", fine-tuned from {training['init_from']}"
+    if training.get("iterations"):
+        text += f" ({training['iterations']} iterations{' in its last stage' if len(training.get('recipes') or []) > 1 else ''})"
+    return text + "."
 
 
 class TranslatePanel(QWidget):
