@@ -249,19 +249,12 @@ def _state_tensors(state) -> list[torch.Tensor]:
     return out
 
 
-def test_killed_run_resumes_exactly(seed_dir, tmp_path):
-    run = tmp_path / "run"
-    total = 16
-    proc = subprocess.Popen(
-        _cli(seed_dir, run, "--iterations", str(total), "--checkpoint-every", "4"),
-        cwd=REPO,
-        env=ENV,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+def kill_after_a_checkpoint(command: list[str], run: Path, at_least: int) -> None:
+    """Start a training command, SIGKILL it once it has checkpointed at `at_least` iterations or more."""
+    proc = subprocess.Popen(command, cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         got = _wait_for(
-            lambda: any(e["type"] == "checkpoint" and e["iteration"] >= 4 for e in events.read_events(run)), proc
+            lambda: any(e["type"] == "checkpoint" and e["iteration"] >= at_least for e in events.read_events(run)), proc
         )
         assert got, proc.stderr.read().decode() if proc.poll() is not None else "no checkpoint in time"
         proc.send_signal(signal.SIGKILL)
@@ -269,6 +262,17 @@ def test_killed_run_resumes_exactly(seed_dir, tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def resume(run: Path) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "mri_style_app", "train", "--out", str(run), "--resume"]
+    return subprocess.run(command, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=120)
+
+
+def test_killed_run_resumes_exactly(seed_dir, tmp_path):
+    run = tmp_path / "run"
+    total = 16
+    kill_after_a_checkpoint(_cli(seed_dir, run, "--iterations", str(total), "--checkpoint-every", "4"), run, 4)
     saved = torch.load(run / CHECKPOINT, weights_only=True)
     at = saved["iteration"]
     assert 4 <= at < total and saved["iteration"] % 4 == 0
@@ -283,14 +287,7 @@ def test_killed_run_resumes_exactly(seed_dir, tmp_path):
         mine = _state_tensors(getattr(resumed, f"opt_{name}").state_dict())
         assert mine and all(torch.equal(a, b) for a, b in zip(mine, _state_tensors(saved["optimizers"][name])))
 
-    result = subprocess.run(
-        [sys.executable, "-m", "mri_style_app", "train", "--out", str(run), "--resume"],
-        cwd=REPO,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = resume(run)
     assert result.returncode == 0, result.stderr
     assert f"resumed at iteration {at}/{total}" in result.stdout
     log = events.read_events(run)

@@ -4,13 +4,10 @@ runs on the seed slices, validation events, the best model, the diagnosis of a r
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
 
 import pytest
 import torch
-from test_train import ENV, REPO, _cli, _wait_for
+from test_train import _cli, kill_after_a_checkpoint, resume
 
 from mri_style_app.__main__ import main
 from mri_style_app.cyclegan import events
@@ -78,32 +75,10 @@ def test_minutes_stop_on_time_within_one_iteration(seed_dir, tmp_path):
 
 def test_a_budgeted_run_killed_and_resumed_keeps_its_time(seed_dir, tmp_path):
     run = tmp_path / "run"
-    proc = subprocess.Popen(
-        _cli(seed_dir, run, "--minutes", "0.3", "--checkpoint-every", "5"),
-        cwd=REPO,
-        env=ENV,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        assert _wait_for(
-            lambda: any(e["type"] == "checkpoint" and e["iteration"] >= 10 for e in events.read_events(run)), proc
-        )
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    kill_after_a_checkpoint(_cli(seed_dir, run, "--minutes", "0.3", "--checkpoint-every", "5"), run, 10)
     spent = torch.load(run / CHECKPOINT, weights_only=True)["wall_seconds"]
     assert 0 < spent < 18
-    result = subprocess.run(
-        [sys.executable, "-m", "mri_style_app", "train", "--out", str(run), "--resume"],
-        cwd=REPO,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = resume(run)
     assert result.returncode == 0, result.stderr
     log = events.read_events(run)
     starts = [e for e in log if e["type"] == "start"]

@@ -27,6 +27,7 @@ without native bf16, see docs/translation.md). Cancel is checked between batches
 from __future__ import annotations
 
 import copy
+import threading
 from collections.abc import Callable
 from typing import Protocol
 
@@ -219,7 +220,10 @@ def translate_unit(
     if planes not in PLANE_CHOICES:
         raise ValueError(f"unknown planes {planes!r}; choose one of {', '.join(PLANE_CHOICES)}")
     device = choose_device(device) if isinstance(device, str) else torch.device(device)
-    if device.type == "cpu":
+    if device.type == "cpu" and threading.current_thread() is threading.main_thread():
+        # Only from the main thread: changing torch's thread count from a worker thread while
+        # OpenMP regions run elsewhere has crashed the process (a segfault in ConvTranspose2d in
+        # the translate panel's worker, after the training tests had changed the count).
         configure_threads()
     model_input = unit * np.float32(2.0) - np.float32(1.0)
     plane_list = usable_planes(unit.shape, planes)
