@@ -222,8 +222,7 @@ def translate_unit(
     device = choose_device(device) if isinstance(device, str) else torch.device(device)
     if device.type == "cpu" and threading.current_thread() is threading.main_thread():
         # Only from the main thread: changing torch's thread count from a worker thread while
-        # OpenMP regions run elsewhere has crashed the process (a segfault in ConvTranspose2d in
-        # the translate panel's worker, after the training tests had changed the count).
+        # OpenMP regions run in another can crash the process.
         configure_threads()
     model_input = unit * np.float32(2.0) - np.float32(1.0)
     plane_list = usable_planes(unit.shape, planes)
