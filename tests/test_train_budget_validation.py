@@ -17,14 +17,6 @@ from mri_style_app.cyclegan.time_budget import TimeBudget, iterations_in
 from mri_style_app.cyclegan.train import CHECKPOINT, TrainConfig, Trainer
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def seed_pairs(tmp_path_factory, seed_dir):
     """The seed test split as one co-registered T1w/T2w volume pair (tests may read every slice)."""

@@ -91,7 +91,7 @@ def run(args) -> int:
 
     from mri_style_app import paths
     from mri_style_app.cyclegan.checkpoint import ModelError, load_model
-    from mri_style_app.cyclegan.device import DeviceError, choose_device, describe_device
+    from mri_style_app.cyclegan.device import DeviceError, choose_device, configure_threads, describe_device
     from mri_style_app.cyclegan.translate import translate_volume, usable_planes
 
     model_path = Path(args.model) if args.model else paths.default_model_path()
@@ -107,6 +107,10 @@ def run(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
+    if device.type == "cpu":
+        # Set once, here, before any work: torch's thread count is never changed while other
+        # threads may run OpenMP regions (the GUI's translations run in worker threads).
+        configure_threads()
     bar = _ProgressBar(sys.stderr, not args.quiet)
     if not args.quiet:
         planes = usable_planes(volume.shape, args.planes)

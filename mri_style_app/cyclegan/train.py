@@ -737,11 +737,7 @@ class Trainer:
         """Score the validation pairs with the current generators; keep the best as BEST_MODEL_FILE."""
         began = time.perf_counter()
         model = model_files.CycleGANModel(None, self._card(), self._generators())
-        threads = torch.get_num_threads()  # translation picks its own; training keeps the run's
-        try:
-            figures = validation.score(model, self.validation, self.device)
-        finally:
-            torch.set_num_threads(threads)
+        figures = validation.score(model, self.validation, self.device)
         ssim = validation.mean_ssim(figures)
         best = self.best_ssim is None or ssim > self.best_ssim
         self.last_validation = {"iteration": self.iteration, "pairs": len(self.validation), **figures}

@@ -27,7 +27,6 @@ without native bf16, see docs/translation.md). Cancel is checked between batches
 from __future__ import annotations
 
 import copy
-import threading
 from collections.abc import Callable
 from typing import Protocol
 
@@ -36,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from mri_style_app.cyclegan.checkpoint import DEFAULT_NORMALISATION, CycleGANModel, ModelError, contrast_percentile
-from mri_style_app.cyclegan.device import choose_device, configure_threads
+from mri_style_app.cyclegan.device import choose_device
 from mri_style_app.cyclegan.networks import SIZE_MULTIPLE
 from mri_style_app.imaging.intensity import foreground_mask, percentile_scale
 from mri_style_app.imaging.volume import Volume
@@ -220,10 +219,6 @@ def translate_unit(
     if planes not in PLANE_CHOICES:
         raise ValueError(f"unknown planes {planes!r}; choose one of {', '.join(PLANE_CHOICES)}")
     device = choose_device(device) if isinstance(device, str) else torch.device(device)
-    if device.type == "cpu" and threading.current_thread() is threading.main_thread():
-        # Only from the main thread: changing torch's thread count from a worker thread while
-        # OpenMP regions run in another can crash the process.
-        configure_threads()
     model_input = unit * np.float32(2.0) - np.float32(1.0)
     plane_list = usable_planes(unit.shape, planes)
     sizes = [float(v) for v in voxel_sizes]
