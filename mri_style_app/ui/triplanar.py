@@ -286,12 +286,13 @@ class TriPlanarView(QWidget):
 
         self.title_label = QLabel("No volume")
         self.title_label.setStyleSheet("font-weight: bold;")
-        # Neither a long file name nor the size line may widen the panel (and the window): the
-        # name is clipped, the size line wraps.
+        # Neither a long file name nor the size line may widen the panel (and the window): both
+        # are clipped, their tooltips hold them whole. (Wrapping would let the panel's height
+        # follow the text, and the views move under the mouse as the readouts change.)
         self.title_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         left.addWidget(self.title_label)
         self.info_label = QLabel("")
-        self.info_label.setWordWrap(True)
+        self.info_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         left.addWidget(self.info_label)
 
         row = QHBoxLayout()
@@ -390,10 +391,11 @@ class TriPlanarView(QWidget):
         self.title_label.setText(volume.name)
         self.title_label.setToolTip(volume.name)
         sizes = " × ".join(f"{s:.3g}" for s in volume.voxel_sizes)
-        text = f"{' × '.join(map(str, volume.shape))} voxels, {sizes} mm"
+        text = f"{' × '.join(map(str, volume.shape))} voxels\n{sizes} mm"
         if self.show_file_order:
             text += f"\nfile orientation {volume.source_axcodes}"
         self.info_label.setText(text)
+        self.info_label.setToolTip(text)
         self.volume_row.setVisible(volume.n_volumes > 1)
         if volume.n_volumes > 1:
             self.volume_slider.blockSignals(True)
