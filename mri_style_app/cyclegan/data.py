@@ -108,8 +108,7 @@ class SliceDataset:
     shapes: dict[str, int] = field(default_factory=dict)  # "HxW" or "XxYxZ" -> count
     ignored: list[str] = field(default_factory=list)
     skipped_slices: int = 0
-    pixel_sizes: list[float] = field(default_factory=list)  # in-plane mm of each volume's slices
-    image_pixel_sizes: list[float] = field(default_factory=list)  # the same per image (PNG slices: 1 mm)
+    image_pixel_sizes: list[float] = field(default_factory=list)  # in-plane mm of each image's slices (PNG: 1)
 
     def __len__(self) -> int:
         return len(self.index)
@@ -201,10 +200,10 @@ def load_domain(folder, plane: str = "axial", label: str = "domain", percentile:
             except VolumeError as exc:
                 raise DataError(f"{exc} (in the {label} folder; remove the file to train without it)") from None
             data = volume.data
-            dataset.pixel_sizes.append(float(np.mean([volume.voxel_sizes[a] for a in range(3) if a != axes[0]])))
+            pixel_size = float(np.mean([volume.voxel_sizes[a] for a in range(3) if a != axes[0]]))
             mask = foreground_mask(data)
             dataset.images.append(to_model_range(normalize_unit(data, mask if mask.any() else None, percentile)))
-            dataset.image_pixel_sizes.append(dataset.pixel_sizes[-1])
+            dataset.image_pixel_sizes.append(pixel_size)
             image_no = len(dataset.images) - 1
             for axis in axes:
                 if data.shape[axis] < 2:

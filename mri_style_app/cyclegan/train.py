@@ -314,16 +314,19 @@ def load_run_config(run_dir) -> TrainConfig:
     return TrainConfig.from_dict(saved["config"])
 
 
-def _resolve_percentiles(config: TrainConfig) -> None:
-    """Fill the percentiles not set: from the init_from model's card, else the default 99.5."""
-    if config.percentile_a is not None and config.percentile_b is not None:
-        return
+def _load_start_model(path: str):
+    """The init_from model (CycleGANModel), read once: its card sets the percentiles, its weights the generators."""
+    try:
+        return model_files.load_model(path)
+    except model_files.ModelError as exc:
+        raise SetupError(f"init_from: {exc}") from None
+
+
+def _resolve_percentiles(config: TrainConfig, start_model) -> None:
+    """Fill the percentiles not set: from the starting model's card, else the default 99.5."""
     start = (DEFAULT_PERCENTILE, DEFAULT_PERCENTILE)
-    if config.init_from:
-        try:
-            normalisation = model_files.load_model(config.init_from).normalisation
-        except model_files.ModelError as exc:
-            raise SetupError(f"init_from: {exc}") from None
+    if start_model is not None:
+        normalisation = start_model.normalisation
         start = (
             model_files.contrast_percentile(normalisation, "t1"),
             model_files.contrast_percentile(normalisation, "t2"),
@@ -343,7 +346,8 @@ class Trainer:
         for name in ("domain_a", "domain_b", "out", "paired_a", "paired_b", "init_from", "val_a", "val_b"):
             if getattr(config, name) is not None:
                 setattr(config, name, str(Path(getattr(config, name)).expanduser().absolute()))
-        _resolve_percentiles(config)
+        self.start_model = _load_start_model(config.init_from) if config.init_from else None
+        _resolve_percentiles(config, self.start_model)
         self.config = config
         self.resume = resume
         self.on_event = on_event
@@ -368,6 +372,11 @@ class Trainer:
         if config.size is None:
             largest = max(self.data_a.largest_side(), self.data_b.largest_side())
             config.size = max(32, min(AUTO_SIZE_LIMIT, largest + -largest % SIZE_MULTIPLE))
+        # The in-plane pixel size (mm) of the slices as training shows them, for the model card.
+        self.pixel_size = (
+            self.data_a.training_pixel_size(config.size, config.crop)
+            + self.data_b.training_pixel_size(config.size, config.crop)
+        ) / 2
         per_step = config.batch_size * self.dist.world
         self.epoch_iterations = max(1, max(len(self.data_a), len(self.data_b)) // per_step)
         self.budget = TimeBudget(config.minutes * 60) if config.minutes is not None else None
@@ -402,7 +411,7 @@ class Trainer:
         for net in (self.G_A, self.G_B, self.D_A, self.D_B):
             init_weights(net)
         if cfg.init_from:
-            self._load_generators(Path(cfg.init_from))
+            self._load_generators(Path(cfg.init_from), self.start_model)
         for net in (self.G_A, self.G_B, self.D_A, self.D_B):
             net.to(self.device)
         betas = (cfg.beta1, cfg.beta2)
@@ -443,12 +452,8 @@ class Trainer:
         )
         return max(self.config.size, largest + -largest % SIZE_MULTIPLE)
 
-    def _load_generators(self, path: Path) -> None:
+    def _load_generators(self, path: Path, model) -> None:
         """Start G_A and G_B from a saved model (init_from); its layers must be this run's preset's."""
-        try:
-            model = model_files.load_model(path)
-        except model_files.ModelError as exc:
-            raise SetupError(f"init_from: {exc}") from None
         mine = PRESETS[self.config.preset]
         # A model without the intensity branch can start one with it: the branch starts at zero.
         # The output range is no weight: a voxel model can start a voxel-headroom run.
@@ -721,8 +726,7 @@ class Trainer:
         normalisation = model_files.training_normalisation(
             cfg.percentile_a,
             cfg.percentile_b,
-            (self.data_a.training_pixel_size(cfg.size, cfg.crop) + self.data_b.training_pixel_size(cfg.size, cfg.crop))
-            / 2,
+            self.pixel_size,
         )
         return model_files.make_card(cfg.preset, model_files.DIRECTIONS, normalisation, training=training)
 

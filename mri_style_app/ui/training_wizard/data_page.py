@@ -23,17 +23,13 @@ from mri_style_app.ui.help_text import TOOLTIPS
 from mri_style_app.ui.workers import Task, register_expected_error, start_task
 
 
-def _data_error() -> type:
-    from mri_style_app.cyclegan.data import DataError
-
-    return DataError
-
-
 def _read(reader):
     """The folder readers on a worker thread: their DataError is a message for people, no traceback."""
 
     def read(*folders):
-        register_expected_error(_data_error())
+        from mri_style_app.cyclegan.data import DataError
+
+        register_expected_error(DataError)
         return reader(*folders)
 
     return read
