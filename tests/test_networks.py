@@ -180,3 +180,40 @@ def test_a_unet_model_file_round_trips(tmp_path):
     x = torch.rand(1, 1, 40, 36) * 2 - 1
     with torch.inference_mode():
         assert torch.equal(model.generator("t1-to-t2")(x), nets["t1-to-t2"](x))
+
+
+def _alternation(image: torch.Tensor) -> float:
+    """How far each row departs from the mean of its neighbours, against the image's spread: near 0
+    for a smooth image, near 1 for a checkerboard of period 2."""
+    return float((image[1:-1] - (image[:-2] + image[2:]) / 2).abs().mean() / image.std())
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_resize_upsampling_leaves_no_checkerboard_where_transposed_convolutions_do(seed):
+    rows, cols = torch.meshgrid(torch.linspace(-1, 1, 64), torch.linspace(-1, 1, 64), indexing="ij")
+    ramp = (0.6 * cols + 0.3 * rows)[None, None]
+    alternation = {}
+    for upsample in ("transpose", "resize"):
+        torch.manual_seed(seed)
+        net = build_generator(GeneratorConfig(ngf=8, n_blocks=2, upsample=upsample)).eval()
+        init_weights(net)
+        with torch.inference_mode():
+            alternation[upsample] = _alternation(net(ramp)[0, 0, 8:-8, 8:-8])
+    assert alternation["transpose"] > 0.5
+    assert alternation["resize"] < 0.15
+
+
+def test_the_upsampling_round_trips_and_old_cards_mean_transposed_convolutions(tmp_path):
+    from mri_style_app.cyclegan import checkpoint as ck
+
+    nets = {d: build_generator("lite-resize") for d in ck.DIRECTIONS}
+    card = ck.make_card("lite-resize", ck.DIRECTIONS)
+    model = ck.load_model(ck.save_model(tmp_path / "r.safetensors", nets, card))
+    assert model.preset == "lite-resize" and model.config.upsample == "resize"
+    x = torch.rand(1, 1, 40, 36) * 2 - 1
+    with torch.inference_mode():
+        assert torch.equal(model.generator("t1-to-t2")(x), nets["t1-to-t2"](x))
+    del card["architecture"]["upsample"]  # a card written before the choice existed
+    assert ck._config_from_architecture(card["architecture"]).upsample == "transpose"
+    with pytest.raises(ValueError, match="unknown upsampling"):
+        GeneratorConfig(upsample="nearest")

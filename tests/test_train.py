@@ -491,7 +491,13 @@ def test_a_local_run_with_a_t1_percentile_records_it_and_loads_t1_images_by_it(s
 
 
 def test_lambda_adversarial_weighs_the_generators_gan_terms(seed_dir, tmp_path, capsys):
-    _recipe_is_refused(seed_dir, tmp_path, capsys, "lambda_adversarial = -1", "lambda_adversarial must not be negative")
+    _recipe_is_refused(
+        seed_dir,
+        tmp_path,
+        capsys,
+        "lambda_adversarial = -1",
+        "lambda_adversarial and lambda_structure must not be negative",
+    )
     # With the cycle and identity terms off, the GAN terms are the generators' only loss: weighed
     # by 0 they leave the generators where they started (a 1-iteration and a 4-iteration run of
     # the same seed end with the same weights); by 1 they move them.

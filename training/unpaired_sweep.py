@@ -39,6 +39,10 @@ SETTINGS: dict[str, dict] = {
     "U-Net generator (skip connections), 128-pixel crops": {"preset": "unet", "crop": True, "size": 128},
     "small preset (32 filters)": {"preset": "small"},
     "learning rate 5e-4": {"lr": 5e-4},
+    "resize-convolution upsampling (no checkerboard)": {"preset": "lite-resize"},
+    "discriminators of 16 filters": {"discriminator_ndf": 16},
+    "structure loss 3 (MIND)": {"lambda_structure": 3.0},
+    "structure loss 10 (MIND)": {"lambda_structure": 10.0},
     "the former defaults (small, resized to 128, identity 0.5)": {
         "preset": "small",
         "size": 128,

@@ -13,6 +13,8 @@ import os
 import sys
 from pathlib import Path
 
+from mri_style_app.cyclegan.presets import DEFAULT_PRESET, PRESETS
+
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
 
@@ -24,7 +26,7 @@ _OPTIONS = {
     "paired_b": (str, "optional: folder of the T2w partners; adds an L1 loss per pair (lambda_paired, default 10)"),
     "init_from": (str, "optional: a model (.safetensors, same preset) whose generators start the run: fine-tuning"),
     "out": (str, "run folder: config, events.jsonl, samples, checkpoints, model.safetensors"),
-    "preset": (str, "generator: lite, lite-intensity, local, voxel, tiny, small (default) or standard"),
+    "preset": (str, f"generator: {', '.join(PRESETS)} (default: {DEFAULT_PRESET})"),
     "size": (
         int,
         "training image size in pixels, a multiple of 4 (default: the largest slice, up to 256: whole slices at their own scale)",
@@ -58,7 +60,9 @@ _RECIPE_ONLY = (
     "lambda_cycle",
     "lambda_identity",
     "lambda_paired",
+    "lambda_structure",
     "pool_size",
+    "discriminator_ndf",
     "beta1",
     "beta2",
     "augment",

@@ -164,6 +164,7 @@ def _config_from_architecture(arch: dict) -> GeneratorConfig:
         intensity_depth=int(arch.get("intensity_depth", 1)),
         output_top=float(arch.get("output_top", 1.0)),
         generator=str(arch.get("generator", "resnet")),
+        upsample=str(arch.get("upsample", "transpose")),
     )
 
 

@@ -27,7 +27,21 @@ MODEL_FILE = "model.safetensors"
 BEST_MODEL_FILE = "best.safetensors"  # the model at the best validation SSIM (runs with validation pairs)
 
 # Loss keys of a "step" event, in the order the CLI prints them.
-LOSS_KEYS = ("G_A", "G_B", "D_A", "D_B", "cycle_A", "cycle_B", "idt_A", "idt_B", "paired_A", "paired_B")
+LOSS_KEYS = (
+    "G_A",
+    "G_B",
+    "D_A",
+    "D_B",
+    "cycle_A",
+    "cycle_B",
+    "idt_A",
+    "idt_B",
+    "paired_A",
+    "paired_B",
+    "structure_A",
+    "structure_B",
+)
+OPTIONAL_LOSSES = ("paired", "structure")  # printed only when the run has them
 
 
 def events_path(run_dir) -> Path:
@@ -199,7 +213,7 @@ def describe(event: dict, total: int | None = None) -> str:
             return "nan" if v is None else f"{v:.3f}"
 
         # The paired losses only mean something in runs with co-registered pairs.
-        losses = "  ".join(f"{k} {num(k)}" for k in LOSS_KEYS if not k.startswith("paired") or event.get(k))
+        losses = "  ".join(f"{k} {num(k)}" for k in LOSS_KEYS if not k.startswith(OPTIONAL_LOSSES) or event.get(k))
         return (
             f"iter {it}{of}  epoch {event.get('epoch', 0)}  {losses}  "
             f"lr {event.get('lr', 0):.2e}  {event.get('seconds', 0):.1f} s"

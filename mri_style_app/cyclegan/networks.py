@@ -1,9 +1,11 @@
 """CycleGAN networks for single-channel MRI slices (torch, no Qt).
 
 The generator follows the reference CycleGAN ResNet generator (Zhu et al. 2017): a 7x7 stem,
-two stride-2 downsamplings, residual blocks, two transposed-conv upsamplings and a 7x7 head,
-with instance norm and reflection padding. The module order matches the reference
-implementation, so its `model.N...` state-dict keys line up when importing reference weights.
+two stride-2 downsamplings, residual blocks, two upsamplings and a 7x7 head, with instance norm
+and reflection padding. The upsamplings are the reference's transposed convolutions, or
+resize-convolutions (`upsample` "resize"). With transposed convolutions the module order matches
+the reference implementation, so its `model.N...` state-dict keys line up when importing
+reference weights.
 The discriminator is the 70x70 PatchGAN.
 
 Optionally (`intensity_path` > 0) the generator has a second, full-resolution branch: a small
@@ -85,8 +87,17 @@ class ResnetGenerator(nn.Module):
             channels *= 2
         layers += [ResnetBlock(channels) for _ in range(config.n_blocks)]
         for _ in range(2):
+            if config.upsample == "resize":
+                layers += [
+                    nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                    nn.ReflectionPad2d(1),
+                    nn.Conv2d(channels, channels // 2, 3, bias=True),
+                ]
+            else:
+                layers += [
+                    nn.ConvTranspose2d(channels, channels // 2, 3, stride=2, padding=1, output_padding=1, bias=True)
+                ]
             layers += [
-                nn.ConvTranspose2d(channels, channels // 2, 3, stride=2, padding=1, output_padding=1, bias=True),
                 nn.InstanceNorm2d(channels // 2),
                 nn.ReLU(True),
             ]

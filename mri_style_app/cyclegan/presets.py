@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 GENERATORS = ("resnet", "unet")
+UPSAMPLING = ("transpose", "resize")
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,11 @@ class GeneratorConfig:
     # "resnet": the reference CycleGAN generator (instance norm). "unet": a U-Net without any
     # normalisation layer, so no statistic over the field of view changes a voxel's answer.
     generator: str = "resnet"
+    # How the ResNet generator doubles its resolution. "transpose": the reference's stride-2
+    # transposed convolutions, whose uneven kernel overlap leaves a checkerboard. "resize":
+    # bilinear upsampling, then a 3x3 convolution (Odena et al. 2016, "Deconvolution and
+    # Checkerboard Artifacts"), which has none.
+    upsample: str = "transpose"
     # ngf = 0: no downsampling ResNet branch at all, the generator is the intensity branch alone
     # (a "local" generator: each voxel from its neighbourhood, at full resolution)
 
@@ -33,6 +39,8 @@ class GeneratorConfig:
             raise ValueError(f"output_top must lie in [1, 2], not {self.output_top}")
         if self.generator not in GENERATORS:
             raise ValueError(f"unknown generator {self.generator!r}; choose one of {', '.join(GENERATORS)}")
+        if self.upsample not in UPSAMPLING:
+            raise ValueError(f"unknown upsampling {self.upsample!r}; choose one of {', '.join(UPSAMPLING)}")
         if self.generator == "unet" and (
             self.ngf < 1 or not 1 <= self.n_blocks <= 6 or self.intensity_path or self.output_top != 1.0
         ):
@@ -50,6 +58,7 @@ class GeneratorConfig:
 # name -> generator width and depth
 PRESETS: dict[str, GeneratorConfig] = {
     "lite": GeneratorConfig(ngf=8, n_blocks=6),  # a volume in seconds on 2 CPU cores
+    "lite-resize": GeneratorConfig(ngf=8, n_blocks=6, upsample="resize"),
     "lite-intensity": GeneratorConfig(ngf=8, n_blocks=6, intensity_path=16),
     # Four 3x3 convolutions at full resolution (a 9x9 neighbourhood), no downsampling: context
     # learned from simulated pairs did not carry over to a real T1w, a local mapping carried over
@@ -68,10 +77,15 @@ PRESETS: dict[str, GeneratorConfig] = {
     "standard": GeneratorConfig(ngf=64, n_blocks=9),
 }
 
+# What `mri-style train` and the wizard use unless told otherwise: learns the contrast from
+# unpaired slices on a CPU in minutes (docs/training.md)
+DEFAULT_PRESET = "lite"
+
 # Discriminator width per preset: the reference 64, narrower for the small generators so the
 # discriminator does not overwhelm them.
 DISCRIMINATOR_NDF = {
     "lite": 32,
+    "lite-resize": 32,
     "lite-intensity": 32,
     "local": 32,
     "voxel": 32,

@@ -45,7 +45,8 @@ from mri_style_app.cyclegan.data import (
 )
 from mri_style_app.cyclegan.events import BEST_MODEL_FILE, CHECKPOINT, CONFIG_FILE, MODEL_FILE
 from mri_style_app.cyclegan.networks import SIZE_MULTIPLE, PatchDiscriminator, build_generator, init_weights
-from mri_style_app.cyclegan.presets import DISCRIMINATOR_NDF, PRESETS
+from mri_style_app.cyclegan.presets import DEFAULT_PRESET, DISCRIMINATOR_NDF, PRESETS
+from mri_style_app.cyclegan.structure import structure_loss
 from mri_style_app.cyclegan.time_budget import TimeBudget
 from mri_style_app.files import write_atomically
 
@@ -66,7 +67,7 @@ class TrainConfig:
     # The defaults learn the contrast from unpaired slices on a CPU in minutes (training/unpaired_sweep.py):
     # a small ResNet generator (a U-Net's skip connections let it copy its input instead), whole slices
     # at their own scale, and no identity loss.
-    preset: str = "lite"
+    preset: str = DEFAULT_PRESET
     # The side of the square training images. None: the largest slice's side (rounded up to a
     # multiple of 4) up to AUTO_SIZE_LIMIT, so whole slices train at their own scale, as the
     # translator runs them.
@@ -83,6 +84,9 @@ class TrainConfig:
     lambda_cycle: float = 10.0
     # The reference CycleGAN's 0.5 suits photos; T1w <-> T2w must invert contrast, which it pulls against.
     lambda_identity: float = 0.0
+    # Weight of the structure loss (cyclegan/structure.py): the L1 distance between the contrast-free
+    # MIND descriptors of each input and its translation, which holds edges where the input has them.
+    lambda_structure: float = 0.0
     # Optional co-registered pairs (same file names in two folders): an L1 loss between each
     # translation and its partner, next to the unpaired losses. Off unless both are given.
     paired_a: str | None = None
@@ -96,6 +100,8 @@ class TrainConfig:
     # random weights: fine-tuning. The discriminators start fresh.
     init_from: str | None = None
     pool_size: int = 50
+    # Filters of the discriminators' first layer. None: the preset's (DISCRIMINATOR_NDF).
+    discriminator_ndf: int | None = None
     # Optional co-registered T1w/T2w pairs (same file names), never trained on: scored every
     # `val_every` iterations and at the end; the best by SSIM is kept as best.safetensors.
     val_a: str | None = None
@@ -174,6 +180,7 @@ class TrainConfig:
             "sample_every",
             "checkpoint_every",
             "val_every",
+            "discriminator_ndf",
         ):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -182,8 +189,8 @@ class TrainConfig:
             raise SetupError("decay_fraction must be between 0 and 1")
         if (self.paired_a is None) != (self.paired_b is None):
             raise SetupError("paired training needs both paired_a and paired_b (folders of co-registered volumes)")
-        if self.lambda_paired < 0 or self.lambda_adversarial < 0:
-            raise SetupError("lambda_paired and lambda_adversarial must not be negative")
+        if self.lambda_paired < 0 or self.lambda_adversarial < 0 or self.lambda_structure < 0:
+            raise SetupError("lambda_paired, lambda_adversarial and lambda_structure must not be negative")
         for name in ("percentile_a", "percentile_b"):
             if getattr(self, name) is not None and not 50 <= getattr(self, name) <= 100:
                 raise SetupError(f"{name} must be between 50 and 100 (got {getattr(self, name)})")
@@ -405,7 +412,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.G_A = build_generator(cfg.preset)
         self.G_B = build_generator(cfg.preset)
-        ndf = DISCRIMINATOR_NDF[cfg.preset]
+        ndf = cfg.discriminator_ndf or DISCRIMINATOR_NDF[cfg.preset]
         self.D_A = PatchDiscriminator(ndf=ndf)
         self.D_B = PatchDiscriminator(ndf=ndf)
         for net in (self.G_A, self.G_B, self.D_A, self.D_B):
@@ -577,7 +584,10 @@ class Trainer:
             loss_cycle_A = F.l1_loss(rec_A.float(), real_A) * lam
             loss_cycle_B = F.l1_loss(rec_B.float(), real_B) * lam
             zero = torch.zeros((), device=real_A.device)
-            loss_idt_A = loss_idt_B = loss_paired_A = loss_paired_B = zero
+            loss_idt_A = loss_idt_B = loss_paired_A = loss_paired_B = loss_structure_A = loss_structure_B = zero
+            if cfg.lambda_structure > 0:
+                loss_structure_A = structure_loss(fake_B.float(), real_A) * cfg.lambda_structure
+                loss_structure_B = structure_loss(fake_A.float(), real_B) * cfg.lambda_structure
             if lam_idt > 0:  # two generator passes saved when the identity loss is off
                 loss_idt_A = F.l1_loss(self.G_A(real_B).float(), real_B) * lam_idt
                 loss_idt_B = F.l1_loss(self.G_B(real_A).float(), real_A) * lam_idt
@@ -593,6 +603,8 @@ class Trainer:
             + loss_idt_B
             + loss_paired_A
             + loss_paired_B
+            + loss_structure_A
+            + loss_structure_B
         ).backward()
         self.opt_G.step()
 
@@ -625,6 +637,8 @@ class Trainer:
                     loss_idt_B,
                     loss_paired_A,
                     loss_paired_B,
+                    loss_structure_A,
+                    loss_structure_B,
                 ]
             )
             .detach()
@@ -712,6 +726,7 @@ class Trainer:
                 "lambda_adversarial": cfg.lambda_adversarial,
                 "lambda_cycle": cfg.lambda_cycle,
                 "lambda_identity": cfg.lambda_identity,
+                "lambda_structure": cfg.lambda_structure,
                 "pool_size": cfg.pool_size,
                 "lambda_paired": cfg.lambda_paired if self.pairs else 0.0,
                 "lr": cfg.lr,

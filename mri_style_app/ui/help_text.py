@@ -31,17 +31,16 @@ TOOLTIPS: dict[str, str] = {
     "shows the trend. Set to 0 to see every step.",
     "log_scale": "Logarithmic y axis: shows a loss falling from 2 to 0.02 as clearly as from 2 "
     "to 1, and makes a loss collapsing towards zero stand out.",
-    "preset": "Generator size. lite (8 filters): translates a volume in seconds on a CPU. "
-    "lite-intensity: lite plus a full-resolution branch for the per-voxel intensity "
-    "mapping (sharper, closer intensities). local: that branch "
-    "alone, each voxel from its 9x9 neighbourhood at full resolution (no wider context, "
-    "so no texture borrowed from elsewhere). voxel: one 3x3 layer, then per-voxel ones: "
-    "nearly a per-voxel intensity mapping, the fastest. voxel-headroom: voxel whose output can "
-    "reach the brightest tissue without squeezing the contrast. unet: a U-Net without normalisation "
-    "layers that sees the anatomy around each voxel, telling bone from CSF and fat from fluid in "
-    "whole heads, whatever the field of view (the bundled default). tiny: a quick test of "
-    "the pipeline. small: a useful model on a CPU. standard: the reference CycleGAN "
-    "(64 filters, 9 residual blocks), for a GPU.",
+    "preset": "Generator. lite (the default, 8 filters): learns T1w <-> T2w from unpaired slices on a "
+    "CPU in minutes and translates a volume in seconds. lite-resize: lite with resize-convolution "
+    "upsampling instead of transposed convolutions (no checkerboard; on unpaired slices it tended to "
+    "copy its input). lite-intensity: lite plus a full-resolution branch for the per-voxel intensity "
+    "mapping. local: that branch alone, each voxel from its 9x9 neighbourhood. voxel: one 3x3 layer, "
+    "then per-voxel ones: nearly a per-voxel intensity mapping. voxel-headroom: voxel whose output can "
+    "reach the brightest tissue (the bundled model's; fine-tuning it keeps this generator). unet: a "
+    "U-Net without normalisation layers that sees the anatomy around each voxel (trained unpaired, its "
+    "skip connections let it copy the input). tiny, small: wider ResNet generators, slower on a CPU. "
+    "standard: the reference CycleGAN (64 filters, 9 residual blocks), for a GPU.",
     "size": "Training images are made this many pixels square: larger ones are resized down, "
     "smaller ones padded (never enlarged). auto (the default) takes the largest slice's side, up to "
     "256, so whole slices train at their own scale, as translation runs them. Larger costs roughly "

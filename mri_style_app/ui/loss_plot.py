@@ -26,6 +26,7 @@ CURVES: dict[str, tuple[tuple[str, ...], str]] = {
     "cycle": (("cycle_A", "cycle_B"), "#2ca02c"),
     "identity": (("idt_A", "idt_B"), "#9467bd"),
     "paired": (("paired_A", "paired_B"), "#8c564b"),  # only when the run has co-registered pairs
+    "structure": (("structure_A", "structure_B"), "#e377c2"),  # only when the structure loss is on
 }
 # Validation curve name -> the direction of a "validation" event, and its pen colour.
 VALIDATION_CURVES: dict[str, tuple[str, str]] = {

@@ -6,7 +6,7 @@ from __future__ import annotations
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QComboBox, QFormLayout, QHBoxLayout, QLabel, QPushButton, QSpinBox, QWizardPage
 
-from mri_style_app.cyclegan.presets import PRESETS
+from mri_style_app.cyclegan.presets import DEFAULT_PRESET, PRESETS
 from mri_style_app.cyclegan.run_setup import bundled_model
 from mri_style_app.cyclegan.time_budget import duration_of, iterations_in
 from mri_style_app.ui.help_text import TOOLTIPS
@@ -36,7 +36,7 @@ class ModelPage(QWizardPage):
         self.start_note.setWordWrap(True)
         self.preset_combo = QComboBox()
         self.preset_combo.addItems(PRESET_NAMES)
-        self.preset_combo.setCurrentText("lite")  # the trainer's default: learns on a CPU in minutes
+        self.preset_combo.setCurrentText(DEFAULT_PRESET)
         self.preset_combo.setToolTip(TOOLTIPS["preset"])
         self.size_spin = QSpinBox()
         self.size_spin.setRange(0, 512)
