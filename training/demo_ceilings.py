@@ -1,7 +1,8 @@
-"""How high can any translator score on the demo pair? Upper bounds for issue 6's goal.
+"""How high can any translator score on the demo pair? Upper bounds for the default model's
+demo-pair figures.
 
 The demo pair is the real ICBM 2009a T1 template and a T2w simulated from the template's grey and
-white matter maps (training/make_demo_data.py). Every score uses the issue's protocol
+white matter maps (training/make_demo_data.py). Every score uses the project's protocol
 (`mri_style_app.imaging.metrics.evaluate_pair`: each volume scaled by its own 99.5th percentile in
 the brain, PSNR over brain voxels, SSIM averaged over brain voxels). None of these is a model: some
 are fitted on the demo pair itself, which no honest model may do.

@@ -1,4 +1,4 @@
-"""Build the training folders for the default T1w <-> T2w model (issue 6).
+"""Build the training folders for the default T1w <-> T2w model.
 
 Domain A (T1-weighted) and domain B (T2-weighted) each get:
   - the real seed slices from ../shared/data/seed-t1-t2 (BrainWeb, with scalp), as PNG copies;

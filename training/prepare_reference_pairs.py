@@ -1,22 +1,19 @@
-"""Reference-protocol pairs for the default model (issue 6).
+"""Reference-protocol pairs for the default model.
 
-The current default model (training/make_default_model.py) pairs reference scans only, all at
-1.5 T: `--variants 0 --reference-field 1.5 --folder-prefix refs`. The history below explains the
-design; the previous default model trained on the default output (variants, each head's own field).
+The default model (training/make_default_model.py) pairs reference scans only, all at 1.5 T:
+`--variants 0 --reference-field 1.5 --folder-prefix refs`.
 
-Stage 1 paired each simulated T1w with a T2w of RANDOM sequence settings. A T1w image does not
-tell which TE/TR its partner had, so the model learnt the average of many T2w contrasts: flat
-and blurred (19.6 dB even on its own training pairs). Stage 2 gives every simulated head one
-REFERENCE scan per contrast, the protocols BrainWeb uses (T1w spoiled gradient echo TR 18 / TE 10
-ms / 30 degrees; T2w spin echo TR 3300 / TE 120 ms; ../shared/data/seed-t1-t2/README.md) with the
-literature relaxation values of the head's field strength (1.5 T or 3 T), without noise or bias
-field: a target that depends only on the anatomy and the field. Besides the references, each head
-holds variant scans: its own tissue values (each T1, T2, T2* and PD jittered by up to 10 %), random
-sequence settings, Rician noise and a bias field. (A first version jittered the references' tissue
-values too: the target then varied between heads in ways no input shows, WM at the 20th
-percentile from 0.28 to 0.36, and the model learnt their blur.) A variant is only ever an input (file NAME~TAG, see
-mri_style_app.cyclegan.data.load_pairs): the model learns to map any T1w or T2w scan onto the
-other contrast's reference protocol, a question with one answer.
+Every simulated head gets one REFERENCE scan per contrast, the protocols BrainWeb uses (T1w spoiled
+gradient echo TR 18 / TE 10 ms / 30 degrees; T2w spin echo TR 3300 / TE 120 ms;
+../shared/data/seed-t1-t2/README.md) with the literature relaxation values of the head's field
+strength (1.5 T or 3 T), without noise or bias field: a target that depends only on the anatomy and
+the field. A T2w of random sequence settings would not do as a target: a T1w does not tell which
+TE/TR its partner had, so a model learns the average of many T2w contrasts, flat and blurred. For
+the same reason the references keep the literature tissue values. Besides the references, a head
+may hold variant scans (`--variants`): its own tissue values (each T1, T2, T2* and PD jittered by up
+to 10 %), random sequence settings, Rician noise and a bias field. A variant is only ever an input
+(file NAME~TAG, see mri_style_app.cyclegan.data.load_pairs): the model learns to map any T1w or T2w
+scan onto the other contrast's reference protocol, a question with one answer.
 
 Heads are the ICBM 2009a tissue maps under a random smooth deformation (affine plus a coarse
 displacement field), so no training head is the demo head itself: the demo T2w is the 1.5 T
