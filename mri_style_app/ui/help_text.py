@@ -27,6 +27,10 @@ TOOLTIPS: dict[str, str] = {
     "paired": "Paired loss (A and B summed), only in runs given co-registered pairs: how far each "
     "translation of a paired slice lands from its real partner. It falls as the model learns "
     "the exact contrast mapping.",
+    "structure": "Structure loss (A and B summed): how far the edges and textures of each "
+    "translation are from those of its input, measured by a descriptor (MIND) that ignores "
+    "contrast, so an inverted image scores as the same structure. It keeps each structure where "
+    "the input has it, sharp, without inventing new ones.",
     "smoothing": "Exponential moving average of the curves. Raw GAN losses are noisy; smoothing "
     "shows the trend. Set to 0 to see every step.",
     "log_scale": "Logarithmic y axis: shows a loss falling from 2 to 0.02 as clearly as from 2 "
@@ -95,6 +99,9 @@ keeps the anatomy where it was.</li>
 keeps the generators from shifting intensities that are already right.</li>
 <li><b>Paired</b> (only with co-registered pairs): how far each translation is from its partner
 scan (L1), times its weight. When it carries the training, a winning discriminator matters less.</li>
+<li><b>Structure</b>: each translation should have its input's edges, whatever the contrast
+(MIND descriptors, L1, times a recipe's <code>lambda_structure</code>). It settles above 0: a
+real T2w differs from its T1w in detail too.</li>
 </ul>
 
 <h3>Healthy and failing curves</h3>
@@ -138,7 +145,7 @@ def diagnose_run(
     """Read a run's own curves and say, in words, whether it looks healthy.
 
     `iterations` holds the iteration of each logged step; `series` maps curve names
-    (G_A, G_B, D_A, D_B, cycle, identity, paired) to the loss at those steps. `fine_tune`: the
+    (G_A, G_B, D_A, D_B, cycle, identity, paired, structure) to the loss at those steps. `fine_tune`: the
     run started from a saved model (init_from), so its cycle loss starts low, not at random.
     `adversarial` False: the run's lambda_adversarial is 0, the generators do not learn from the
     discriminators, so a winning discriminator harms nothing.

@@ -85,8 +85,8 @@ class _Series:
 
 
 class LossPlot(QWidget):
-    """The loss curves of a run (G_A, G_B, D_A, D_B, cycle, identity, paired) with their controls,
-    and under them, once the run scores validation pairs, the validation SSIM per direction."""
+    """The loss curves of a run (G_A, G_B, D_A, D_B, cycle, identity, paired, structure) with their
+    controls, and under them, once the run scores validation pairs, the validation SSIM per direction."""
 
     points_added = Signal(int)  # how many steps the last append added
 
