@@ -51,6 +51,7 @@ def test_card_is_embedded_and_beside_the_file(saved):
     assert card["format_version"] == ck.FORMAT_VERSION and card["app_version"]
     assert card["architecture"] == {
         "generator": "resnet",
+        "upsample": "transpose",
         "preset": "custom",
         "ngf": 8,
         "n_blocks": 2,

@@ -531,3 +531,19 @@ def test_the_default_size_keeps_whole_slices_at_their_own_scale_and_the_card_say
     assert auto.data_a.training_pixel_size(128, crop=True) == 1.0
     model = Trainer(_config(seed_dir, tmp_path / "small", size=64, iterations=1)).run()
     assert load_model(model).pixel_size == pytest.approx(217 / 64, abs=1e-3)
+
+
+def test_bfloat16_autocast_follows_the_cpu_unless_told(seed_dir, tmp_path, capsys):
+    from mri_style_app.cyclegan.device import native_bfloat16
+
+    native = native_bfloat16(torch.device("cpu"))
+    assert isinstance(native, bool)
+    for amp, expected in ((None, native), (False, False), (True, True)):
+        assert Trainer(_config(seed_dir, tmp_path / f"run-{amp}", amp=amp)).amp is expected
+    model = load_model(Trainer(_config(seed_dir, tmp_path / "bf16", amp=True, iterations=2)).run())
+    assert model.card["training"]["precision"] == "bfloat16"
+    start = next(e for e in events.read_events(tmp_path / "bf16") if e["type"] == "start")
+    assert start["precision"] == "bfloat16"
+    args = ["train", "--domain-a", str(seed_dir / "T1"), "--domain-b", str(seed_dir / "T2"), "--size", "32"]
+    assert main([*args, "--out", str(tmp_path / "fp32"), "--iterations", "1", "--no-amp", "--quiet"]) == 0
+    assert load_model(tmp_path / "fp32" / "model.safetensors").card["training"]["precision"] == "float32"

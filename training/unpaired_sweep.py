@@ -43,6 +43,8 @@ SETTINGS: dict[str, dict] = {
     "discriminators of 16 filters": {"discriminator_ndf": 16},
     "structure loss 3 (MIND)": {"lambda_structure": 3.0},
     "structure loss 10 (MIND)": {"lambda_structure": 10.0},
+    "structure loss 3, bfloat16 autocast": {"lambda_structure": 3.0, "amp": True},
+    "structure loss 10, bfloat16 autocast": {"lambda_structure": 10.0, "amp": True},
     "the former defaults (small, resized to 128, identity 0.5)": {
         "preset": "small",
         "size": 128,

@@ -48,6 +48,16 @@ def configure_threads() -> int:
     return n
 
 
+def native_bfloat16(device: torch.device) -> bool:
+    """Whether `device` computes in bfloat16 natively: a GPU that supports it, or a CPU with
+    AVX512-BF16 or AMX instructions. Elsewhere bfloat16 is emulated, many times slower than
+    float32 on a CPU."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # torch.cpu's, since 2.1
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
 def cuda_available() -> bool:
     return torch.cuda.is_available()
 
