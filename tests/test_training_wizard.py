@@ -461,3 +461,27 @@ def test_validation_folders_go_into_the_command_and_the_run_page_draws_their_cur
     with qtbot.waitSignal(view.use_model_requested) as chosen:
         menu.actions()[0].trigger()
     assert chosen.args == [str(run_dir / "model.safetensors")]
+
+
+def test_a_folder_read_that_ends_after_its_page_is_closed_calls_nothing_back(qtbot, tmp_path):
+    import threading
+
+    import shiboken6
+    from PySide6.QtWidgets import QApplication
+
+    from mri_style_app.ui.training_wizard.data_page import PairFolders
+
+    release, called = threading.Event(), []
+
+    def slow_reader(folder_a, folder_b):
+        release.wait(10)
+        called.append((folder_a, folder_b))
+        return "2 pair(s)"
+
+    folders = PairFolders("Pairs", "none", slow_reader, ("paired_a", "paired_b"), "paired")
+    task = folders.set_folders(tmp_path, tmp_path)
+    folders.deleteLater()
+    qtbot.waitUntil(lambda: not shiboken6.isValid(folders), timeout=5000)
+    release.set()
+    assert task.wait(10) and called
+    QApplication.processEvents()  # the finished signal arrives for a widget that is gone: no error

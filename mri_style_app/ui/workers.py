@@ -16,6 +16,7 @@ import time
 import traceback
 from collections.abc import Callable
 
+import shiboken6
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from mri_style_app.imaging.volume import VolumeError
@@ -112,8 +113,11 @@ def start_task(
     on_failed=None,
     on_progress=None,
     on_cancelled=None,
+    owner: QObject | None = None,
 ) -> Task:
-    """Run `fn(progress, cancel_event)` off the GUI thread; the callbacks run on the GUI thread."""
+    """Run `fn(progress, cancel_event)` off the GUI thread; the callbacks run on the GUI thread.
+    With an `owner` widget they run only while it exists: a dialog closed before its work ends
+    is not called back."""
     task = Task(fn, name)
     for signal_, slot in (
         (task.finished, on_finished),
@@ -122,8 +126,16 @@ def start_task(
         (task.cancelled, on_cancelled),
     ):
         if slot is not None:
-            signal_.connect(slot)
+            signal_.connect(slot if owner is None else _while_alive(owner, slot))
     return task.start()
+
+
+def _while_alive(owner: QObject, slot):
+    def call(*args):
+        if shiboken6.isValid(owner):
+            slot(*args)
+
+    return call
 
 
 class TrainingProcess(QObject):

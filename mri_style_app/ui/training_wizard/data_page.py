@@ -131,6 +131,7 @@ class PairFolders(QWidget):
             f"read {self.what} folders",
             on_finished=done,
             on_failed=failed,
+            owner=self,
         )
         return self.task
 
@@ -223,7 +224,7 @@ class DataPage(QWizardPage):
             self.summaries[side].setText(f"<span style='color:#b00'>{text}</span>")
 
         task = start_task(
-            lambda progress, cancel: scan_folder(folder), "scan folder", on_finished=done, on_failed=failed
+            lambda progress, cancel: scan_folder(folder), "scan folder", on_finished=done, on_failed=failed, owner=self
         )
         self.tasks[side] = task
         return task
