@@ -4,8 +4,9 @@ Three steps side by side on the same networks and data:
   reference  a straightforward step as the reference repository writes it (fp32, separate
              forward/backward calls, zero_grad to zeros, both discriminator losses backpropagated
              one by one), written out here;
-  ours-fp32  mri_style_app.cyclegan.train.Trainer.train_step (what `mri-style train` runs);
-  ours-bf16  the same with --amp (bfloat16 autocast on CPU and CUDA).
+  ours-fp32  mri_style_app.cyclegan.train.Trainer.train_step (what `mri-style train` runs) in float32;
+  ours-bf16  the same with bfloat16 autocast (--amp; the default on a CPU with native bfloat16).
+"ours" includes the structure loss (on by default); the reference step has none.
 
     .venv/bin/python benchmarks/train.py                       # CPU, tiny/small/standard at 128 and 256
     .venv/bin/python benchmarks/train.py --device cuda --iterations 20

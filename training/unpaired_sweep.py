@@ -30,22 +30,27 @@ sys.path.insert(0, str(REPO))
 from mri_style_app.cyclegan import events  # noqa: E402
 from mri_style_app.cyclegan.seed_slices import default_seed_dir, write_split  # noqa: E402
 
+# The settings before the structure loss and bfloat16 autocast were defaults: the rows that
+# change one other thing start from these.
+PLAIN = {"lambda_structure": 0.0, "amp": False}
 # row name -> the settings it changes against the app's defaults (recipe keys)
 SETTINGS: dict[str, dict] = {
     "defaults": {},
-    "identity loss 0.5 (the reference CycleGAN's)": {"lambda_identity": 0.5},
-    "128-pixel crops (instance norm sees windows, translation whole slices)": {"crop": True, "size": 128},
-    "whole slices resized to 128": {"size": 128},
-    "U-Net generator (skip connections), 128-pixel crops": {"preset": "unet", "crop": True, "size": 128},
-    "small preset (32 filters)": {"preset": "small"},
-    "learning rate 5e-4": {"lr": 5e-4},
-    "resize-convolution upsampling (no checkerboard)": {"preset": "lite-resize"},
-    "discriminators of 16 filters": {"discriminator_ndf": 16},
-    "structure loss 3 (MIND)": {"lambda_structure": 3.0},
-    "structure loss 10 (MIND)": {"lambda_structure": 10.0},
+    "no structure loss, float32": PLAIN,
+    "identity loss 0.5 (the reference CycleGAN's)": {**PLAIN, "lambda_identity": 0.5},
+    "128-pixel crops (instance norm sees windows, translation whole slices)": {**PLAIN, "crop": True, "size": 128},
+    "whole slices resized to 128": {**PLAIN, "size": 128},
+    "U-Net generator (skip connections), 128-pixel crops": {**PLAIN, "preset": "unet", "crop": True, "size": 128},
+    "small preset (32 filters)": {**PLAIN, "preset": "small"},
+    "learning rate 5e-4": {**PLAIN, "lr": 5e-4},
+    "resize-convolution upsampling (no checkerboard)": {**PLAIN, "preset": "lite-resize"},
+    "discriminators of 16 filters": {**PLAIN, "discriminator_ndf": 16},
+    "structure loss 3 (MIND)": {"lambda_structure": 3.0, "amp": False},
+    "structure loss 10 (MIND)": {"lambda_structure": 10.0, "amp": False},
     "structure loss 3, bfloat16 autocast": {"lambda_structure": 3.0, "amp": True},
     "structure loss 10, bfloat16 autocast": {"lambda_structure": 10.0, "amp": True},
     "the former defaults (small, resized to 128, identity 0.5)": {
+        **PLAIN,
         "preset": "small",
         "size": 128,
         "lambda_identity": 0.5,
