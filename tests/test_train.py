@@ -498,7 +498,7 @@ def test_lambda_adversarial_weighs_the_generators_gan_terms(seed_dir, tmp_path, 
         "lambda_adversarial = -1",
         "lambda_adversarial and lambda_structure must not be negative",
     )
-    # With the cycle and identity terms off, the GAN terms are the generators' only loss: weighed
+    # With the cycle, identity and structure terms off, the GAN terms are the generators' only loss: weighed
     # by 0 they leave the generators where they started (a 1-iteration and a 4-iteration run of
     # the same seed end with the same weights); by 1 they move them.
     for weight, moves in ((0.0, False), (1.0, True)):
@@ -514,6 +514,7 @@ def test_lambda_adversarial_weighs_the_generators_gan_terms(seed_dir, tmp_path, 
                 seed=1,
                 lambda_cycle=0.0,
                 lambda_identity=0.0,
+                lambda_structure=0.0,
                 lambda_adversarial=weight,
             )
             model = load_model(Trainer(config).run())
