@@ -411,6 +411,10 @@ def test_init_from_starts_both_generators_from_a_saved_model(seed_dir, tmp_path)
         mine, theirs = net.state_dict(), source[direction].state_dict()
         assert all(torch.equal(mine[k], theirs[k]) for k in theirs)
     assert run.config.init_from == str(path)  # absolute in config.json, so --resume finds it
+    # a fine-tune moves gently unless told otherwise: a tenth of a fresh run's learning rate
+    assert run.config.lr == 2e-5 and run.opt_G.param_groups[0]["lr"] == 2e-5
+    assert Trainer(_config(seed_dir, tmp_path / "fresh")).config.lr == 2e-4
+    assert Trainer(_config(seed_dir, tmp_path / "told", init_from=str(path), preset="lite", lr=1e-4)).config.lr == 1e-4
     # a lite model starts a lite-intensity run: same reference branch, intensity branch at zero
     grown = trainer("lite-intensity", path)
     grown._build()

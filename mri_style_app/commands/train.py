@@ -46,7 +46,7 @@ _OPTIONS = {
     "val_b": (str, "optional: folder of the T2w partners of val_a"),
     "val_every": (int, "iterations between validation scores (default 200; also at the end)"),
     "batch_size": (int, "slices per batch and process (default 1, as the reference)"),
-    "lr": (float, "Adam learning rate (default 2e-4)"),
+    "lr": (float, "Adam learning rate (default 2e-4; 2e-5 with --init-from)"),
     "plane": (str, "slice plane for NIfTI volumes: axial (default), coronal, sagittal or all"),
     "device": (str, "auto (default: CUDA when available), cpu or cuda"),
     "seed": (int, "random seed (default 0)"),

@@ -56,6 +56,10 @@ AUTO_SIZE_LIMIT = 256  # the automatic training size stops here: larger slices a
 DEFAULT_PERCENTILE = 99.5  # the foreground percentile that maps to 1, unless set or inherited
 
 
+DEFAULT_LR = 2e-4
+FINE_TUNE_LR = 2e-5
+
+
 class SetupError(Exception):
     """The run cannot start (bad option, busy or finished run folder); the message is for people."""
 
@@ -79,7 +83,9 @@ class TrainConfig:
     # places the total (and so the learning-rate decay) where the time runs out.
     minutes: float | None = None
     batch_size: int = 1
-    lr: float = 2e-4
+    # Adam's learning rate. None: 2e-4 (the reference's) from random weights, a tenth of it for a
+    # fine-tune (init_from), which at 2e-4 drifted away from the model it started from.
+    lr: float | None = None
     beta1: float = 0.5
     beta2: float = 0.999
     lambda_cycle: float = 10.0
@@ -199,7 +205,7 @@ class TrainConfig:
         for name in ("percentile_a", "percentile_b"):
             if getattr(self, name) is not None and not 50 <= getattr(self, name) <= 100:
                 raise SetupError(f"{name} must be between 50 and 100 (got {getattr(self, name)})")
-        if self.lr <= 0 or self.pool_size < 0:
+        if (self.lr is not None and self.lr <= 0) or self.pool_size < 0:
             raise SetupError("the learning rate must be positive and the pool size not negative")
         if self.device not in ("auto", "cpu", "cuda"):
             raise SetupError(f"--device {self.device}: choose auto, cpu or cuda")
@@ -360,6 +366,8 @@ class Trainer:
                 setattr(config, name, str(Path(getattr(config, name)).expanduser().absolute()))
         self.start_model = _load_start_model(config.init_from) if config.init_from else None
         _resolve_percentiles(config, self.start_model)
+        if config.lr is None:
+            config.lr = FINE_TUNE_LR if config.init_from else DEFAULT_LR
         self.config = config
         self.resume = resume
         self.on_event = on_event
