@@ -10,7 +10,7 @@ event, not the best one, so no choice is made on the test slices.
     python training/unpaired_sweep.py prepare runs/unpaired-sweep
     python training/unpaired_sweep.py run runs/unpaired-sweep --minutes 5 --parallel 2
     python training/unpaired_sweep.py run runs/unpaired-sweep --minutes 20 --only defaults --threads 2
-    python training/unpaired_sweep.py table runs/unpaired-sweep [--markdown docs/unpaired_training/sweep.md]
+    python training/unpaired_sweep.py table runs/unpaired-sweep [--markdown docs/training/unpaired_sweep_5min.md]
 """
 
 from __future__ import annotations
