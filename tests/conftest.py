@@ -7,6 +7,11 @@ from pathlib import Path
 
 # Qt must know it is headless before anything imports it.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# One torch thread for the whole test process, fixed before torch loads, so no test changes the
+# count while a worker thread computes: full runs that changed it per test (2 -> 1 -> 2) crashed in
+# a later test's worker convolution, runs with one thread throughout did not. Training timings
+# are steadier on a shared CPU too.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
 

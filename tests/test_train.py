@@ -28,14 +28,6 @@ REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _config(seed_dir, out, **kw) -> TrainConfig:
     values = dict(
         domain_a=str(seed_dir / "T1"),
