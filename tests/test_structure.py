@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from test_train import _config
 
 from mri_style_app.cyclegan import events
 from mri_style_app.cyclegan.checkpoint import load_model
 from mri_style_app.cyclegan.seed_slices import split_pairs
 from mri_style_app.cyclegan.structure import mind, structure_loss
-from mri_style_app.cyclegan.train import TrainConfig, Trainer
+from mri_style_app.cyclegan.train import Trainer
 
 
 def _image(array) -> torch.Tensor:
@@ -33,19 +34,9 @@ def test_mind_ignores_contrast_and_sees_moved_blurred_or_noisy_structure(seed_di
 
 
 def test_a_run_with_the_structure_loss_reports_it_and_records_its_weight(seed_dir, tmp_path):
-    values = dict(
-        domain_a=str(seed_dir / "T1"),
-        domain_b=str(seed_dir / "T2"),
-        preset="tiny",
-        size=32,
-        iterations=6,
-        log_every=1,
-        sample_every=1000,
-        checkpoint_every=1000,
-    )
     for weight in (0.0, 5.0):
         out = tmp_path / f"run{weight}"
-        model = load_model(Trainer(TrainConfig(out=str(out), lambda_structure=weight, **values)).run())
+        model = load_model(Trainer(_config(seed_dir, out, iterations=6, lambda_structure=weight)).run())
         assert model.card["training"]["objective"]["lambda_structure"] == weight
         steps = [e for e in events.read_events(out) if e["type"] == "step"]
         for e in steps:
