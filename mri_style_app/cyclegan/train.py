@@ -54,10 +54,8 @@ from mri_style_app.files import write_atomically
 DEFAULT_ITERATIONS = 2000
 AUTO_SIZE_LIMIT = 256  # the automatic training size stops here: larger slices are resized down
 DEFAULT_PERCENTILE = 99.5  # the foreground percentile that maps to 1, unless set or inherited
-
-
-DEFAULT_LR = 2e-4
-FINE_TUNE_LR = 2e-5
+DEFAULT_LR = 2e-4  # Adam's learning rate from random weights, unless set
+FINE_TUNE_LR = 2e-5  # the same for a fine-tune (init_from)
 
 
 class SetupError(Exception):
@@ -374,9 +372,10 @@ class Trainer:
         self.run_dir = Path(config.out)
         self.dist = _distributed_from_env()
         self.device = resolve_device(config.device, self.dist)
-        if config.amp and self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        if config.amp and self.device.type == "cuda" and not native_bfloat16(self.device):
             raise SetupError("--amp needs a GPU with bfloat16 support; run without --amp")
         self.amp = config.amp if config.amp is not None else self.device.type == "cpu" and native_bfloat16(self.device)
+        self.precision = "bfloat16" if self.amp else "float32"
         self._check_run_folder()
         # Reading the data is the validation: every file is opened before training starts.
         self.data_a = load_domain(config.domain_a, config.plane, "domain A (T1)", config.percentile_a)
@@ -735,7 +734,7 @@ class Trainer:
             "batch_size": cfg.batch_size,
             "world_size": self.dist.world,
             "plane": cfg.plane,
-            "precision": "bfloat16" if self.amp else "float32",
+            "precision": self.precision,
             "objective": {
                 "gan": "lsgan",
                 "lambda_adversarial": cfg.lambda_adversarial,
@@ -827,7 +826,7 @@ class Trainer:
                 **budget,
                 "resumed": resumed,
                 "device": self.device.type,
-                "precision": "bfloat16" if self.amp else "float32",
+                "precision": self.precision,
                 "world_size": self.dist.world,
                 "preset": self.config.preset,
                 "size": self.config.size,
