@@ -88,6 +88,10 @@ def test_the_recipes_that_made_the_default_model_are_valid_and_chained():
     last = configs[-1]
     assert {k: getattr(last, k) for k in card["training"]["settings"]} == card["training"]["settings"]
     assert last.preset == card["architecture"]["preset"]
+    # the objective the card records, also where the app's defaults have changed since
+    objective = card["training"]["objective"]
+    assert last.lambda_structure == objective.get("lambda_structure", 0.0)
+    assert all(c.amp is False for c in configs)  # trained in float32
     layers = replace(PRESETS[last.preset], output_top=1.0)  # the output range is no weight
     assert all(replace(PRESETS[c.preset], output_top=1.0) == layers and c.percentile_a == 90.0 for c in configs)
 
@@ -103,6 +107,7 @@ def test_the_whole_head_candidate_recipe_reads_no_test_slice():
     config.check()
     assert config.preset == "unet"
     assert config.lambda_adversarial > 0 and config.lambda_cycle > 0 and config.lambda_paired > 0
+    assert config.lambda_structure == 0.0 and config.amp is False  # as the candidate was trained
     # every training folder is made by whole_head_candidate.py prepare from the train split alone
     data = REPO / "runs" / "whole-head-data"
     assert {Path(getattr(config, k)) for k in ("domain_a", "paired_a")} == {data / "pairs-A-t1w"}
