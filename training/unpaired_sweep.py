@@ -49,6 +49,8 @@ SETTINGS: dict[str, dict] = {
     "structure loss 10 (MIND)": {"lambda_structure": 10.0, "amp": False},
     "structure loss 3, bfloat16 autocast": {"lambda_structure": 3.0, "amp": True},
     "structure loss 10, bfloat16 autocast": {"lambda_structure": 10.0, "amp": True},
+    "learning-rate decay over the last quarter": {"decay_fraction": 0.25},
+    "learning-rate decay over the last three quarters": {"decay_fraction": 0.75},
     "the former defaults (small, resized to 128, identity 0.5)": {
         **PLAIN,
         "preset": "small",
