@@ -29,7 +29,7 @@ from mri_style_app.imaging.volume import Volume, load_volume, save_volume
 from mri_style_app.ui import display
 from mri_style_app.ui.compare import CompareView
 from mri_style_app.ui.triplanar import TriPlanarView
-from mri_style_app.ui.workers import Task, start_task
+from mri_style_app.ui.workers import Task, exempt_long_lived_objects, start_task
 
 APP_NAME = "MRI Style"
 ORGANISATION = "MRI Style"
@@ -427,6 +427,7 @@ def create_main_window(files, open_demo: bool = True) -> MainWindow:
         else:
             window.statusBar().showMessage(f"The demo volume is missing ({demo}); open a file with File > Open")
     QTimer.singleShot(COMPARE_VIEW_DELAY_MS, window.prepare_compare_view)
+    exempt_long_lived_objects()
     return window
 
 

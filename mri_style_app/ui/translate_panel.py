@@ -29,7 +29,7 @@ from mri_style_app import paths
 from mri_style_app.imaging.volume import Volume, load_volume
 from mri_style_app.ui import display
 from mri_style_app.ui.help_text import TOOLTIPS
-from mri_style_app.ui.workers import Task, register_expected_error, start_task
+from mri_style_app.ui.workers import Task, exempt_long_lived_objects, register_expected_error, start_task
 
 PLANES = ("axial", "coronal", "sagittal", "tri")
 MODEL_FILTER = "MRI Style model (*.safetensors);;Reference CycleGAN generator (*.pth);;All files (*)"
@@ -82,7 +82,9 @@ def _trained_on(training: dict) -> str:
         text = f"Trained on {a} T1w and {b} T2w slices, unpaired"
         if isinstance(data.get("paired"), dict):
             text += f", and {data['paired'].get('pairs', 'some')} co-registered pairs"
-    elif data:  # a card that describes its data in words
+    elif data.get("summary"):  # a card that describes its data in words
+        text = f"Trained on {data['summary']}"
+    elif data:
         kinds = " ".join(data).lower()
         text = "Trained on unpaired T1w and T2w images" + (" and co-registered pairs" if "pair" in kinds else "")
     else:
@@ -90,7 +92,7 @@ def _trained_on(training: dict) -> str:
     if training.get("init_from"):
         text += f", fine-tuned from {training['init_from']}"
     if training.get("iterations"):
-        text += f" ({training['iterations']} iterations{' in its last stage' if len(training.get('recipes') or []) > 1 else ''})"
+        text += f" ({training['iterations']} iterations{' in its last run' if len(training.get('recipes') or []) > 1 else ''})"
     return text + "."
 
 
@@ -241,6 +243,7 @@ class TranslatePanel(QWidget):
             self._loading.pop(path, None)
             model, self.device_text = result
             self.models[path] = model
+            exempt_long_lived_objects()  # torch and the model are loaded now
             self.device_label.setText(self.device_text)
             index = self.model_combo.findData(path)
             if index < 0:

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import sys
 import threading
@@ -31,6 +32,13 @@ _EXPECTED_ERRORS: tuple[type[BaseException], ...] = (VolumeError, ValueError, OS
 _PROGRESS_INTERVAL_S = 0.05
 
 _running: set[Task] = set()  # keeps running tasks alive until they report
+
+
+def exempt_long_lived_objects() -> None:
+    """Take every object alive now (modules, Qt wrappers, a loaded model: they live as long as the
+    app) out of the cyclic collector's scans. A full collection of them holds the interpreter for
+    100 ms or more on a small CPU, and the viewer stops while it runs, whichever thread starts it."""
+    gc.freeze()
 
 
 def register_expected_error(error_type: type[BaseException]) -> None:
