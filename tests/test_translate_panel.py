@@ -216,8 +216,11 @@ def test_the_model_line_says_what_the_card_says(tmp_path):
 
     default = model_files.load_model(paths.default_model_path())
     line = describe_model(default)
-    assert line.startswith("Sees each voxel with its nearest neighbours only") and "not for skull" in line
-    assert "unpaired T1w and T2w images and co-registered pairs" in line and "filters" not in line
+    assert line.startswith("Sees the anatomy around each voxel") and "filters" not in line
+    assert line.endswith(
+        "Trained on 28 whole-head slice pairs of the seed train split and 3 simulated brains, as pairs and "
+        f"unpaired ({default.card['training']['iterations']} iterations in its last run)."
+    )
     net = build_generator("unet")
     init_weights(net)
     data = {"domain_a": {"slices": 28}, "domain_b": {"slices": 31}}

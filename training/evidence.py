@@ -1,6 +1,6 @@
 """The evidence of a T1w <-> T2w model: its score table, the protocol sweep and the figures
 (a seed test slice, whole head; the real whole-head ch2.nii.gz in three planes; training curves).
-Used by make_default_model.py (the bundled model) and whole_head_candidate.py."""
+Used by make_default_model.py."""
 
 from __future__ import annotations
 

@@ -1,18 +1,16 @@
 """Reproduce the bundled default model and its evidence, step by step.
 
-The model is a `voxel-headroom` CycleGAN (one 3x3 convolution, then 1x1 ones, per direction; the
-`voxel` layers with the output range [-1, 1.1]) trained in four stages, each a plain `mri-style train --recipe`:
-  1. training/recipes/default_t1_t2_voxel.toml: from random weights, the unpaired domains (real
-     seed slices and simulations) plus the 1.5 T reference scans of 10 simulated heads, paired;
-  2. training/recipes/default_t1_t2_voxel_stage2.toml: stage 1 continued (init_from) with the
-     adversarial terms off: the paired and cycle terms alone;
-  3. training/recipes/default_t1_t2_voxel_stage3.toml: stage 2 continued at half the learning rate;
-  4. training/recipes/default_t1_t2_voxel_stage4.toml: stage 3 continued as voxel-headroom, with
-     two more T1w inputs per head whose CSF is darker (a longer CSF T1), as in real T1w scans.
+The model is a `unet` CycleGAN (a U-Net per direction, no normalisation layers, so the field of
+view does not change a voxel) trained in two plain `mri-style train --recipe` runs on the seed
+train split (whole heads) and simulated ICBM brains, as pairs and unpaired:
+  - training/recipes/default_t1_t2_unet.toml: 4000 iterations from random weights;
+  - training/recipes/default_t1_t2_unet_continued.toml: that model 90 more minutes (init_from)
+    at half the learning rate.
+The seed test split is read by neither run: `prepare` writes the train split alone.
 
-    .venv/bin/python training/make_default_model.py prepare   # simulated + seed training folders
-    .venv/bin/python training/make_default_model.py train     # all stages (each resumes)
-    .venv/bin/python training/make_default_model.py export    # run -> resources/models/
+    .venv/bin/python training/make_default_model.py prepare   # training folders under runs/default-data
+    .venv/bin/python training/make_default_model.py train     # both runs (each resumes)
+    .venv/bin/python training/make_default_model.py export    # last run -> resources/models/
     .venv/bin/python training/make_default_model.py evaluate  # score table, sweep, figures, card
     .venv/bin/python training/make_default_model.py all
 
@@ -22,50 +20,81 @@ The model is a `voxel-headroom` CycleGAN (one 3x3 convolution, then 1x1 ones, pe
 
 from __future__ import annotations
 
-import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "training"))
 RECIPES = REPO / "training" / "recipes"
 DATA = REPO / "runs" / "default-data"
-# (recipe, run folder) per stage, in order; the last run is the shipped model
-STAGES = [
-    (RECIPES / "default_t1_t2_voxel.toml", REPO / "runs" / "default-model-voxel"),
-    (RECIPES / "default_t1_t2_voxel_stage2.toml", REPO / "runs" / "default-model-voxel-stage2"),
-    (RECIPES / "default_t1_t2_voxel_stage3.toml", REPO / "runs" / "default-model-voxel-stage3"),
-    (RECIPES / "default_t1_t2_voxel_stage4.toml", REPO / "runs" / "default-model-voxel-stage4"),
+# (recipe, run folder) in order; the last run is the shipped model
+RUNS = [
+    (RECIPES / "default_t1_t2_unet.toml", REPO / "runs" / "default-model-unet"),
+    (RECIPES / "default_t1_t2_unet_continued.toml", REPO / "runs" / "default-model-unet-continued"),
 ]
-RUN = STAGES[-1][1]
 EVIDENCE = REPO / "docs" / "default_model"
 CLI = [sys.executable, "-m", "mri_style_app"]
-
-
-def _run_script(name: str, *options: str) -> None:
-    """Run training/NAME with --out DATA and `options`; stop if it fails."""
-    subprocess.run([sys.executable, str(REPO / "training" / name), "--out", str(DATA), *options], check=True)
+# the card's training settings, from the last recipe
+SETTINGS = (
+    "preset",
+    "size",
+    "crop",
+    "plane",
+    "batch_size",
+    "lr",
+    "lambda_cycle",
+    "lambda_identity",
+    "lambda_paired",
+    "lambda_adversarial",
+    "seed",
+)
+DATA_DESCRIPTION = {
+    "summary": "28 whole-head slice pairs of the seed train split and 3 simulated brains, as pairs and unpaired",
+    "whole heads": "the seed train split of ../shared/data/seed-t1-t2 (BrainWeb Colin27 T1w/T2w, skin, fat, "
+    "skull, marrow and brain; axial slices z 69-78 and 82-99: 28 exact pairs); the test split "
+    "(z 110-124) is read by no training",
+    "brains": "3 ICBM 2009a brains under random smooth deformations (never the undeformed demo anatomy), "
+    "each scanned with the BrainWeb 1.5 T reference protocols (T1w spoiled gradient echo TR 18 / "
+    "TE 10 ms / 30 deg, T2w spin echo TR 3300 / TE 120 ms, no noise) as targets, and as inputs "
+    "also 3 random protocols (1.5 or 3 T, +-10 % tissue values, TR/TE/flip, bias field, Rician "
+    "noise) and one T1w with a longer CSF T1 (3000-4500 ms)",
+    "sampling": "every head (a seed volume or a simulated brain) drawn about equally often",
+    "augmentation": "left-right flips, rotation +-10 deg, scale +-10 %, an elastic warp (all sides alike); "
+    "the input side alone: gamma, intensity scale, bias field +-10 %, a coarser in-plane "
+    "resolution (up to 2x, p 0.3) and Rician noise up to 3 %",
+    "objective": "CycleGAN: LSGAN adversarial terms (weight 0.1), cycle L1 (weight 1), no identity term, "
+    "plus the paired L1 of each translation against its reference (weight 10)",
+    "output contrast": "the BrainWeb 1.5 T reference protocols, whatever the input's field and protocol",
+}
 
 
 def prepare() -> None:
-    # the unpaired domains (seed slices, the template, simulations); its random-protocol pairs are
-    # not used by these stages (--pairs 0; the domains are drawn from their own random stream)
-    _run_script("prepare_default_data.py", "--pairs", "0")
-    # The voxel stages pair reference scans only, all at 1.5 T (the output contrast is one protocol
-    # at one field: a T2w does not say which field a T1w partner was scanned at), other heads.
-    reference_pairs = ("--variants", "0", "--reference-field", "1.5", "--seed", "4343")
-    _run_script("prepare_reference_pairs.py", *reference_pairs, "--folder-prefix", "refs")
-    # stage 4: the same heads and reference scans, plus two dark-CSF T1w inputs per head
-    _run_script(
-        "prepare_reference_pairs.py", *reference_pairs, "--folder-prefix", "refsdark", "--dark-csf-variants", "2"
+    """The training folders: the seed train split as whole-head pairs, and the simulated brains."""
+    from mri_style_app.cyclegan import seed_slices
+
+    pairs = [DATA / "pairs-A-t1w", DATA / "pairs-B-t2w"]
+    for folder in pairs:
+        shutil.rmtree(folder, ignore_errors=True)
+    names = seed_slices.write_split(DATA / "seed-train", "train")
+    for folder, contrast in zip(pairs, ("t1w", "t2w")):
+        folder.mkdir(parents=True)
+        for name in names:
+            shutil.copy2(DATA / "seed-train" / contrast / f"{name}.nii.gz", folder / f"{name}.nii.gz")
+    brains = ("--heads", "3", "--variants", "3", "--reference-field", "1.5", "--dark-csf-variants", "1")
+    script = REPO / "training" / "prepare_reference_pairs.py"
+    subprocess.run(
+        [sys.executable, str(script), "--out", str(DATA), *brains, "--folder-prefix", "pairs", "--seed", "1515"],
+        check=True,
     )
 
 
 def train() -> None:
     from mri_style_app.cyclegan.events import read_events
 
-    for recipe, run in STAGES:
+    for recipe, run in RUNS:
         if any(e.get("type") == "done" for e in read_events(run)):
             continue  # finished before
         # --resume continues the run in --out with the settings saved there
@@ -76,82 +105,44 @@ def train() -> None:
 def export() -> Path:
     from evidence import checkpoint_generators
 
+    from mri_style_app.commands.train import read_recipe
     from mri_style_app.cyclegan import checkpoint as model_files
     from mri_style_app.cyclegan.events import read_events
+    from mri_style_app.cyclegan.train import TrainConfig
     from mri_style_app.paths import default_model_path
 
-    config = json.loads((RUN / "config.json").read_text())["config"]
-    finished = RUN / "model.safetensors"
+    recipe, run = RUNS[-1]
+    config = TrainConfig.from_dict(read_recipe(recipe))
+    finished = run / "model.safetensors"
     if finished.exists():
         model = model_files.load_model(finished)
-        generators, card = model.generators, model.card
+        generators, training = model.generators, dict(model.card.get("training", {}))
+        normalisation = model.normalisation
     else:  # an unfinished run: its latest checkpoint (loaded without unpickling code)
-        generators, state = checkpoint_generators(RUN, config["preset"])
-        steps = [e for e in read_events(RUN) if e.get("type") == "step"]
-        # the input scaling the run trained with, as train.py writes it into a finished model
+        generators, state = checkpoint_generators(run, config.preset)
+        steps = [e for e in read_events(run) if e.get("type") == "step"]
+        training = {
+            "iterations": int(state["iteration"]),
+            "seconds": round(float(state["seconds"]), 1),
+            "finished": False,
+            "last_losses": {k: steps[-1][k] for k in ("paired_A", "paired_B")} if steps else {},
+        }
+        # the percentiles the run trained with (a recipe that sets none trains with the default)
+        default = model_files.contrast_percentile({}, None)
         normalisation = model_files.training_normalisation(
-            config.get("percentile_a", 99.5), config.get("percentile_b", 99.5)
+            config.percentile_a or default, config.percentile_b or default, 1.0
         )
-        card = model_files.make_card(
-            config["preset"],
-            model_files.DIRECTIONS,
-            normalisation,
-            training={
-                "iterations": int(state["iteration"]),
-                "seconds": round(float(state["seconds"]), 1),
-                "finished": False,
-                "last_losses": {k: steps[-1][k] for k in ("G_A", "G_B", "D_A", "D_B", "cycle_A", "cycle_B")}
-                if steps
-                else {},
-            },
-        )
-    card["training"] = {
-        **card.get("training", {}),
-        "recipes": [recipe.relative_to(REPO).as_posix() for recipe, _ in STAGES],
-        "reproduce": "python training/make_default_model.py all",
-        "settings": {
-            k: config[k]
-            for k in (
-                "preset",
-                "size",
-                "plane",
-                "batch_size",
-                "lr",
-                "lambda_cycle",
-                "lambda_identity",
-                "lambda_paired",
-                "lambda_adversarial",
-                "percentile_a",
-                "seed",
-            )
-            if k in config
-        },
-        "data": {
-            "A (T1w), unpaired": "43 real BrainWeb T1w seed slices (../shared/data/seed-t1-t2/T1), the "
-            "real ICBM 2009a T1 template, 6 spoiled-gradient-echo T1w volumes "
-            "simulated from the ICBM tissue maps with random 1.5 T/3 T relaxation "
-            "times (+-10 %), TR/TE/flip, bias field and Rician noise",
-            "B (T2w), unpaired": "46 real BrainWeb T2w seed slices (../shared/data/seed-t1-t2/T2), 6 "
-            "spin-echo T2w volumes simulated the same way with random TR/TE",
-            "pairs": "10 heads: the ICBM tissue maps under random smooth deformations, each "
-            "scanned once per contrast with the reference protocols (T1w GRE TR 18/TE "
-            "10/30 deg, T2w SE TR 3300/TE 120) and the 1.5 T literature relaxation "
-            "values, no noise or bias; paired L1 loss x 300; in stage 4 each head "
-            "also has two T1w inputs of the same protocol with a longer CSF T1 "
-            "(3000-4500 ms: CSF at 0.17-0.26 of white matter instead of 0.30, as "
-            "in real T1w scans), paired with the same reference T2w",
-            "stages": "1: 1500 iterations from random weights, adversarial, cycle (x 1) and "
-            "paired terms, lr 5e-4; 2: 1500 more without the adversarial terms; "
-            "3: 1500 more at lr 2.5e-4; 4: 1500 more as voxel-headroom (output "
-            "range [-1, 1.1]) with the dark-CSF T1w inputs",
-            "output contrast": "the 1.5 T reference protocols above, whatever the input's field and protocol",
-            "T1w input": "scaled by its 90th foreground percentile (white matter at 1), T2w input by its 99.5th",
-            "caveat": "every simulated head is the ICBM anatomy, deformed; the demo pair is the "
-            "undeformed anatomy (the template itself is never paired, but is one of "
-            "the unpaired T1w images); the 3 T robustness pair is held out in its "
-            "parameters, noise, bias and axis order, not in its anatomy",
-        },
-    }
+    for machine_specific in ("data", "init_from", "recipe"):  # folders of the machine that trained it
+        training.pop(machine_specific, None)
+    training.update(
+        {
+            "recipes": [r.relative_to(REPO).as_posix() for r, _ in RUNS],
+            "reproduce": "python training/make_default_model.py all",
+            "settings": {k: getattr(config, k) for k in SETTINGS},
+            "data": DATA_DESCRIPTION,
+        }
+    )
+    card = model_files.make_card(config.preset, model_files.DIRECTIONS, normalisation, training=training)
     out = model_files.save_model(default_model_path(), generators, card)
     print(f"exported {out}")
     return out
@@ -166,7 +157,7 @@ def evaluate() -> dict:
     from mri_style_app.paths import default_model_path
 
     model = model_files.load_model(default_model_path())
-    metrics = evaluate_model(default_model_path(), EVIDENCE, [run for _, run in STAGES])
+    metrics = evaluate_model(default_model_path(), EVIDENCE, [run for _, run in RUNS])
     card = dict(model.card)
     card["metrics"] = metrics
     model_files.save_model(default_model_path(), model.generators, card)
