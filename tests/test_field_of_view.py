@@ -110,23 +110,39 @@ def _resampled(volume: Volume, in_plane_mm: float, mask: bool = False) -> Volume
     return Volume(data=data.astype(np.float32), affine=affine, name=f"{volume.name}_{in_plane_mm}mm")
 
 
-# The goal is 1.5 dB. The bundled per-voxel model loses 3.7 dB at 0.7 mm and 3.1 dB at 2 mm
-# (interpolated and averaged voxels map differently than the voxels they mix:
-# docs/default_model.md); this holds it there.
-RESAMPLED_TOLERANCE_DB = 4.0
+RESAMPLED_GOAL_DB = 1.5
 
 
 @pytest.mark.parametrize("in_plane_mm", [0.7, 2.0])
-def test_resampled_copies_of_the_demo_translate_like_the_1mm_one(in_plane_mm):
+def test_resampled_copies_of_a_whole_head_translate_like_the_1mm_one(seed_dir, tmp_path, in_plane_mm):
+    """The seed test split (real whole heads), both directions, each copy scored in the head on its own grid."""
+    from mri_style_app.cyclegan import seed_slices
+
+    model = ck.load_model(paths.default_model_path())
+    (name,) = seed_slices.write_split(tmp_path, "test", seed_dir)
+    t1, t2 = (load_volume(tmp_path / k / f"{name}.nii.gz") for k in ("t1w", "t2w"))
+    head = t1.with_data(head_mask(t1.data, t2.data).astype(np.float32), name="head")
+    for direction, source, reference in (("t1-to-t2", t1, t2), ("t2-to-t1", t2, t1)):
+        at_1mm = evaluate_pair(translate_volume(source, model, direction).data, reference.data, head.data > 0)
+        source_r, reference_r, head_r = (_resampled(v, in_plane_mm, mask=v is head) for v in (source, reference, head))
+        assert source_r.voxel_sizes[0] == pytest.approx(in_plane_mm)
+        result = evaluate_pair(translate_volume(source_r, model, direction).data, reference_r.data, head_r.data > 0)
+        assert abs(result["psnr"] - at_1mm["psnr"]) <= RESAMPLED_GOAL_DB, (direction, result, at_1mm)
+
+
+@pytest.mark.parametrize("in_plane_mm", [0.7, 2.0])
+def test_resampled_copies_of_the_demo_brain_translate_no_worse_than_the_1mm_one(in_plane_mm):
+    """The skull-stripped demo T1w: its 1 mm translation is the weaker one (the model darkens the
+    brain's cut edge, and resampling softens that edge: docs/default_model.md), so the copies
+    are held to it from one side."""
     model = ck.load_model(paths.default_model_path())
     t1, t2 = load_volume(paths.demo_t1_path()), load_volume(paths.demo_t2_path())
     brain = load_volume(paths.demo_mask_path())
-    reference = evaluate_pair(translate_volume(t1, model, "t1-to-t2").data, t2.data, brain.data > 0)
+    at_1mm = evaluate_pair(translate_volume(t1, model, "t1-to-t2").data, t2.data, brain.data > 0)
     t1_r, t2_r, brain_r = (_resampled(v, in_plane_mm, mask=v is brain) for v in (t1, t2, brain))
-    assert t1_r.voxel_sizes[0] == pytest.approx(in_plane_mm)
     result = evaluate_pair(translate_volume(t1_r, model, "t1-to-t2").data, t2_r.data, brain_r.data > 0)
-    assert abs(result["psnr"] - reference["psnr"]) <= RESAMPLED_TOLERANCE_DB, (result, reference)
-    assert result["ssim"] >= 0.94, result
+    assert result["psnr"] >= at_1mm["psnr"] - RESAMPLED_GOAL_DB, (result, at_1mm)
+    assert result["ssim"] >= at_1mm["ssim"] - 0.01, (result, at_1mm)
 
 
 def _affine(kind: str) -> np.ndarray:

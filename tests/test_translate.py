@@ -12,7 +12,13 @@ import torch
 from mri_style_app.cyclegan import checkpoint as ck
 from mri_style_app.cyclegan.device import DeviceError, cuda_available, describe_device, physical_cores
 from mri_style_app.cyclegan.networks import GeneratorConfig, ResnetGenerator, init_weights
-from mri_style_app.cyclegan.translate import TranslationCancelled, cycle_error_volume, run_generator, translate_volume
+from mri_style_app.cyclegan.translate import (
+    TranslationCancelled,
+    cycle_error_volume,
+    inference_autocast,
+    run_generator,
+    translate_volume,
+)
 from mri_style_app.imaging.volume import Volume, load_volume, save_volume
 
 CONFIG = GeneratorConfig(ngf=8, n_blocks=2)
@@ -126,7 +132,12 @@ def test_cycle_error_map(volume, model):
     mask = volume.data > 0.05 * np.percentile(volume.data, 99.5)
     assert error.data[mask].mean() > 0 and not error.data[~mask].any()
     reused = cycle_error_volume(volume, model, "t1-to-t2", device="cpu", translated=translated)
-    assert np.allclose(reused.data, error.data, atol=1e-4)
+    if inference_autocast(torch.device("cpu")) is None:  # float32: the same map to rounding
+        assert np.allclose(reused.data, error.data, atol=1e-4)
+    else:  # bfloat16 rounds the re-normalised translation differently: the same map to 40 dB
+        from mri_style_app.imaging.metrics import psnr
+
+        assert psnr(reused.data, error.data, mask, data_range=1.0) > 40
 
 
 def test_wrong_direction_planes_and_device(volume, model, tmp_path):
