@@ -140,9 +140,10 @@ def test_resampled_copies_of_the_demo_brain_translate_no_worse_than_the_1mm_one(
     brain = load_volume(paths.demo_mask_path())
     at_1mm = evaluate_pair(translate_volume(t1, model, "t1-to-t2").data, t2.data, brain.data > 0)
     t1_r, t2_r, brain_r = (_resampled(v, in_plane_mm, mask=v is brain) for v in (t1, t2, brain))
+    assert t1_r.voxel_sizes[0] == pytest.approx(in_plane_mm)
     result = evaluate_pair(translate_volume(t1_r, model, "t1-to-t2").data, t2_r.data, brain_r.data > 0)
     assert result["psnr"] >= at_1mm["psnr"] - RESAMPLED_GOAL_DB, (result, at_1mm)
-    assert result["ssim"] >= at_1mm["ssim"] - 0.01, (result, at_1mm)
+    assert result["ssim"] >= max(0.94, at_1mm["ssim"] - 0.01), (result, at_1mm)
 
 
 def _affine(kind: str) -> np.ndarray:

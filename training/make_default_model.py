@@ -108,7 +108,7 @@ def export() -> Path:
     from mri_style_app.commands.train import read_recipe
     from mri_style_app.cyclegan import checkpoint as model_files
     from mri_style_app.cyclegan.events import read_events
-    from mri_style_app.cyclegan.train import TrainConfig
+    from mri_style_app.cyclegan.train import DEFAULT_PERCENTILE, TrainConfig
     from mri_style_app.paths import default_model_path
 
     recipe, run = RUNS[-1]
@@ -128,9 +128,8 @@ def export() -> Path:
             "last_losses": {k: steps[-1][k] for k in ("paired_A", "paired_B")} if steps else {},
         }
         # the percentiles the run trained with (a recipe that sets none trains with the default)
-        default = model_files.contrast_percentile({}, None)
         normalisation = model_files.training_normalisation(
-            config.percentile_a or default, config.percentile_b or default, 1.0
+            config.percentile_a or DEFAULT_PERCENTILE, config.percentile_b or DEFAULT_PERCENTILE, 1.0
         )
     for machine_specific in ("data", "init_from", "recipe"):  # folders of the machine that trained it
         training.pop(machine_specific, None)
