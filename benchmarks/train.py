@@ -89,7 +89,7 @@ def _time(step, warmup: int, iterations: int, sync) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--presets", default="tiny,small,standard")
+    parser.add_argument("--presets", default="lite,unet,standard")
     parser.add_argument("--sizes", default="128,256")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--iterations", type=int, default=0, help="timed iterations (default: 3 at 128 px, 2 above)")

@@ -7,6 +7,7 @@ import struct
 
 import pytest
 import torch
+from earlier_models import EARLIER, card_naming
 
 from mri_style_app.cyclegan import checkpoint as ck
 from mri_style_app.cyclegan.networks import GeneratorConfig, ResnetGenerator, build_generator, init_weights
@@ -78,10 +79,10 @@ def test_tensor_names_carry_the_direction(saved):
 
 
 def test_preset_is_named_and_one_direction_models_say_what_they_lack(tmp_path):
-    net = build_generator("tiny")
-    path = ck.save_model(tmp_path / "one.safetensors", {"t2-to-t1": net}, ck.make_card("tiny", ["t2-to-t1"]))
+    net = build_generator("lite")
+    path = ck.save_model(tmp_path / "one.safetensors", {"t2-to-t1": net}, ck.make_card("lite", ["t2-to-t1"]))
     model = ck.load_model(path)
-    assert model.preset == "tiny" and model.directions == ("t2-to-t1",)
+    assert model.preset == "lite" and model.directions == ("t2-to-t1",)
     with pytest.raises(ck.ModelError, match="no t1-to-t2 generator"):
         model.generator("t1-to-t2")
 
@@ -221,8 +222,8 @@ def test_reference_import_refuses_code_and_wrong_networks(tmp_path):
     with pytest.raises(ck.ModelError, match="not a discriminator"):
         ck.import_reference_generator(tmp_path / "net_D_A.pth", "t1-to-t2")
     _, path = _reference_rgb_generator(tmp_path)
-    with pytest.raises(ck.ModelError, match="ngf 8 and 3 blocks, not ngf 16"):
-        ck.import_reference_generator(path, "t2-to-t1", "tiny")
+    with pytest.raises(ck.ModelError, match="ngf 8 and 3 blocks, not ngf 64"):
+        ck.import_reference_generator(path, "t2-to-t1", "standard")
 
 
 def test_save_is_atomic_and_checks_the_folder(tmp_path):
@@ -234,11 +235,12 @@ def test_save_is_atomic_and_checks_the_folder(tmp_path):
 
 
 def _round_trip(tmp_path, preset: str, net, normalisation: dict | None = None):
-    """`net` saved as a one-direction model of `preset` and loaded back; it must translate alike."""
+    """`net` saved as an earlier release saved a one-direction model of its `preset` (one the app
+    no longer offers) and loaded back; it must translate alike."""
     from mri_style_app.cyclegan import checkpoint as model_files
 
     path = model_files.save_model(
-        tmp_path / "m.safetensors", {"t1-to-t2": net}, model_files.make_card(preset, ["t1-to-t2"], normalisation)
+        tmp_path / "m.safetensors", {"t1-to-t2": net}, card_naming(preset, ["t1-to-t2"], normalisation)
     )
     model = model_files.load_model(path)
     x = torch.rand(1, 1, 40, 32) * 2 - 1
@@ -250,7 +252,7 @@ def _round_trip(tmp_path, preset: str, net, normalisation: dict | None = None):
 def test_a_model_with_the_intensity_branch_round_trips(tmp_path):
     from mri_style_app.cyclegan.networks import build_generator
 
-    net = build_generator("lite-intensity")
+    net = build_generator(EARLIER["lite-intensity"])
     torch.nn.init.normal_(net.intensity[-1].weight, 0, 0.1)
     model = _round_trip(tmp_path, "lite-intensity", net)
     assert model.preset == "lite-intensity" and model.config.intensity_path == 16
@@ -260,22 +262,22 @@ def test_a_model_with_an_output_top_round_trips_and_older_cards_mean_the_plain_r
     from mri_style_app.cyclegan import checkpoint as model_files
     from mri_style_app.cyclegan.networks import build_generator, init_weights
 
-    net = build_generator("voxel-headroom")
+    net = build_generator(EARLIER["voxel-headroom"])
     init_weights(net)
     model = _round_trip(tmp_path, "voxel-headroom", net)
     assert model.preset == "voxel-headroom" and model.config.output_top == 1.1
     # a card written before output_top existed: [-1, 1], a plain tanh
-    card = model_files.make_card("voxel", ["t1-to-t2"])
+    card = card_naming("voxel", ["t1-to-t2"])
     del card["architecture"]["output_top"]
-    old = model_files.save_model(tmp_path / "old.safetensors", {"t1-to-t2": build_generator("voxel")}, card)
-    assert model_files.load_model(old).config == build_generator("voxel").config
+    old = model_files.save_model(tmp_path / "old.safetensors", {"t1-to-t2": build_generator(EARLIER["voxel"])}, card)
+    assert model_files.load_model(old).config == EARLIER["voxel"]
 
 
 def test_a_local_model_round_trips_with_its_depth_and_contrast_percentiles(tmp_path):
     from mri_style_app.cyclegan import checkpoint as model_files
     from mri_style_app.cyclegan.networks import build_generator, init_weights
 
-    net = build_generator("local")
+    net = build_generator(EARLIER["local"])
     init_weights(net)
     normalisation = {**model_files.DEFAULT_NORMALISATION, "contrast_percentiles": {"t1": 90.0, "t2": 99.5}}
     model = _round_trip(tmp_path, "local", net, normalisation)

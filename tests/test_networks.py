@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
+from earlier_models import EARLIER
 
 from mri_style_app.cyclegan.networks import (
     PRESETS,
@@ -16,7 +19,7 @@ from mri_style_app.cyclegan.networks import (
 )
 
 
-@pytest.mark.parametrize("preset", ["tiny", "small"])
+@pytest.mark.parametrize("preset", ["lite", "standard"])
 def test_generator_keeps_size_and_range(preset):
     net = build_generator(preset).eval()
     init_weights(net)
@@ -27,10 +30,11 @@ def test_generator_keeps_size_and_range(preset):
     assert y.abs().max() <= 1.0 and y.std() > 0
 
 
-def test_presets_are_what_the_issue_asks():
-    assert PRESETS["small"] == GeneratorConfig(ngf=32, n_blocks=6)
+def test_the_presets_are_the_cpu_default_the_bundled_u_net_and_the_reference_generator():
+    assert list(PRESETS) == ["lite", "unet", "standard"]
+    assert PRESETS["lite"] == GeneratorConfig(ngf=8, n_blocks=6)
+    assert PRESETS["unet"] == GeneratorConfig(ngf=16, n_blocks=4, generator="unet")
     assert PRESETS["standard"] == GeneratorConfig(ngf=64, n_blocks=9)
-    assert PRESETS["tiny"].ngf < PRESETS["small"].ngf
 
 
 def test_standard_rgb_generator_matches_the_reference_parameter_count():
@@ -69,7 +73,7 @@ def test_patch_discriminator_scores_patches():
 
 
 def test_intensity_branch_starts_at_zero_and_then_adds_a_per_voxel_mapping():
-    plain, with_branch = build_generator("lite"), build_generator("lite-intensity")
+    plain, with_branch = build_generator("lite"), build_generator(EARLIER["lite-intensity"])
     init_weights(plain)
     init_weights(with_branch)  # the reference init must not wake the branch up
     missing, unexpected = with_branch.load_state_dict(plain.state_dict(), strict=False)
@@ -82,7 +86,7 @@ def test_intensity_branch_starts_at_zero_and_then_adds_a_per_voxel_mapping():
             with_branch(x), torch.tanh(torch.atanh(plain(x).clamp(-0.999999, 0.999999)) + 0.5), atol=1e-3
         )
     # the branch works at full resolution: a one-voxel change reaches the output at that voxel
-    nn_branch = build_generator("lite-intensity")
+    nn_branch = build_generator(EARLIER["lite-intensity"])
     torch.nn.init.normal_(nn_branch.intensity[-1].weight, 0, 1.0)
     y = x.clone()
     y[0, 0, 20, 20] += 0.5
@@ -90,7 +94,6 @@ def test_intensity_branch_starts_at_zero_and_then_adds_a_per_voxel_mapping():
         a, b = nn_branch.intensity(x), nn_branch.intensity(y)
     changed = (a - b).abs()[0, 0] > 1e-6
     assert changed[20, 20] and changed.sum() <= 9  # a 3x3 neighbourhood at most
-    assert PRESETS["lite-intensity"] == GeneratorConfig(ngf=8, n_blocks=6, intensity_path=16)
 
 
 def test_every_preset_has_a_discriminator_width_and_the_wizard_offers_every_preset():
@@ -104,10 +107,10 @@ def test_every_preset_has_a_discriminator_width_and_the_wizard_offers_every_pres
 @pytest.mark.parametrize("preset, depth", [("local", 4), ("voxel", 1)])
 def test_a_local_generator_is_the_intensity_branch_alone_at_full_resolution(preset, depth):
     torch.manual_seed(0)
-    net = build_generator(preset)
+    net = build_generator(EARLIER[preset])
     init_weights(net)
     assert net.model is None and all(k.startswith("intensity.") for k in net.state_dict())
-    assert PRESETS[preset].intensity_depth == depth
+    assert EARLIER[preset].intensity_depth == depth
     # Not zero at the start (it is the whole generator), any size works (no downsampling), and a
     # one-voxel change reaches only its neighbourhood: `depth` 3x3 convolutions, then 1x1 ones.
     x = torch.rand(1, 1, 33, 27) * 2 - 1
@@ -123,10 +126,10 @@ def test_a_local_generator_is_the_intensity_branch_alone_at_full_resolution(pres
 
 
 def test_output_top_lets_a_generator_reach_the_brightest_target():
-    """A plain tanh only approaches 1.0, where the brightest training targets sit; voxel-headroom
-    reaches it at a finite activation, stays below its top and keeps -1 (background) at the bottom."""
+    """A plain tanh only approaches 1.0, where the brightest training targets sit; an output_top
+    of 1.1 reaches it at a finite activation, stays below its top and keeps -1 (background) at the bottom."""
     torch.manual_seed(0)
-    plain, headroom = build_generator("voxel"), build_generator("voxel-headroom")
+    plain, headroom = build_generator(EARLIER["voxel"]), build_generator(EARLIER["voxel-headroom"])
     headroom.load_state_dict(plain.state_dict())  # the range is no weight: the same layers
     x = torch.rand(1, 1, 20, 20) * 2 - 1
     with torch.inference_mode():
@@ -206,10 +209,11 @@ def test_resize_upsampling_leaves_no_checkerboard_where_transposed_convolutions_
 def test_the_upsampling_round_trips_and_old_cards_mean_transposed_convolutions(tmp_path):
     from mri_style_app.cyclegan import checkpoint as ck
 
-    nets = {d: build_generator("lite-resize") for d in ck.DIRECTIONS}
-    card = ck.make_card("lite-resize", ck.DIRECTIONS)
+    resize = replace(PRESETS["lite"], upsample="resize")
+    nets = {d: build_generator(resize) for d in ck.DIRECTIONS}
+    card = ck.make_card(resize, ck.DIRECTIONS)
     model = ck.load_model(ck.save_model(tmp_path / "r.safetensors", nets, card))
-    assert model.preset == "lite-resize" and model.config.upsample == "resize"
+    assert model.preset == "custom" and model.config.upsample == "resize"
     x = torch.rand(1, 1, 40, 36) * 2 - 1
     with torch.inference_mode():
         assert torch.equal(model.generator("t1-to-t2")(x), nets["t1-to-t2"](x))

@@ -248,7 +248,7 @@ def _tiny_domains(seed_dir: Path, tmp_path: Path) -> list:
         "--domain-b",
         domains["T2"],
         "--preset",
-        "tiny",
+        "lite",
         "--size",
         "32",
         "--iterations",

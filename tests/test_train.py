@@ -33,7 +33,7 @@ def _config(seed_dir, out, **kw) -> TrainConfig:
         domain_a=str(seed_dir / "T1"),
         domain_b=str(seed_dir / "T2"),
         out=str(out),
-        preset="tiny",
+        preset="lite",
         size=32,
         iterations=12,
         log_every=1,
@@ -57,7 +57,7 @@ def _cli(seed_dir, out, *extra) -> list[str]:
         "--out",
         str(out),
         "--preset",
-        "tiny",
+        "lite",
         "--size",
         "32",
         "--log-every",
@@ -213,7 +213,7 @@ def test_short_run_on_seed_slices_learns_and_writes_a_model(seed_dir, tmp_path):
     sample = read_png(tmp_path / "run" / "samples" / "iter_000030.png")
     assert sample.shape == (2 * 48 + 2, 3 * 48 + 4) and sample.std() > 10
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert saved["config"]["preset"] == "tiny" and saved["data"]["domain_a"]["slices"] == 43
+    assert saved["config"]["preset"] == "lite" and saved["data"]["domain_a"]["slices"] == 43
 
     model = load_model(model_path)
     assert set(model.generators) == {"t1-to-t2", "t2-to-t1"}
@@ -331,7 +331,7 @@ def test_recipe_settings_with_command_line_overrides(seed_dir, tmp_path, capsys)
     recipe.parent.mkdir()
     rel = os.path.relpath(seed_dir, recipe.parent)
     recipe.write_text(
-        f'domain_a = "{rel}/T1"\ndomain_b = "{rel}/T2"\nout = "../run"\npreset = "tiny"\n'
+        f'domain_a = "{rel}/T1"\ndomain_b = "{rel}/T2"\nout = "../run"\npreset = "lite"\n'
         "size = 32\niterations = 50\nlog-every = 1\nlambda_cycle = 8.0\n"
     )
     assert main(["train", "--recipe", str(recipe), "--iterations", "2", "--quiet"]) == 0
@@ -407,27 +407,15 @@ def test_init_from_starts_both_generators_from_a_saved_model(seed_dir, tmp_path)
     assert run.config.lr == 2e-5 and run.opt_G.param_groups[0]["lr"] == 2e-5
     assert Trainer(_config(seed_dir, tmp_path / "fresh")).config.lr == 2e-4
     assert Trainer(_config(seed_dir, tmp_path / "told", init_from=str(path), preset="lite", lr=1e-4)).config.lr == 1e-4
-    # a lite model starts a lite-intensity run: same reference branch, intensity branch at zero
-    grown = trainer("lite-intensity", path)
-    grown._build()
-    with torch.inference_mode():
-        x = torch.rand(1, 1, 48, 48) * 2 - 1
-        assert torch.allclose(grown.G_A.eval()(x), source["t1-to-t2"].eval()(x), atol=1e-6)
-    # the output range is no weight: a voxel model starts a voxel-headroom run with its layers
-    voxel = model_files.save_model(
-        tmp_path / "voxel.safetensors",
-        {d: build_generator("voxel") for d in model_files.DIRECTIONS},
-        model_files.make_card("voxel", model_files.DIRECTIONS),
-    )
-    headroom = trainer("voxel-headroom", voxel)
-    headroom._build()
-    assert headroom.G_A.config.output_top == 1.1
-    assert torch.equal(
-        headroom.G_A.state_dict()["intensity.1.weight"],
-        model_files.load_model(voxel).generator("t1-to-t2").state_dict()["intensity.1.weight"],
-    )
-    with pytest.raises(SetupError, match="'lite' preset; this run uses 'tiny'"):
-        trainer("tiny", path)._build()
+    # the anchor term holds each translation to the starting model's: zero before the first step
+    assert run.anchors is not None
+    real_A, real_B = (torch.rand(1, 1, 48, 48) * 2 - 1 for _ in range(2))
+    losses = dict(zip(events.LOSS_KEYS, run.train_step(real_A, real_B).tolist()))
+    assert losses["anchor_A"] < 1e-6 and losses["anchor_B"] < 1e-6
+    assert dict(zip(events.LOSS_KEYS, run.train_step(real_A, real_B).tolist()))["anchor_A"] > 0
+    assert Trainer(_config(seed_dir, tmp_path / "plain")).config.lambda_anchor > 0  # no start model, no anchors
+    with pytest.raises(SetupError, match="'lite' preset; this run uses 'unet'"):
+        trainer("unet", path)._build()
     junk = tmp_path / "junk.safetensors"
     junk.write_text("not a model")
     with pytest.raises(SetupError, match="init_from: .*junk.safetensors"):
@@ -457,7 +445,7 @@ def _recipe_is_refused(seed_dir, tmp_path, capsys, text: str, message: str) -> N
     assert message in capsys.readouterr().err
 
 
-def test_a_local_run_with_a_t1_percentile_records_it_and_loads_t1_images_by_it(seed_dir, tmp_path, capsys):
+def test_a_run_with_a_t1_percentile_records_it_and_loads_t1_images_by_it(seed_dir, tmp_path, capsys):
     _recipe_is_refused(seed_dir, tmp_path, capsys, "percentile_a = 20", "percentile_a must be between 50 and 100")
 
     # the 90th percentile of each slice's foreground maps to 1: a tenth of the head is at the top
@@ -479,11 +467,10 @@ def test_a_local_run_with_a_t1_percentile_records_it_and_loads_t1_images_by_it(s
         sample_every=6,
         checkpoint_every=6,
         seed=1,
-        preset="local",
         percentile_a=90.0,
     )
     model = load_model(Trainer(config).run())
-    assert model.preset == "local" and model.normalisation["contrast_percentiles"] == {"t1": 90.0, "t2": 99.5}
+    assert model.preset == "lite" and model.normalisation["contrast_percentiles"] == {"t1": 90.0, "t2": 99.5}
 
 
 def test_lambda_adversarial_weighs_the_generators_gan_terms(seed_dir, tmp_path, capsys):
@@ -492,7 +479,7 @@ def test_lambda_adversarial_weighs_the_generators_gan_terms(seed_dir, tmp_path, 
         tmp_path,
         capsys,
         "lambda_adversarial = -1",
-        "lambda_adversarial and lambda_structure must not be negative",
+        "lambda_structure and lambda_anchor must not be negative",
     )
     # With the cycle, identity and structure terms off, the GAN terms are the generators' only loss: weighed
     # by 0 they leave the generators where they started (a 1-iteration and a 4-iteration run of
@@ -503,7 +490,6 @@ def test_lambda_adversarial_weighs_the_generators_gan_terms(seed_dir, tmp_path, 
             config = _config(
                 seed_dir,
                 tmp_path / f"run{weight}-{iterations}",
-                preset="voxel",
                 iterations=iterations,
                 sample_every=4,
                 checkpoint_every=4,
@@ -517,6 +503,14 @@ def test_lambda_adversarial_weighs_the_generators_gan_terms(seed_dir, tmp_path, 
             assert model.card["training"]["objective"]["lambda_adversarial"] == weight
             weights.append(model.generators["t1-to-t2"].state_dict())
         assert any(not torch.equal(weights[0][k], weights[1][k]) for k in weights[0]) == moves, weight
+
+
+def test_a_recipe_changes_the_presets_layers_and_the_card_records_them(seed_dir, tmp_path, capsys):
+    _recipe_is_refused(seed_dir, tmp_path, capsys, "generator = {width = 3}", "generator = {'width': 3}:")
+    _recipe_is_refused(seed_dir, tmp_path, capsys, 'generator = {upsample = "nearest"}', "unknown upsampling")
+    config = _config(seed_dir, tmp_path / "wide", iterations=1, generator={"ngf": 12, "upsample": "resize"})
+    model = load_model(Trainer(config).run())
+    assert model.preset == "custom" and model.config.ngf == 12 and model.config.upsample == "resize"
 
 
 def test_the_default_size_keeps_whole_slices_at_their_own_scale_and_the_card_says_what_training_saw(seed_dir, tmp_path):

@@ -32,7 +32,7 @@ def test_torchrun_two_processes_train_one_model(seed_dir, tmp_path):
         "--out",
         str(run),
         "--preset",
-        "tiny",
+        "lite",
         "--size",
         "32",
         "--iterations",
@@ -71,7 +71,7 @@ def test_torchrun_with_a_time_budget_and_validation_keeps_the_ranks_together(see
     run = tmp_path / "run"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                "-m", "mri_style_app", "train", "--domain-a", str(seed_dir / "T1"), "--domain-b", str(seed_dir / "T2"),
-               "--out", str(run), "--preset", "tiny", "--size", "32", "--minutes", "0.2", "--log-every", "1",
+               "--out", str(run), "--preset", "lite", "--size", "32", "--minutes", "0.2", "--log-every", "1",
                "--val-a", str(tmp_path / "val" / "t1w"), "--val-b", str(tmp_path / "val" / "t2w"), "--val-every", "10"]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)

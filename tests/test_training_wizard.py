@@ -129,13 +129,13 @@ def test_wizard_trains_in_a_subprocess_with_live_curves_stop_resume_and_hand_ove
     assert model_page.fine_tune() and not model_page.preset_combo.isEnabled()  # the first choice
     model_page.start_combo.setCurrentIndex(model_page.start_combo.findData("fresh"))
     model_page.length_combo.setCurrentIndex(model_page.length_combo.findData("iterations"))
-    model_page.preset_combo.setCurrentText("tiny")
+    model_page.preset_combo.setCurrentText("lite")
     model_page.size_spin.setValue(32)
     model_page.iterations_spin.setValue(12)
     model_page.device_combo.setCurrentText("cpu")
     wizard.next()  # the model page times real iterations of tiny/32 on this CPU
     assert wizard.currentPage() is model_page
-    key = wizard.estimator.key("tiny", 32, "cpu")
+    key = wizard.estimator.key("lite", 32, "cpu")
     run_until(loop, lambda: key in wizard.estimator.cache, 90, "the duration estimate")
     per_iteration = wizard.estimator.cache[key]
     print(f"\nestimate: {per_iteration:.3f} s per tiny/32 iteration ({ESTIMATE_ITERATIONS}-iteration timing run)")
@@ -216,7 +216,7 @@ wizard.data_page.edits["a"].setText(t1)
 wizard.data_page.edits["b"].setText(t2)
 wizard.model_page.start_combo.setCurrentIndex(wizard.model_page.start_combo.findData("fresh"))
 wizard.model_page.length_combo.setCurrentIndex(wizard.model_page.length_combo.findData("iterations"))
-wizard.model_page.preset_combo.setCurrentText("tiny")
+wizard.model_page.preset_combo.setCurrentText("lite")
 wizard.model_page.size_spin.setValue(32)
 wizard.model_page.iterations_spin.setValue(30)
 wizard.output_page.folder_edit.setText(run_dir)

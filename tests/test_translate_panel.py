@@ -48,10 +48,10 @@ def model_file(tmp_path_factory):
     torch.manual_seed(0)
     generators = {}
     for direction in checkpoint.DIRECTIONS:
-        generators[direction] = build_generator("tiny")
+        generators[direction] = build_generator("lite")
         init_weights(generators[direction])
     path = tmp_path_factory.mktemp("model") / "random_tiny.safetensors"
-    checkpoint.save_model(path, generators, checkpoint.make_card("tiny", checkpoint.DIRECTIONS))
+    checkpoint.save_model(path, generators, checkpoint.make_card("lite", checkpoint.DIRECTIONS))
     return path
 
 

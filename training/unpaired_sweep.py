@@ -41,9 +41,9 @@ SETTINGS: dict[str, dict] = {
     "128-pixel crops (instance norm sees windows, translation whole slices)": {**PLAIN, "crop": True, "size": 128},
     "whole slices resized to 128": {**PLAIN, "size": 128},
     "U-Net generator (skip connections), 128-pixel crops": {**PLAIN, "preset": "unet", "crop": True, "size": 128},
-    "small preset (32 filters)": {**PLAIN, "preset": "small"},
+    "a generator of 32 filters": {**PLAIN, "generator": {"ngf": 32}, "discriminator_ndf": 64},
     "learning rate 5e-4": {**PLAIN, "lr": 5e-4},
-    "resize-convolution upsampling (no checkerboard)": {**PLAIN, "preset": "lite-resize"},
+    "resize-convolution upsampling (no checkerboard)": {**PLAIN, "generator": {"upsample": "resize"}},
     "discriminators of 16 filters": {**PLAIN, "discriminator_ndf": 16},
     "structure loss 3 (MIND)": {"lambda_structure": 3.0, "amp": False},
     "structure loss 10 (MIND)": {"lambda_structure": 10.0, "amp": False},
@@ -51,9 +51,10 @@ SETTINGS: dict[str, dict] = {
     "structure loss 10, bfloat16 autocast": {"lambda_structure": 10.0, "amp": True},
     "learning-rate decay over the last quarter": {"decay_fraction": 0.25},
     "learning-rate decay over the last three quarters": {"decay_fraction": 0.75},
-    "the former defaults (small, resized to 128, identity 0.5)": {
+    "the former defaults (32 filters, resized to 128, identity 0.5)": {
         **PLAIN,
-        "preset": "small",
+        "generator": {"ngf": 32},
+        "discriminator_ndf": 64,
         "size": 128,
         "lambda_identity": 0.5,
     },
@@ -82,8 +83,16 @@ def prepare(out: Path) -> None:
     )
 
 
+def _toml(value) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + "}"
+    return json.dumps(value)
+
+
 def _recipe(path: Path, settings: dict) -> Path:
-    lines = [f"{k} = {json.dumps(v) if not isinstance(v, bool) else str(v).lower()}" for k, v in settings.items()]
+    lines = [f"{k} = {_toml(v)}" for k, v in settings.items()]
     path.write_text("\n".join(lines) + "\n")
     return path
 

@@ -40,8 +40,10 @@ LOSS_KEYS = (
     "paired_B",
     "structure_A",
     "structure_B",
+    "anchor_A",
+    "anchor_B",
 )
-OPTIONAL_LOSSES = ("paired", "structure")  # printed only when the run has them
+OPTIONAL_LOSSES = ("paired", "structure", "anchor")  # printed only when the run has them
 
 
 def events_path(run_dir) -> Path:

@@ -61,7 +61,7 @@ class ResnetBlock(nn.Module):
 class ResnetGenerator(nn.Module):
     """Image in [-1, 1] -> image in [-1, output_top], same size (a multiple of SIZE_MULTIPLE)."""
 
-    def __init__(self, config: GeneratorConfig = PRESETS["small"]):
+    def __init__(self, config: GeneratorConfig = PRESETS["lite"]):
         super().__init__()
         self.config = config
         self.model = self._resnet_branch(config) if config.ngf > 0 else None

@@ -14,6 +14,8 @@ class GeneratorConfig:
     n_blocks: int = 6  # residual blocks (U-Net: downsampling levels)
     in_channels: int = 1
     out_channels: int = 1
+    # A full-resolution intensity branch beside the ResNet (or alone, with ngf = 0), and the output
+    # range below: no preset uses them; models made with them load and translate.
     intensity_path: int = 0  # width of the full-resolution intensity branch; 0: the reference generator
     intensity_depth: int = 1  # 3x3 convolutions in that branch (then two 1x1 ones)
     # The output range is [-1, output_top] (the tanh stretched upwards). Targets reach 1.0 (a T1w's
@@ -55,43 +57,23 @@ class GeneratorConfig:
         return asdict(self)
 
 
-# name -> generator width and depth
+# The generators the app ships or recommends, by name. Model files of other architectures (the
+# card records the layers, not just a name) still load and translate.
 PRESETS: dict[str, GeneratorConfig] = {
-    "lite": GeneratorConfig(ngf=8, n_blocks=6),  # a volume in seconds on 2 CPU cores
-    "lite-resize": GeneratorConfig(ngf=8, n_blocks=6, upsample="resize"),
-    "lite-intensity": GeneratorConfig(ngf=8, n_blocks=6, intensity_path=16),
-    # Four 3x3 convolutions at full resolution (a 9x9 neighbourhood), no downsampling: context
-    # learned from simulated pairs did not carry over to a real T1w, a local mapping carried over
-    # better (docs/default_model.md).
-    "local": GeneratorConfig(ngf=0, n_blocks=0, intensity_path=16, intensity_depth=4),
-    # One 3x3 convolution, then two 1x1 ones: each voxel from its 3x3 in-plane neighbourhood,
-    # nearly a per-voxel intensity mapping (docs/default_model.md).
-    "voxel": GeneratorConfig(ngf=0, n_blocks=0, intensity_path=32, intensity_depth=1),
-    # voxel whose output can reach the brightest targets (output_top)
-    "voxel-headroom": GeneratorConfig(ngf=0, n_blocks=0, intensity_path=32, intensity_depth=1, output_top=1.1),
-    # U-Net of 4 levels (16 to 128 filters, a receptive field of about 140 pixels): sees the
-    # context that tells bone from CSF and fat from fluid in whole heads; the default model
+    # The reference CycleGAN generator at 8 filters: learns T1w <-> T2w from unpaired slices on a
+    # CPU in minutes, and translates a volume in seconds. For training from scratch.
+    "lite": GeneratorConfig(ngf=8, n_blocks=6),
+    # U-Net of 4 levels (16 to 128 filters, a receptive field of about 140 pixels), the bundled
+    # model's: sees the context that tells bone from CSF and fat from fluid in whole heads. For
+    # fine-tuning the bundled model and for training with co-registered pairs.
     "unet": GeneratorConfig(ngf=16, n_blocks=4, generator="unet"),
-    "tiny": GeneratorConfig(ngf=16, n_blocks=6),
-    "small": GeneratorConfig(ngf=32, n_blocks=6),
+    # The reference CycleGAN generator (64 filters, 9 residual blocks). For a GPU and hours.
     "standard": GeneratorConfig(ngf=64, n_blocks=9),
 }
 
-# What `mri-style train` and the wizard use unless told otherwise: learns the contrast from
-# unpaired slices on a CPU in minutes (docs/training.md)
+# What `mri-style train` and the wizard use unless told otherwise (docs/training.md)
 DEFAULT_PRESET = "lite"
 
 # Discriminator width per preset: the reference 64, narrower for the small generators so the
 # discriminator does not overwhelm them.
-DISCRIMINATOR_NDF = {
-    "lite": 32,
-    "lite-resize": 32,
-    "lite-intensity": 32,
-    "local": 32,
-    "voxel": 32,
-    "voxel-headroom": 32,
-    "unet": 32,
-    "tiny": 32,
-    "small": 64,
-    "standard": 64,
-}
+DISCRIMINATOR_NDF = {"lite": 32, "unet": 32, "standard": 64}

@@ -27,6 +27,9 @@ TOOLTIPS: dict[str, str] = {
     "paired": "Paired loss (A and B summed), only in runs given co-registered pairs: how far each "
     "translation of a paired slice lands from its real partner. It falls as the model learns "
     "the exact contrast mapping.",
+    "anchor": "Anchor loss (A and B summed), only when fine-tuning: how far each translation has "
+    "moved from the starting model's translation of the same slice. It keeps what the starting "
+    "model translated right while the other losses adapt it to your scans.",
     "structure": "Structure loss (A and B summed): how far the edges and textures of each "
     "translation are from those of its input, measured by a descriptor (MIND) that ignores "
     "contrast, so an inverted image scores as the same structure. It keeps each structure where "
@@ -36,15 +39,10 @@ TOOLTIPS: dict[str, str] = {
     "log_scale": "Logarithmic y axis: shows a loss falling from 2 to 0.02 as clearly as from 2 "
     "to 1, and makes a loss collapsing towards zero stand out.",
     "preset": "Generator. lite (the default, 8 filters): learns T1w <-> T2w from unpaired slices on a "
-    "CPU in minutes and translates a volume in seconds. lite-resize: lite with resize-convolution "
-    "upsampling instead of transposed convolutions (no checkerboard; on unpaired slices it tended to "
-    "copy its input). lite-intensity: lite plus a full-resolution branch for the per-voxel intensity "
-    "mapping. local: that branch alone, each voxel from its 9x9 neighbourhood. voxel: one 3x3 layer, "
-    "then per-voxel ones: nearly a per-voxel intensity mapping. voxel-headroom: voxel whose output can "
-    "reach the brightest tissue (the bundled model's; fine-tuning it keeps this generator). unet: a "
-    "U-Net without normalisation layers that sees the anatomy around each voxel (trained unpaired, its "
-    "skip connections let it copy the input). tiny, small: wider ResNet generators, slower on a CPU. "
-    "standard: the reference CycleGAN (64 filters, 9 residual blocks), for a GPU.",
+    "CPU in minutes and translates a volume in seconds; for a fresh start. unet: the bundled model's "
+    "U-Net, which sees the anatomy around each voxel; for fine-tuning the bundled model, or training "
+    "with co-registered pairs (trained unpaired from scratch, its skip connections let it copy the "
+    "input). standard: the reference CycleGAN (64 filters, 9 residual blocks), for a GPU.",
     "size": "Training images are made this many pixels square: larger ones are resized down, "
     "smaller ones padded (never enlarged). auto (the default) takes the largest slice's side, up to "
     "256, so whole slices train at their own scale, as translation runs them. Larger costs roughly "
@@ -103,6 +101,9 @@ scan (L1), times its weight. When it carries the training, a winning discriminat
 <li><b>Structure</b>: each translation should have its input's edges, whatever the contrast
 (MIND descriptors, L1, times a recipe's <code>lambda_structure</code>). It settles above 0: a
 real T2w differs from its T1w in detail too.</li>
+<li><b>Anchor</b> (only when fine-tuning): how far each translation has moved from the starting
+model's translation of the same slice (L1, times a recipe's <code>lambda_anchor</code>). It keeps
+what the starting model translated right while the other terms adapt it to your scans.</li>
 </ul>
 
 <h3>Healthy and failing curves</h3>
@@ -146,7 +147,7 @@ def diagnose_run(
     """Read a run's own curves and say, in words, whether it looks healthy.
 
     `iterations` holds the iteration of each logged step; `series` maps curve names
-    (G_A, G_B, D_A, D_B, cycle, identity, paired, structure) to the loss at those steps. `fine_tune`: the
+    (G_A, G_B, D_A, D_B, cycle, identity, paired, structure, anchor) to the loss at those steps. `fine_tune`: the
     run started from a saved model (init_from), so its cycle loss starts low, not at random.
     `adversarial` False: the run's lambda_adversarial is 0, the generators do not learn from the
     discriminators, so a winning discriminator harms nothing.

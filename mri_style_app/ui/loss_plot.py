@@ -27,6 +27,7 @@ CURVES: dict[str, tuple[tuple[str, ...], str]] = {
     "identity": (("idt_A", "idt_B"), "#9467bd"),
     "paired": (("paired_A", "paired_B"), "#8c564b"),  # only when the run has co-registered pairs
     "structure": (("structure_A", "structure_B"), "#e377c2"),  # only when the structure loss is on
+    "anchor": (("anchor_A", "anchor_B"), "#7f7f7f"),  # only in a fine-tune
 }
 # Validation curve name -> the direction of a "validation" event, and its pen colour.
 VALIDATION_CURVES: dict[str, tuple[str, str]] = {
@@ -85,7 +86,7 @@ class _Series:
 
 
 class LossPlot(QWidget):
-    """The loss curves of a run (G_A, G_B, D_A, D_B, cycle, identity, paired, structure) with their
+    """The loss curves of a run (G_A, G_B, D_A, D_B, cycle, identity, paired, structure, anchor) with their
     controls, and under them, once the run scores validation pairs, the validation SSIM per direction."""
 
     points_added = Signal(int)  # how many steps the last append added
