@@ -133,12 +133,12 @@ def test_wizard_trains_in_a_subprocess_with_live_curves_stop_resume_and_hand_ove
     model_page.size_spin.setValue(32)
     model_page.iterations_spin.setValue(12)
     model_page.device_combo.setCurrentText("cpu")
-    wizard.next()  # the model page times real iterations of tiny/32 on this CPU
+    wizard.next()  # the model page times real iterations of lite/32 on this CPU
     assert wizard.currentPage() is model_page
     key = wizard.estimator.key("lite", 32, "cpu")
     run_until(loop, lambda: key in wizard.estimator.cache, 90, "the duration estimate")
     per_iteration = wizard.estimator.cache[key]
-    print(f"\nestimate: {per_iteration:.3f} s per tiny/32 iteration ({ESTIMATE_ITERATIONS}-iteration timing run)")
+    print(f"\nestimate: {per_iteration:.3f} s per lite/32 iteration ({ESTIMATE_ITERATIONS}-iteration timing run)")
     assert 0 < per_iteration < 30
     assert "s per iteration here" in model_page.estimate_label.text()
 
@@ -147,7 +147,7 @@ def test_wizard_trains_in_a_subprocess_with_live_curves_stop_resume_and_hand_ove
     wizard.output_page.folder_edit.setText(str(run_dir))
     assert wizard.output_page.isComplete()
     assert (
-        "--preset tiny --size 32 --iterations 12 --device cpu --log-every 1"
+        "--preset lite --size 32 --iterations 12 --device cpu --log-every 1"
         in wizard.output_page.command_view.toPlainText()
     )
     wizard.next()  # "Start training": a real `mri-style train` child process
