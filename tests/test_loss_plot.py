@@ -109,7 +109,7 @@ def test_diagnosis_sees_discriminator_collapse_and_cycle_stall():
 
 
 def test_diagnosis_sees_a_noisy_collapse_and_knows_a_fine_tune_starts_low():
-    """Like stage 3 of the default model: D_A mostly 0.005-0.015 with spikes above 0.02, and a
+    """Like a fine-tune of a trained model: D_A mostly 0.005-0.015 with spikes above 0.02, and a
     cycle loss flat from the start because the run began from a trained model."""
     n = 600
     x = np.arange(n, dtype=float)
@@ -129,7 +129,7 @@ def test_diagnosis_sees_a_noisy_collapse_and_knows_a_fine_tune_starts_low():
 
 
 def test_diagnosis_of_a_run_without_adversarial_terms():
-    """Like stage 2 of the default model (lambda_adversarial 0): D_A wins outright, which harms
+    """Like a paired run with lambda_adversarial 0: D_A wins outright, which harms
     nothing there, so no collapse warning and no talk of a GAN game; the run is said to be one."""
     n = 600
     x = np.arange(n, dtype=float)
