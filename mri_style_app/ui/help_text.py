@@ -52,7 +52,8 @@ TOOLTIPS: dict[str, str] = {
     "minutes": "Train for this long. The run measures its own speed as it goes and places the "
     "learning-rate decay over the second half of the time; Stop and Resume keep the budget.",
     "start": "Fine-tuning starts from the bundled model, which already translates T1w <-> T2w, and "
-    "adapts it to your scans at a tenth of the learning rate: useful in minutes. A fresh start "
+    "adapts it to your scans at a tenth of the learning rate, holding each translation near the "
+    "bundled model's (the anchor loss): useful in minutes. A fresh start "
     "begins from random weights and must first discover the contrast inversion from unpaired "
     "images: on a 2-core CPU about 20 minutes with the defaults before it translates well, "
     "longer with a bigger preset.",
