@@ -1,7 +1,9 @@
 """docs/screenshots/compare_laptop_1366x768.png: compare mode with the Translate and Training
 panels on a 1366 x 768 screen, under a real X server (Xvfb), to check that the window fits.
 
-    xvfb-run -s "-screen 0 1366x768x24" .venv/bin/python docs/make_laptop_screenshot.py
+    QT_QPA_PLATFORM=xcb xvfb-run -s "-screen 0 1366x768x24" .venv/bin/python docs/make_laptop_screenshot.py
+
+(QT_QPA_PLATFORM=xcb: without it the offscreen platform, an 800 x 800 screen, may be chosen.)
 """
 
 from __future__ import annotations
