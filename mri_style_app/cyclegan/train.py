@@ -442,8 +442,8 @@ class Trainer:
     def _build(self) -> None:
         cfg = self.config
         torch.manual_seed(cfg.seed)
-        self.G_A = build_generator(cfg.generator_config())
-        self.G_B = build_generator(cfg.generator_config())
+        layers = cfg.generator_config()
+        self.G_A, self.G_B = build_generator(layers), build_generator(layers)
         ndf = cfg.discriminator_ndf or DISCRIMINATOR_NDF[cfg.preset]
         self.D_A = PatchDiscriminator(ndf=ndf)
         self.D_B = PatchDiscriminator(ndf=ndf)
