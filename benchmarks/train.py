@@ -8,7 +8,7 @@ Three steps side by side on the same networks and data:
   ours-bf16  the same with bfloat16 autocast (--amp; the default on a CPU with native bfloat16).
 "ours" includes the structure loss (on by default); the reference step has none.
 
-    .venv/bin/python benchmarks/train.py                       # CPU, tiny/small/standard at 128 and 256
+    .venv/bin/python benchmarks/train.py                       # CPU, lite/unet/standard at 128 and 256
     .venv/bin/python benchmarks/train.py --device cuda --iterations 20
 Batch size 1 (the reference setting); a few timed iterations after warm-up ones.
 """
