@@ -30,6 +30,11 @@ def default_model_path() -> Path:
     return resources_dir() / "models" / "t1_t2_default.safetensors"
 
 
+def fast_model_path() -> Path:
+    """The bundled fast model: the default's U-Net at half the width, for slow CPUs."""
+    return resources_dir() / "models" / "t1_t2_fast.safetensors"
+
+
 def self_command() -> list[str]:
     """The command that runs this same program again (for training subprocesses).
 

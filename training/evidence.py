@@ -194,19 +194,6 @@ def evaluate_model(model_path: Path, evidence: Path, runs: list[Path]) -> dict:
     }
 
 
-def run_steps(description: str, steps: dict) -> None:
-    """The command line of a model's reproduction script: one of `steps` (name -> function) by
-    name, or "all" of them in order."""
-    import argparse
-
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("step", choices=(*steps, "all"))
-    chosen = parser.parse_args().step
-    for name, step in steps.items():
-        if chosen in (name, "all"):
-            step()
-
-
 def checkpoint_generators(run: Path, preset: str) -> tuple[dict, dict]:
     """({direction: generator}, checkpoint state) from an unfinished run's latest checkpoint,
     loaded without unpickling code."""

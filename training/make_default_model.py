@@ -1,18 +1,22 @@
-"""Reproduce the bundled default model and its evidence, step by step.
+"""Reproduce the bundled models and their evidence, step by step.
 
-The model is a `unet` CycleGAN (a U-Net per direction, no normalisation layers, so the field of
-view does not change a voxel) trained in two plain `mri-style train --recipe` runs on the seed
-train split (whole heads) and simulated ICBM brains, as pairs and unpaired:
+The default model is a `unet` CycleGAN (a U-Net per direction, no normalisation layers, so the
+field of view does not change a voxel) trained in two plain `mri-style train --recipe` runs on the
+seed train split (whole heads) and simulated ICBM brains, as pairs and unpaired:
   - training/recipes/default_t1_t2_unet.toml: 4000 iterations from random weights;
   - training/recipes/default_t1_t2_unet_continued.toml: that model 90 more minutes (init_from)
     at half the learning rate.
-The seed test split is read by neither run: `prepare` writes the train split alone.
+The fast model (`--model fast`) is the `unet-fast` preset, the same U-Net at half the width,
+trained in one run on the same folders and objective: training/recipes/fast_t1_t2_unet.toml
+(45 minutes from random weights).
+The seed test split is read by no run: `prepare` writes the train split alone.
 
     .venv/bin/python training/make_default_model.py prepare   # training folders under runs/default-data
-    .venv/bin/python training/make_default_model.py train     # both runs (each resumes)
+    .venv/bin/python training/make_default_model.py train     # the model's runs (each resumes)
     .venv/bin/python training/make_default_model.py export    # last run -> resources/models/
     .venv/bin/python training/make_default_model.py evaluate  # score table, sweep, figures, card
     .venv/bin/python training/make_default_model.py all
+    .venv/bin/python training/make_default_model.py --model fast all
 
 `train` can be stopped at any time (Ctrl-C: the trainer checkpoints) and run again to resume.
 `export` takes the finished model, or the latest checkpoint of an unfinished run.
@@ -23,19 +27,47 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "training"))
+
+from mri_style_app import paths  # noqa: E402
+
 RECIPES = REPO / "training" / "recipes"
 DATA = REPO / "runs" / "default-data"
-# (recipe, run folder) in order; the last run is the shipped model
-RUNS = [
-    (RECIPES / "default_t1_t2_unet.toml", REPO / "runs" / "default-model-unet"),
-    (RECIPES / "default_t1_t2_unet_continued.toml", REPO / "runs" / "default-model-unet-continued"),
-]
-EVIDENCE = REPO / "docs" / "default_model"
+
+
+@dataclass(frozen=True)
+class BundledModel:
+    name: str  # as --model names it
+    path: Path  # the model file in resources/models
+    runs: list[tuple[Path, Path]]  # (recipe, run folder) in order; the last run is the shipped model
+    evidence: Path  # its score table, sweep and figures
+
+
+MODELS = {
+    model.name: model
+    for model in (
+        BundledModel(
+            "default",
+            paths.default_model_path(),
+            [
+                (RECIPES / "default_t1_t2_unet.toml", REPO / "runs" / "default-model-unet"),
+                (RECIPES / "default_t1_t2_unet_continued.toml", REPO / "runs" / "default-model-unet-continued"),
+            ],
+            REPO / "docs" / "default_model",
+        ),
+        BundledModel(
+            "fast",
+            paths.fast_model_path(),
+            [(RECIPES / "fast_t1_t2_unet.toml", REPO / "runs" / "fast-model-unet")],
+            REPO / "docs" / "default_model" / "fast",
+        ),
+    )
+}
 CLI = [sys.executable, "-m", "mri_style_app"]
 # the card's training settings, from the last recipe
 SETTINGS = (
@@ -91,10 +123,10 @@ def prepare() -> None:
     )
 
 
-def train() -> None:
+def train(bundled: BundledModel) -> None:
     from mri_style_app.cyclegan.events import read_events
 
-    for recipe, run in RUNS:
+    for recipe, run in bundled.runs:
         if any(e.get("type") == "done" for e in read_events(run)):
             continue  # finished before
         # --resume continues the run in --out with the settings saved there
@@ -102,16 +134,15 @@ def train() -> None:
         subprocess.run([*CLI, "train", "--recipe", str(recipe), *resume], check=True)
 
 
-def export() -> Path:
+def export(bundled: BundledModel) -> Path:
     from evidence import checkpoint_generators
 
     from mri_style_app.commands.train import read_recipe
     from mri_style_app.cyclegan import checkpoint as model_files
     from mri_style_app.cyclegan.events import read_events
     from mri_style_app.cyclegan.train import DEFAULT_PERCENTILE, TrainConfig
-    from mri_style_app.paths import default_model_path
 
-    recipe, run = RUNS[-1]
+    recipe, run = bundled.runs[-1]
     config = TrainConfig.from_dict(read_recipe(recipe))
     finished = run / "model.safetensors"
     if finished.exists():
@@ -135,38 +166,48 @@ def export() -> Path:
         training.pop(machine_specific, None)
     training.update(
         {
-            "recipes": [r.relative_to(REPO).as_posix() for r, _ in RUNS],
-            "reproduce": "python training/make_default_model.py all",
+            "recipes": [r.relative_to(REPO).as_posix() for r, _ in bundled.runs],
+            "reproduce": "python training/make_default_model.py"
+            + ("" if bundled.name == "default" else f" --model {bundled.name}")
+            + " all",
             "settings": {k: getattr(config, k) for k in SETTINGS},
             "data": DATA_DESCRIPTION,
         }
     )
     card = model_files.make_card(config.preset, model_files.DIRECTIONS, normalisation, training=training)
-    out = model_files.save_model(default_model_path(), generators, card)
+    out = model_files.save_model(bundled.path, generators, card)
     print(f"exported {out}")
     return out
 
 
-def evaluate() -> dict:
-    """Score table, protocol sweep and figures (training/evidence.py) into docs/default_model/,
-    and the metrics into the card."""
+def evaluate(bundled: BundledModel) -> dict:
+    """Score table, protocol sweep and figures (training/evidence.py) into the model's evidence
+    folder, and the metrics into the card."""
     from evidence import evaluate_model
 
     from mri_style_app.cyclegan import checkpoint as model_files
-    from mri_style_app.paths import default_model_path
 
-    model = model_files.load_model(default_model_path())
-    metrics = evaluate_model(default_model_path(), EVIDENCE, [run for _, run in RUNS])
+    model = model_files.load_model(bundled.path)
+    metrics = evaluate_model(bundled.path, bundled.evidence, [run for _, run in bundled.runs])
     card = dict(model.card)
     card["metrics"] = metrics
-    model_files.save_model(default_model_path(), model.generators, card)
+    model_files.save_model(bundled.path, model.generators, card)
     return metrics
 
 
 def main() -> None:
-    from evidence import run_steps
+    import argparse
 
-    run_steps(__doc__, {"prepare": prepare, "train": train, "export": export, "evaluate": evaluate})
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("step", choices=("prepare", "train", "export", "evaluate", "all"))
+    parser.add_argument("--model", choices=tuple(MODELS), default="default", help="which bundled model")
+    args = parser.parse_args()
+    bundled = MODELS[args.model]
+    steps = {"prepare": prepare, "train": lambda: train(bundled), "export": lambda: export(bundled)}
+    steps["evaluate"] = lambda: evaluate(bundled)
+    for name, step in steps.items():
+        if args.step in (name, "all"):
+            step()
 
 
 if __name__ == "__main__":

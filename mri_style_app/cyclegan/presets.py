@@ -67,6 +67,9 @@ PRESETS: dict[str, GeneratorConfig] = {
     # model's: sees the context that tells bone from CSF and fat from fluid in whole heads. For
     # fine-tuning the bundled model and for training with co-registered pairs.
     "unet": GeneratorConfig(ngf=16, n_blocks=4, generator="unet"),
+    # The same U-Net at half the width (8 to 64 filters, the same receptive field): a quarter of
+    # the arithmetic, for translating on a slow CPU (the bundled fast model's).
+    "unet-fast": GeneratorConfig(ngf=8, n_blocks=4, generator="unet"),
     # The reference CycleGAN generator (64 filters, 9 residual blocks). For a GPU and hours.
     "standard": GeneratorConfig(ngf=64, n_blocks=9),
 }
@@ -76,4 +79,4 @@ DEFAULT_PRESET = "lite"
 
 # Discriminator width per preset: the reference 64, narrower for the small generators so the
 # discriminator does not overwhelm them.
-DISCRIMINATOR_NDF = {"lite": 32, "unet": 32, "standard": 64}
+DISCRIMINATOR_NDF = {"lite": 32, "unet": 32, "unet-fast": 32, "standard": 64}

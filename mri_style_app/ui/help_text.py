@@ -42,7 +42,8 @@ TOOLTIPS: dict[str, str] = {
     "CPU in minutes and translates a volume in seconds; for a fresh start. unet: the bundled model's "
     "U-Net, which sees the anatomy around each voxel; for fine-tuning the bundled model, or training "
     "with co-registered pairs (trained unpaired from scratch, its skip connections let it copy the "
-    "input). standard: the reference CycleGAN (64 filters, 9 residual blocks), for a GPU.",
+    "input). unet-fast: the same U-Net at half the width, the bundled fast model's; translates "
+    "about twice as fast, for slow computers. standard: the reference CycleGAN (64 filters, 9 residual blocks), for a GPU.",
     "size": "Training images are made this many pixels square: larger ones are resized down, "
     "smaller ones padded (never enlarged). auto (the default) takes the largest slice's side, up to "
     "256, so whole slices train at their own scale, as translation runs them. Larger costs roughly "

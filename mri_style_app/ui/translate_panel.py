@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from mri_style_app import paths
+from mri_style_app.cyclegan.presets import PRESETS
 from mri_style_app.imaging.volume import Volume, load_volume
 from mri_style_app.ui import display
 from mri_style_app.ui.help_text import TOOLTIPS
@@ -63,6 +64,8 @@ def describe_model(model) -> str:
     config = model.config
     if config.generator == "unet":
         sees = "Sees the anatomy around each voxel, so it can tell bone from CSF and fat from fluid"
+        if config.ngf < PRESETS["unet"].ngf:
+            sees += " (a narrower network: faster, a little less exact)"
     elif config.ngf == 0 and config.intensity_depth == 1:
         sees = (
             "Sees each voxel with its nearest neighbours only: close to a fixed intensity mapping, "
@@ -121,9 +124,12 @@ class TranslatePanel(QWidget):
         self._loading: dict[str, Task] = {}
         self._translate_after_load = False
         self._build()
-        default = paths.default_model_path()
-        if default.is_file():
-            self.model_combo.addItem(f"Bundled default ({default.name})", str(default))
+        for label, bundled in (
+            ("Bundled default", paths.default_model_path()),
+            ("Bundled fast", paths.fast_model_path()),
+        ):
+            if bundled.is_file():
+                self.model_combo.addItem(f"{label} ({bundled.name})", str(bundled))
         self._update_buttons()
         window.volume_changed.connect(lambda _v: self._update_buttons())
 
@@ -296,7 +302,7 @@ class TranslatePanel(QWidget):
             )
             return None
         model = self.models.get(path)
-        if model is None:  # the bundled default loads on first use
+        if model is None:  # a bundled model loads on first use
             self._translate_after_load = True
             return self.load_model_file(path)
         direction = self.direction_combo.currentText()
