@@ -30,10 +30,11 @@ def test_generator_keeps_size_and_range(preset):
     assert y.abs().max() <= 1.0 and y.std() > 0
 
 
-def test_the_presets_are_the_cpu_default_the_bundled_u_net_and_the_reference_generator():
-    assert list(PRESETS) == ["lite", "unet", "standard"]
+def test_the_presets_are_the_cpu_default_the_bundled_u_nets_and_the_reference_generator():
+    assert list(PRESETS) == ["lite", "unet", "unet-fast", "standard"]
     assert PRESETS["lite"] == GeneratorConfig(ngf=8, n_blocks=6)
     assert PRESETS["unet"] == GeneratorConfig(ngf=16, n_blocks=4, generator="unet")
+    assert PRESETS["unet-fast"] == GeneratorConfig(ngf=8, n_blocks=4, generator="unet")
     assert PRESETS["standard"] == GeneratorConfig(ngf=64, n_blocks=9)
 
 
