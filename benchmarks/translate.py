@@ -43,8 +43,6 @@ from mri_style_app.imaging.metrics import psnr  # noqa: E402
 from mri_style_app.imaging.volume import Volume, load_volume, save_volume  # noqa: E402
 
 SHAPE = (197, 233, 189)
-# the bundled models, timed when present
-BUNDLED = {"default": paths.default_model_path(), "fast": paths.fast_model_path()}
 
 
 def test_volume() -> Volume:
@@ -162,7 +160,7 @@ def main() -> None:
     unit, _, mask = normalise_volume(volume.data)
     baseline = baseline_seconds(args.baseline_slices, volume.shape[2])
 
-    bundled = {name: path for name, path in BUNDLED.items() if path.exists()}
+    bundled = {name: path for name, path in paths.bundled_models().items() if path.exists()}
     if bundled:
         models = {name: ck.load_model(path) for name, path in bundled.items()}
         for name, path in bundled.items():

@@ -35,6 +35,11 @@ def fast_model_path() -> Path:
     return resources_dir() / "models" / "t1_t2_fast.safetensors"
 
 
+def bundled_models() -> dict[str, Path]:
+    """The models the app ships, by name, in the order the Translate panel offers them."""
+    return {"default": default_model_path(), "fast": fast_model_path()}
+
+
 def self_command() -> list[str]:
     """The command that runs this same program again (for training subprocesses).
 

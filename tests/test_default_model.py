@@ -39,11 +39,11 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=600)
 
 
-BUNDLED = {"default": paths.default_model_path, "fast": paths.fast_model_path}
+BUNDLED = paths.bundled_models()
 
 
 def _card(which: str = "default") -> dict:
-    return checkpoint.load_model(BUNDLED[which]()).card
+    return checkpoint.load_model(BUNDLED[which]).card
 
 
 def test_default_model_is_bundled_with_its_evidence():
@@ -157,7 +157,7 @@ def seed_test(tmp_path_factory):
 @pytest.mark.parametrize("direction,source,reference", DIRECTIONS)
 def test_seed_test_split_through_the_cli_meets_the_card(seed_test, tmp_path, which, direction, source, reference):
     out = tmp_path / f"{direction}.nii.gz"
-    model = ["--model", str(BUNDLED[which]())]
+    model = ["--model", str(BUNDLED[which])]
     done = _cli("translate", str(seed_test[source]), str(out), "--direction", direction, *model)
     assert done.returncode == 0, done.stderr
     table = _card(which)["metrics"]["table"]["model"]

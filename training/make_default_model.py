@@ -53,7 +53,7 @@ MODELS = {
     for model in (
         BundledModel(
             "default",
-            paths.default_model_path(),
+            paths.bundled_models()["default"],
             [
                 (RECIPES / "default_t1_t2_unet.toml", REPO / "runs" / "default-model-unet"),
                 (RECIPES / "default_t1_t2_unet_continued.toml", REPO / "runs" / "default-model-unet-continued"),
@@ -62,7 +62,7 @@ MODELS = {
         ),
         BundledModel(
             "fast",
-            paths.fast_model_path(),
+            paths.bundled_models()["fast"],
             [(RECIPES / "fast_t1_t2_unet.toml", REPO / "runs" / "fast-model-unet")],
             REPO / "docs" / "default_model" / "fast",
         ),
@@ -203,11 +203,9 @@ def main() -> None:
     parser.add_argument("--model", choices=tuple(MODELS), default="default", help="which bundled model")
     args = parser.parse_args()
     bundled = MODELS[args.model]
-    steps = {"prepare": prepare, "train": lambda: train(bundled), "export": lambda: export(bundled)}
-    steps["evaluate"] = lambda: evaluate(bundled)
-    for name, step in steps.items():
+    for name, step in (("prepare", prepare), ("train", train), ("export", export), ("evaluate", evaluate)):
         if args.step in (name, "all"):
-            step()
+            step() if step is prepare else step(bundled)
 
 
 if __name__ == "__main__":

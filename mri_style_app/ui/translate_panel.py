@@ -124,12 +124,9 @@ class TranslatePanel(QWidget):
         self._loading: dict[str, Task] = {}
         self._translate_after_load = False
         self._build()
-        for label, bundled in (
-            ("Bundled default", paths.default_model_path()),
-            ("Bundled fast", paths.fast_model_path()),
-        ):
+        for name, bundled in paths.bundled_models().items():
             if bundled.is_file():
-                self.model_combo.addItem(f"{label} ({bundled.name})", str(bundled))
+                self.model_combo.addItem(f"Bundled {name} ({bundled.name})", str(bundled))
         self._update_buttons()
         window.volume_changed.connect(lambda _v: self._update_buttons())
 
