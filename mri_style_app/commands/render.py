@@ -17,7 +17,7 @@ DEFAULT_SIZE = (1200, 900)
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("file", help="NIfTI or Analyze volume")
+    parser.add_argument("file", help="NIfTI or Analyze volume, or a DICOM series folder")
     parser.add_argument("--out", required=True, help="PNG file to write")
     parser.add_argument(
         "--size",
@@ -35,6 +35,7 @@ def add_arguments(parser) -> None:
         "--neurological", action="store_true", help="patient left on the screen's left (default: radiological)"
     )
     parser.add_argument("--volume", type=int, default=0, help="volume of a 4D file, from 0 (default 0)")
+    parser.add_argument("--series", metavar="N", help="the series of a DICOM folder that holds several (number or UID)")
 
 
 def _error(message: str) -> int:
@@ -106,7 +107,7 @@ def run(args) -> int:
     if not out.parent.exists():
         return _error(f"--out {out}: the folder {out.parent} does not exist")
     try:
-        volume = load_volume(args.file, args.volume)
+        volume = load_volume(args.file, args.volume, series=args.series)
     except VolumeError as exc:
         return _error(str(exc))
     if at is not None:

@@ -21,6 +21,9 @@ from mri_style_app.files import write_atomically
 # Refuse a volume whose float32 copy would need more than this share of the available memory.
 MEMORY_SHARE_LIMIT = 0.5
 READABLE_SUFFIXES = (".nii", ".nii.gz", ".hdr", ".img", ".hdr.gz", ".img.gz")
+# What a volume computed from another (a translation) keeps of its `extra`: the DICOM source, so
+# the result can be written as a derived series in the source's study.
+DERIVED_KEEPS = ("dicom",)
 
 
 class VolumeError(Exception):
@@ -94,7 +97,8 @@ class Volume:
             n_volumes=1,
             volume_index=0,
             nonfinite_count=0,
-            extra={"derived_from": origin} if origin else {},
+            extra={key: self.extra[key] for key in DERIVED_KEEPS if key in self.extra}
+            | ({"derived_from": origin} if origin else {}),
         )
 
     def stored_as(self, axcodes: str) -> Volume:
@@ -135,8 +139,6 @@ def _available_memory_bytes() -> int:
 def _check_file(path: Path) -> None:
     if not path.exists():
         raise _fail(path, "no such file", "Check the path and try again")
-    if path.is_dir():
-        raise _fail(path, "is a folder, not a file", "Choose a .nii, .nii.gz or .hdr/.img file")
     if not os.access(path, os.R_OK):
         raise _fail(path, "cannot be read (permission denied)", "Check the file's permissions")
     if path.stat().st_size == 0:
@@ -237,9 +239,32 @@ def _spatial_shape(path: Path, shape: tuple[int, ...]) -> tuple[tuple[int, ...],
     return tuple(dims), 1
 
 
-def load_volume(path, volume_index: int = 0) -> Volume:
-    """Read a NIfTI-1/2 or Analyze image; 4D files give volume `volume_index` (first by default)."""
+def to_canonical(raw: np.ndarray, source_affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Voxels in a file's own axis order and its affine -> (float32 RAS-ordered voxels, their affine)."""
+    to_ras = ornt_lib.ornt_transform(ornt_lib.io_orientation(source_affine), ornt_lib.axcodes2ornt("RAS"))
+    data = np.ascontiguousarray(ornt_lib.apply_orientation(raw, to_ras), dtype=np.float32)
+    return data, source_affine @ ornt_lib.inv_ornt_aff(to_ras, raw.shape[:3])
+
+
+def in_source_order(volume: Volume) -> tuple[np.ndarray, np.ndarray]:
+    """(voxels in the source file's own axis order, the file's affine): what a writer stores."""
+    source_affine = volume.affine if volume.source_affine is None else volume.source_affine
+    to_source = ornt_lib.ornt_transform(ornt_lib.axcodes2ornt("RAS"), ornt_lib.io_orientation(source_affine))
+    data = np.ascontiguousarray(ornt_lib.apply_orientation(volume.data, to_source), dtype=np.float32)
+    return data, source_affine
+
+
+def load_volume(path, volume_index: int = 0, series: str | None = None) -> Volume:
+    """Read a NIfTI-1/2 or Analyze image, or a DICOM series (a folder, or one multi-frame file).
+
+    4D files give volume `volume_index` (first by default). `series` picks one series of a DICOM
+    folder that holds several, by its SeriesNumber or SeriesInstanceUID.
+    """
     path = Path(path)
+    from mri_style_app.imaging import dicom  # it builds on this module
+
+    if path.is_dir() or dicom.is_dicom_file(path):
+        return dicom.load_series(path, series)
     _check_file(path)
     img = _open_image(path)
     header = img.header
@@ -309,9 +334,7 @@ def load_volume(path, volume_index: int = 0) -> Volume:
     source_affine = img.affine.copy()
     if not np.all(np.isfinite(source_affine)) or abs(np.linalg.det(source_affine[:3, :3])) < 1e-12:
         raise _fail(path, "the voxel-to-world matrix is invalid (singular or not finite)", "The header is damaged")
-    to_ras = ornt_lib.ornt_transform(ornt_lib.io_orientation(source_affine), ornt_lib.axcodes2ornt("RAS"))
-    data = np.ascontiguousarray(ornt_lib.apply_orientation(raw, to_ras), dtype=np.float32)
-    affine = source_affine @ ornt_lib.inv_ornt_aff(to_ras, shape3)
+    data, affine = to_canonical(raw, source_affine)
 
     name = path.name
     for suffix in (".nii.gz", ".nii", ".hdr", ".img"):
@@ -373,9 +396,7 @@ def save_volume(volume: Volume, path) -> Path:
     if not path.parent.exists():
         raise VolumeError(f"{path}: the folder {path.parent} does not exist. Choose an existing folder")
 
-    source_affine = volume.affine if volume.source_affine is None else volume.source_affine
-    to_source = ornt_lib.ornt_transform(ornt_lib.axcodes2ornt("RAS"), ornt_lib.io_orientation(source_affine))
-    data = np.ascontiguousarray(ornt_lib.apply_orientation(volume.data, to_source), dtype=np.float32)
+    data, source_affine = in_source_order(volume)
     source_header = volume.source_header
     if isinstance(source_header, nib.Nifti2Header):
         img = nib.Nifti2Image(data, source_affine, header=source_header)
