@@ -267,6 +267,8 @@ def _non_image_kind(ds: Dataset) -> str | None:
         if sop_class.startswith(prefix):
             return kind
     if not getattr(ds, "Rows", None) or not getattr(ds, "Columns", None):  # the pixels themselves are not read
+        if "Image Storage" in pydicom.uid.UID(sop_class).name:
+            raise ValueError("an image whose header stops before its size: the file is cut short")
         return f"a {getattr(ds, 'Modality', None) or 'DICOM'} object without an image"
     if int(getattr(ds, "SamplesPerPixel", 1) or 1) != 1:
         return "a colour image"
@@ -286,7 +288,7 @@ def scan_folder(folder) -> FolderScan:
     folder = Path(folder)
     if not folder.exists():
         raise _fail(folder, "no such file or folder", "Check the path and try again")
-    if not os.access(folder, os.R_OK | os.X_OK):
+    if not os.access(folder, os.R_OK | (os.X_OK if folder.is_dir() else 0)):
         raise _fail(folder, "cannot be read (permission denied)", "Check the folder's permissions")
     paths = [folder] if folder.is_file() else _candidate_files(folder)
     by_uid: dict[str, Series] = {}
@@ -308,7 +310,11 @@ def scan_folder(folder) -> FolderScan:
         ):
             ignored += 1  # a DICOMDIR index
             continue
-        kind = _non_image_kind(ds)
+        try:
+            kind = _non_image_kind(ds)
+        except ValueError as exc:
+            unreadable.append((path, str(exc)))
+            continue
         if kind is not None:
             non_images.append((path, kind))
             continue
