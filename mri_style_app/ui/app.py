@@ -1,7 +1,8 @@
 """The GUI: QApplication on a qasync event loop, and the main window.
 
-`run_gui(files)` is what `mri-style [FILE ...]` calls. Loads and saves run off the GUI thread
-through ui/workers.py; errors show a dialog and the previous volume stays on screen.
+`run_gui(files)` is what `mri-style [FILE ...]` calls (files, or DICOM series folders). Loads,
+folder scans and saves run off the GUI thread through ui/workers.py; errors show a dialog and the
+previous volume stays on screen.
 torch is never imported here: panels import it only when a model is needed.
 """
 
@@ -25,9 +26,11 @@ from PySide6.QtWidgets import (
 )
 
 from mri_style_app import paths
+from mri_style_app.imaging import dicom
 from mri_style_app.imaging.volume import Volume, load_volume, save_volume
 from mri_style_app.ui import display
 from mri_style_app.ui.compare import CompareView
+from mri_style_app.ui.dicom_dialogs import SeriesListDialog
 from mri_style_app.ui.triplanar import TriPlanarView
 from mri_style_app.ui.workers import Task, exempt_long_lived_objects, start_task
 
@@ -36,7 +39,8 @@ ORGANISATION = "MRI Style"
 MAX_RECENT = 10
 # The compare view is built this long after start-up, once the window and the first file are up.
 COMPARE_VIEW_DELAY_MS = 1500
-OPEN_FILTER = "NIfTI / Analyze (*.nii *.nii.gz *.hdr *.img *.hdr.gz *.img.gz);;All files (*)"
+OPEN_FILTER = "NIfTI / Analyze (*.nii *.nii.gz *.hdr *.img *.hdr.gz *.img.gz);;DICOM multi-frame (*.dcm);;All files (*)"
+EXPORT_DESCRIPTION = ("MRI Style export", "Exported by MRI Style")
 
 
 class MainWindow(QMainWindow):
@@ -58,6 +62,9 @@ class MainWindow(QMainWindow):
         self.resize(self._first_size())
         self.close_guards: list[Callable[[], bool]] = []
         self.last_error_dialog: QMessageBox | None = None
+        self.series_dialog: SeriesListDialog | None = None
+        # Each gives (SeriesDescription, DerivationDescription) for a volume it made, or None.
+        self.series_describers: list[Callable[[Volume], tuple[str, str] | None]] = []
         self._current: Volume | None = None
         self._load_serial = 0  # a newer load makes older results stale
         self._busy_count = 0
@@ -77,14 +84,16 @@ class MainWindow(QMainWindow):
         self.busy_bar.hide()
         self.statusBar().addPermanentWidget(self.busy_bar)
         self._build_menus()
-        self.statusBar().showMessage("Open a NIfTI file (File > Open, or drop it on the window)")
+        self.statusBar().showMessage("Open a NIfTI file or a DICOM folder (File menu, or drop it on the window)")
 
     # ----- menus ------------------------------------------------------------------------
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
         self._action(file_menu, "&Open…", self._open_dialog, QKeySequence.StandardKey.Open)
+        self._action(file_menu, "Open &DICOM folder…", self._open_folder_dialog, "Ctrl+Shift+O")
         self.recent_menu = file_menu.addMenu("Open &Recent")
         self._action(file_menu, "Save &As…", lambda: self.save_volume_as(), QKeySequence.StandardKey.SaveAs)
+        self._action(file_menu, "Save As DICOM &series…", lambda: self.save_dicom_series_as())
         self._action(file_menu, "Save &Screenshot…", lambda: self.save_screenshot(), "Ctrl+Shift+P")
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
@@ -155,21 +164,36 @@ class MainWindow(QMainWindow):
         self.volume_changed.emit(volume)
 
     def open_files(self, file_paths) -> Task | None:
-        """Open one file (primary volume) or two (compare mode), off the GUI thread."""
+        """Open one file or DICOM folder (primary volume) or two (compare mode), off the GUI
+        thread. A folder with several series asks which one first (self.series_dialog)."""
         file_paths = [Path(p) for p in file_paths]
         if not file_paths:
             return None
         if len(file_paths) > 2:
             self.statusBar().showMessage(f"Only the first two of {len(file_paths)} files are opened (compare mode)")
             file_paths = file_paths[:2]
+        return self._open_paths(file_paths, {})
+
+    def _open_paths(self, file_paths: list[Path], chosen: dict[Path, str]) -> Task:
+        """Load `file_paths`; `chosen` maps a DICOM folder to the series UID picked for it."""
 
         def work(progress, cancel):
-            volumes = [load_volume(p) for p in file_paths]
+            volumes = []
+            for p in file_paths:
+                try:
+                    volumes.append(load_volume(p, series=chosen.get(p)))
+                except dicom.SeriesChoiceError as exc:
+                    if p in chosen:  # the chosen series is gone from the folder
+                        raise
+                    return exc  # the folder's scan, for the list of its series
             for volume in volumes:
                 display.volume_stats(volume.data)  # histogram and window, here rather than on the GUI thread
             return volumes
 
         def done(volumes):
+            if isinstance(volumes, dicom.SeriesChoiceError):
+                self._choose_series(volumes, file_paths, chosen)
+                return
             for p in file_paths:
                 self._remember(p.resolve())
             self.set_volume(volumes[0])
@@ -177,10 +201,22 @@ class MainWindow(QMainWindow):
                 self.show_compare(volumes[0], volumes[1], volumes[1].name)
             elif self.in_compare_mode():
                 self.leave_compare()
-            self.statusBar().showMessage(f"Opened {', '.join(str(p) for p in file_paths)}")
+            self.statusBar().showMessage(f"Opened {', '.join(_opened_text(p, v) for p, v in zip(file_paths, volumes))}")
 
         names = ", ".join(p.name for p in file_paths)
         return self._run_load(work, f"Loading {names}…", done)
+
+    def _choose_series(self, choice: dicom.SeriesChoiceError, file_paths: list[Path], chosen: dict) -> None:
+        """List the folder's series; the one picked is loaded (with the other path, if any)."""
+        folder = choice.folder  # the very Path of file_paths the scan was given
+        if self.series_dialog is not None:
+            self.series_dialog.close()
+        dialog = SeriesListDialog(folder, choice.series, self)
+        dialog.series_chosen.connect(lambda uid: self._open_paths(file_paths, {**chosen, folder: uid}))
+        dialog.rejected.connect(lambda: self.statusBar().showMessage(f"Nothing opened from {folder}"))
+        self.series_dialog = dialog
+        self.statusBar().showMessage(f"{folder} holds {len(choice.series)} series: choose one")
+        dialog.open()
 
     def _open_series_volume(self, index: int) -> None:
         volume = self._current
@@ -230,6 +266,12 @@ class MainWindow(QMainWindow):
         box.open()
         return box
 
+    def _open_folder_dialog(self) -> None:
+        start = str(Path(self._current.source_path).parent) if self._current and self._current.source_path else ""
+        folder = QFileDialog.getExistingDirectory(self, "Open a DICOM series folder", start)
+        if folder:
+            self.open_files([folder])
+
     def _open_dialog(self) -> None:
         start = str(Path(self._current.source_path).parent) if self._current and self._current.source_path else ""
         names, _ = QFileDialog.getOpenFileNames(self, "Open volume(s)", start, OPEN_FILTER)
@@ -262,6 +304,43 @@ class MainWindow(QMainWindow):
 
         return start_task(
             lambda progress, cancel: save_volume(volume, path), "save", on_finished=finished, on_failed=failed
+        )
+
+    def save_dicom_series_as(self, volume: Volume | None = None, folder=None) -> Task | None:
+        """Write `volume` (default: the active volume) as a DICOM series into `folder` (default:
+        ask for a new folder's name) off the GUI thread. A translation is described as synthetic."""
+        volume = volume or self.active_volume
+        if volume is None:
+            self.statusBar().showMessage("Nothing to save: open a volume first")
+            return None
+        if folder is None:
+            origin = volume.source_path or volume.extra.get("derived_from")
+            start = Path(origin).parent if origin else Path.cwd()
+            folder, _ = QFileDialog.getSaveFileName(
+                self, "Save as DICOM series: name a new folder", str(start / f"{volume.name}_dicom"), "Folder (*)"
+            )
+            if not folder:
+                return None
+        folder = Path(folder)
+        description, derivation = next(
+            (d for d in (describe(volume) for describe in self.series_describers) if d is not None),
+            EXPORT_DESCRIPTION,
+        )
+        self._set_busy(True, f"Writing the DICOM series {folder.name}…")
+
+        def finished(written):
+            self._set_busy(False)
+            self.statusBar().showMessage(f"Saved the DICOM series '{description}' in {written}")
+
+        def failed(text):
+            self._set_busy(False)
+            self.show_error("Could not save the DICOM series", text)
+
+        return start_task(
+            lambda progress, cancel: dicom.write_series(volume, folder, description, derivation),
+            "save dicom",
+            on_finished=finished,
+            on_failed=failed,
         )
 
     def save_screenshot(self, path=None) -> Path | None:
@@ -378,6 +457,19 @@ class MainWindow(QMainWindow):
                 event.ignore()
                 return
         event.accept()
+
+
+def _opened_text(path: Path, volume: Volume) -> str:
+    """What the status bar says was opened: the path, and for DICOM which series."""
+    source = volume.extra.get("dicom")
+    if source is None:
+        return str(path)
+    s = source.series
+    number = "" if s.number is None else f" {s.number}"
+    return (
+        f"DICOM series{number} '{s.description or volume.name}' ({s.n_slices} slices, {s.orientation}, "
+        f"{s.image_size}) from {path}"
+    )
 
 
 def _install_panels(window: MainWindow) -> None:
