@@ -1,6 +1,7 @@
 """The Translate panel: pick a model, translate the open volume T1 <-> T2 off the GUI thread,
 see the result beside the source, save it, and on request a cycle-consistency map and
-PSNR/SSIM/MAE against a reference volume.
+PSNR/SSIM/MAE against a reference volume. "Translate a folder..." translates every NIfTI file and
+DICOM series of a folder with the model loaded once (cyclegan/batch.py), in one worker task.
 
 torch is imported only inside worker functions (the viewer starts without it).
 """
@@ -8,6 +9,7 @@ torch is imported only inside worker functions (the viewer starts without it).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import Signal
@@ -26,9 +28,11 @@ from PySide6.QtWidgets import (
 )
 
 from mri_style_app import paths
+from mri_style_app.cyclegan import batch
 from mri_style_app.cyclegan.presets import PRESETS
-from mri_style_app.imaging.volume import Volume, load_volume
+from mri_style_app.imaging.volume import Volume, VolumeError, load_volume
 from mri_style_app.ui import display
+from mri_style_app.ui.dicom_dialogs import ReportDialog
 from mri_style_app.ui.help_text import TOOLTIPS
 from mri_style_app.ui.workers import Task, exempt_long_lived_objects, register_expected_error, start_task
 
@@ -112,6 +116,9 @@ class TranslatePanel(QWidget):
         self.window = window
         self.models: dict[str, object] = {}  # path -> loaded model
         self.result: Volume | None = None
+        self.result_origin: tuple[str, str, str] | None = None  # (model name, direction, source name)
+        self.batch_items: list[batch.BatchItem] | None = None  # the last folder run's inputs
+        self.report_dialog: ReportDialog | None = None
         self.source: Volume | None = None
         self.cycle_map: Volume | None = None
         self.reference: Volume | None = None
@@ -121,8 +128,9 @@ class TranslatePanel(QWidget):
         self.task: Task | None = None
         self.metrics_task: Task | None = None
         window.close_guards.append(self._finish_background_work)
+        window.series_describers.append(self._describe_series)
         self._loading: dict[str, Task] = {}
-        self._translate_after_load = False
+        self._after_load: Callable[[], object] | None = None  # what waits for a bundled model to load
         self._build()
         for name, bundled in paths.bundled_models().items():
             if bundled.is_file():
@@ -175,6 +183,20 @@ class TranslatePanel(QWidget):
         self.status_label.setWordWrap(True)
         self.save_button = QPushButton("Save translated volume...")
         self.save_button.clicked.connect(self.save_result)
+        self.folder_button = QPushButton("Translate a folder...")
+        self.folder_button.setToolTip(
+            "Translate every NIfTI file and DICOM series folder inside a folder, with the model, direction "
+            "and planes above; the results go to an output folder, named after their inputs"
+        )
+        self.folder_button.clicked.connect(lambda: self.translate_folder())
+        self.dicom_checkbox = QCheckBox("Write DICOM series (else NIfTI)")
+        self.dicom_checkbox.setToolTip(
+            "Each result as a DICOM series folder marked as synthetic; a DICOM input's result joins its study"
+        )
+        folder_box = QGroupBox("Many volumes")
+        folder_layout = QVBoxLayout(folder_box)
+        folder_layout.addWidget(self.folder_button)
+        folder_layout.addWidget(self.dicom_checkbox)
 
         self.reference_button = QPushButton("Reference...")
         self.reference_button.setToolTip(
@@ -206,6 +228,7 @@ class TranslatePanel(QWidget):
         layout.addWidget(self.time_label)
         layout.addWidget(self.status_label)
         layout.addWidget(self.save_button)
+        layout.addWidget(folder_box)
         layout.addWidget(ref_box)
         layout.addStretch(1)
 
@@ -217,6 +240,7 @@ class TranslatePanel(QWidget):
         self.cancel_button.setEnabled(busy)
         self.save_button.setEnabled(not busy and self.result is not None)
         self.load_button.setEnabled(not busy)
+        self.folder_button.setEnabled(not busy and self.model_combo.count() > 0)
 
     def _set_status(self, text: str) -> None:
         self.status_label.setText(text)
@@ -257,13 +281,13 @@ class TranslatePanel(QWidget):
             self._set_status(f"Model ready: {Path(path).name}")
             self._update_buttons()
             self.model_loaded.emit(path)
-            if self._translate_after_load:
-                self._translate_after_load = False
-                self.translate()
+            after, self._after_load = self._after_load, None
+            if after is not None:
+                after()
 
         def failed(text):
             self._loading.pop(path, None)
-            self._translate_after_load = False
+            self._after_load = None
             self._set_status(f"Could not load the model: {text}")
             self.window.show_error("Could not load the model", text)
             self._update_buttons()
@@ -300,11 +324,12 @@ class TranslatePanel(QWidget):
             return None
         model = self.models.get(path)
         if model is None:  # a bundled model loads on first use
-            self._translate_after_load = True
+            self._after_load = self.translate
             return self.load_model_file(path)
         direction = self.direction_combo.currentText()
         planes = self.planes_combo.currentText()
         with_cycle = self.cycle_checkbox.isChecked()
+        origin = (model.name, direction, source.name)
 
         def work(progress, cancel):
             _, _, translate = _engine()
@@ -333,7 +358,7 @@ class TranslatePanel(QWidget):
             for volume in (result, cycle_map, source):  # what showing them needs, off the GUI thread
                 if volume is not None:
                     display.volume_stats(volume.data)
-            return result, cycle_map
+            return result, cycle_map, origin
 
         self.source = source
         self.progress_bar.setValue(0)
@@ -372,7 +397,7 @@ class TranslatePanel(QWidget):
 
     def _translated(self, outcome) -> None:
         elapsed = self._finish_task()
-        self.result, self.cycle_map = outcome
+        self.result, self.cycle_map, self.result_origin = outcome
         self.result_ready.emit(self.result)
         self.progress_bar.setValue(1000)
         self.time_label.setText(f"Done in {format_seconds(elapsed)}")
@@ -405,6 +430,98 @@ class TranslatePanel(QWidget):
         if self.result is not None:
             return self.window.save_volume_as(self.result)
         return None
+
+    def _describe_series(self, volume: Volume) -> tuple[str, str] | None:
+        """A translation saved as a DICOM series says it is synthetic, and from what."""
+        if volume is self.result and self.result_origin is not None:
+            return batch.synthetic_descriptions(*self.result_origin)
+        return None
+
+    # ----- a folder of volumes ----------------------------------------------------------
+    def translate_folder(self, input_dir=None, out_dir=None) -> Task | None:
+        """Translate every volume found in `input_dir` into `out_dir` (default: ask for both)
+        with the current model, direction and planes, in one worker task; a report at the end."""
+        path = self.current_model_path()
+        if path is None or self.task is not None:
+            self._set_status("Choose a model first." if self.task is None else "A translation is already running.")
+            return None
+        if input_dir is None:
+            input_dir = QFileDialog.getExistingDirectory(self, "Translate a folder: the input folder")
+            if not input_dir:
+                return None
+        if out_dir is None:
+            out_dir = QFileDialog.getExistingDirectory(
+                self, "Translate a folder: where the results go", str(Path(input_dir).parent)
+            )
+            if not out_dir:
+                return None
+        input_dir, out_dir = Path(input_dir), Path(out_dir)
+        model = self.models.get(path)
+        if model is None:  # a bundled model loads on first use
+            self._after_load = lambda: self.translate_folder(input_dir, out_dir)
+            return self.load_model_file(path)
+        direction = self.direction_combo.currentText()
+        planes = self.planes_combo.currentText()
+        fmt = "dicom" if self.dicom_checkbox.isChecked() else "nifti"
+        run: dict[str, list] = {}  # the items, for the report of a cancelled run too
+
+        def work(progress, cancel):
+            _engine()
+            if not input_dir.is_dir():
+                raise VolumeError(f"{input_dir}: is not a folder. Choose the folder that holds the volumes")
+            inputs = batch.find_inputs(input_dir)
+            if not inputs:
+                raise VolumeError(
+                    f"{input_dir}: holds no NIfTI files and no DICOM series. Choose the folder that holds the volumes"
+                )
+            if out_dir.exists() and not out_dir.is_dir():
+                raise VolumeError(f"{out_dir}: is a file. Choose a folder for the results")
+            run["items"] = batch.plan_batch(inputs, out_dir, direction, fmt)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            return batch.translate_batch(
+                run["items"], model, direction, fmt=fmt, planes=planes, device="auto", progress=progress, cancel=cancel
+            )
+
+        self.batch_items = None
+        self.progress_bar.setValue(0)
+        self.time_label.setText("")
+        self._set_status(f"Translating the volumes in {input_dir} ({direction}, {planes}) into {out_dir}...")
+        self.task = start_task(
+            work,
+            "translate folder",
+            on_finished=lambda items: self._folder_done(items, out_dir, cancelled=False),
+            on_failed=self._folder_failed,
+            on_progress=self._progress,
+            on_cancelled=lambda: self._folder_done(run.get("items"), out_dir, cancelled=True),
+        )
+        self._update_buttons()
+        return self.task
+
+    def _folder_done(self, items, out_dir: Path, cancelled: bool) -> None:
+        elapsed = self._finish_task()
+        self.time_label.setText(f"{'Stopped after' if cancelled else 'Done in'} {format_seconds(elapsed)}")
+        if not cancelled:
+            self.progress_bar.setValue(1000)
+        if not items:
+            self.progress_bar.setValue(0)
+            self._set_status("Folder translation cancelled before it started; nothing written.")
+            return
+        self.batch_items = items
+        counts = {s: sum(item.status == s for item in items) for s in ("done", "skipped", "failed", "cancelled")}
+        summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+        what = "Folder translation cancelled" if cancelled else "Folder translated"
+        self._set_status(f"{what}: {summary} ({len(items)} input(s)); results in {out_dir}.")
+        if self.report_dialog is not None:
+            self.report_dialog.close()
+        self.report_dialog = ReportDialog(what, self.status_label.text(), batch.report(items), self.window)
+        self.report_dialog.open()
+
+    def _folder_failed(self, text: str) -> None:
+        self._finish_task()
+        self.progress_bar.setValue(0)
+        self.time_label.setText("")
+        self._set_status(f"Folder translation failed: {text}")
+        self.window.show_error("Folder translation failed", text)
 
     # ----- reference and metrics --------------------------------------------------------
     def _choose_reference(self) -> None:
