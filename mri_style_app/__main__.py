@@ -51,7 +51,7 @@ def _gui_parser() -> argparse.ArgumentParser:
         epilog=f"subcommands (mri-style SUBCOMMAND --help):\n{commands}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("files", nargs="*", help="NIfTI or Analyze files to open (two: compare mode)")
+    parser.add_argument("files", nargs="*", help="NIfTI files or DICOM series folders to open (two: compare mode)")
     parser.add_argument("--version", action="version", version=f"mri-style {__version__}")
     parser.add_argument("--selftest", action="store_true", help="same as the selftest subcommand")
     parser.add_argument("--no-demo", action="store_true", help="start empty instead of opening the demo volume")

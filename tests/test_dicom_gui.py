@@ -105,6 +105,22 @@ def test_open_a_dicom_folder_and_drop_one(window, qtbot, demo, series_folder, tm
     assert window.current_volume.name == "T1w_test" and window.current_volume.shape == SMALL
 
 
+def test_the_command_line_opens_a_folder(qtbot, series_folder, tmp_path):
+    """`mri-style FOLDER`: the argument reaches create_main_window, which opens it like a file."""
+    from mri_style_app.__main__ import _gui_parser
+    from mri_style_app.ui.app import create_main_window
+
+    QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
+    args = _gui_parser().parse_args([str(series_folder), "--no-demo"])
+    window = create_main_window(args.files, open_demo=not args.no_demo)
+    qtbot.addWidget(window)
+    qtbot.waitUntil(
+        lambda: window.current_volume is not None or window.last_error_dialog is not None, timeout=TIMEOUT_MS
+    )
+    assert window.last_error_dialog is None and window.current_volume.shape == load_volume(series_folder).shape
+    assert window.windowTitle().startswith("T1w_sag")
+
+
 def test_a_folder_with_two_series_lists_them_and_opens_the_chosen_one(window, qtbot, demo, tmp_path):
     folder = tmp_path / "study"
     write_series(folder, demo.data, demo.affine, SeriesSpec(size=SMALL, series_number=5, description="T1w axial"))
