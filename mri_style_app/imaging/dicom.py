@@ -24,7 +24,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from mri_style_app import __version__
-from mri_style_app.imaging.volume import Volume, VolumeError, in_source_order, to_canonical
+from mri_style_app.imaging.volume import Volume, VolumeError, in_source_order, to_canonical, usable_voxels
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
@@ -486,11 +486,7 @@ def load_series(path, which: str | None = None) -> Volume:
     scan.check_complete()
     series = scan.choose(which)
     frames, source_affine = series_geometry(series, path)
-    raw = _pixels(frames, path)
-    if not np.all(np.isfinite(raw)):
-        raw = np.where(np.isfinite(raw), raw, np.float32(0))
-    if not np.any(raw):
-        raise _fail(path, f"every voxel of series {series.number} is zero", "The series holds no image")
+    raw, nonfinite = usable_voxels(path, _pixels(frames, path))
     data, affine = to_canonical(raw, source_affine)
     name = _safe_name(series.description) or path.name
     slopes = {(f.slope, f.intercept) for f in frames}
@@ -502,6 +498,7 @@ def load_series(path, which: str | None = None) -> Volume:
         source_affine=source_affine,
         source_header=None,
         source_shape=tuple(raw.shape),
+        nonfinite_count=nonfinite,
         extra={
             "dicom": DicomSource(path.resolve(), series, frames),
             "scaling": slopes.pop() if len(slopes) == 1 else None,
@@ -631,7 +628,7 @@ def write_series(
             ds.SeriesDescription = description[:64]
             ds.DerivationDescription = derivation[:1024]
             ds.ImageType = ["DERIVED", "SECONDARY"]
-            ds.ImageComments = "Synthetic image computed by MRI Style; not acquired"[:10240]
+            ds.ImageComments = "Synthetic image computed by MRI Style; not acquired"
             ds.BurnedInAnnotation = "NO"
             ds.ScanningSequence = "RM"  # research mode: no acquisition made these pixels
             ds.SequenceVariant = "NONE"

@@ -246,6 +246,19 @@ def to_canonical(raw: np.ndarray, source_affine: np.ndarray) -> tuple[np.ndarray
     return data, source_affine @ ornt_lib.inv_ornt_aff(to_ras, raw.shape[:3])
 
 
+def usable_voxels(path: Path, raw: np.ndarray) -> tuple[np.ndarray, int]:
+    """(voxels with NaN/inf set to 0, how many were), refusing an image with nothing to show."""
+    finite = np.isfinite(raw)
+    nonfinite = int(raw.size - np.count_nonzero(finite))
+    if nonfinite == raw.size:
+        raise _fail(path, "every voxel is NaN or infinite", "The file holds no usable image")
+    if nonfinite:
+        raw = np.where(finite, raw, np.float32(0))
+    if not np.any(raw):
+        raise _fail(path, "every voxel is zero", "The file holds no image (an empty mask or a failed export?)")
+    return raw, nonfinite
+
+
 def in_source_order(volume: Volume) -> tuple[np.ndarray, np.ndarray]:
     """(voxels in the source file's own axis order, the file's affine): what a writer stores."""
     source_affine = volume.affine if volume.source_affine is None else volume.source_affine
@@ -322,14 +335,7 @@ def load_volume(path, volume_index: int = 0, series: str | None = None) -> Volum
         detail = " ".join(str(exc).split())  # nibabel's messages span lines; ours is one
         raise _fail(path, f"the image data is truncated or damaged ({detail})", "Get the file again") from None
 
-    finite = np.isfinite(raw)
-    nonfinite = int(raw.size - np.count_nonzero(finite))
-    if nonfinite == raw.size:
-        raise _fail(path, "every voxel is NaN or infinite", "The file holds no usable image")
-    if nonfinite:
-        raw = np.where(finite, raw, np.float32(0))
-    if not np.any(raw):
-        raise _fail(path, "every voxel is zero", "The file holds no image (an empty mask or a failed export?)")
+    raw, nonfinite = usable_voxels(path, raw)
 
     source_affine = img.affine.copy()
     if not np.all(np.isfinite(source_affine)) or abs(np.linalg.det(source_affine[:3, :3])) < 1e-12:
