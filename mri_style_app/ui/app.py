@@ -292,19 +292,26 @@ class MainWindow(QMainWindow):
             if not path:
                 return None
         path = Path(path)
-        self._set_busy(True, f"Saving {path.name}…")
+        return self._save_in_background(
+            lambda: save_volume(volume, path),
+            f"Saving {path.name}…",
+            lambda saved: f"Saved {saved}",
+            "Could not save the volume",
+        )
+
+    def _save_in_background(self, write, busy_text: str, saved_text: Callable, error_title: str) -> Task:
+        """Run `write()` on a worker with the busy bar; `saved_text(result)` is the status line after."""
+        self._set_busy(True, busy_text)
 
         def finished(saved):
             self._set_busy(False)
-            self.statusBar().showMessage(f"Saved {saved}")
+            self.statusBar().showMessage(saved_text(saved))
 
         def failed(text):
             self._set_busy(False)
-            self.show_error("Could not save the volume", text)
+            self.show_error(error_title, text)
 
-        return start_task(
-            lambda progress, cancel: save_volume(volume, path), "save", on_finished=finished, on_failed=failed
-        )
+        return start_task(lambda progress, cancel: write(), "save", on_finished=finished, on_failed=failed)
 
     def save_dicom_series_as(self, volume: Volume | None = None, folder=None) -> Task | None:
         """Write `volume` (default: the active volume) as a DICOM series into `folder` (default:
@@ -326,21 +333,11 @@ class MainWindow(QMainWindow):
             (d for d in (describe(volume) for describe in self.series_describers) if d is not None),
             EXPORT_DESCRIPTION,
         )
-        self._set_busy(True, f"Writing the DICOM series {folder.name}…")
-
-        def finished(written):
-            self._set_busy(False)
-            self.statusBar().showMessage(f"Saved the DICOM series '{description}' in {written}")
-
-        def failed(text):
-            self._set_busy(False)
-            self.show_error("Could not save the DICOM series", text)
-
-        return start_task(
-            lambda progress, cancel: dicom.write_series(volume, folder, description, derivation),
-            "save dicom",
-            on_finished=finished,
-            on_failed=failed,
+        return self._save_in_background(
+            lambda: dicom.write_series(volume, folder, description, derivation),
+            f"Writing the DICOM series {folder.name}…",
+            lambda written: f"Saved the DICOM series '{description}' in {written}",
+            "Could not save the DICOM series",
         )
 
     def save_screenshot(self, path=None) -> Path | None:
