@@ -151,6 +151,11 @@ def translate_batch(
     return items
 
 
+def status_counts(items: list[BatchItem]) -> dict[str, int]:
+    """How many items ended done, skipped, failed and cancelled, in that order."""
+    return {s: sum(item.status == s for item in items) for s in ("done", "skipped", "failed", "cancelled")}
+
+
 def report(items: list[BatchItem]) -> str:
     """A table of every input: what happened, where the result is, why one failed."""
     width = max([len(str(item.source)) for item in items] + [5])
@@ -159,6 +164,5 @@ def report(items: list[BatchItem]) -> str:
         where = str(item.output) if item.status in ("done", "skipped") else item.message
         extra = f" ({item.message})" if item.status == "skipped" else ""
         lines.append(f"{str(item.source):<{width}}  {item.status:<9}  {item.seconds:7.1f}  {where}{extra}")
-    counts = {s: sum(i.status == s for i in items) for s in ("done", "skipped", "failed", "cancelled")}
-    lines.append(", ".join(f"{n} {s}" for s, n in counts.items() if n or s in ("done", "failed")))
+    lines.append(", ".join(f"{n} {s}" for s, n in status_counts(items).items() if n or s in ("done", "failed")))
     return "\n".join(lines)

@@ -507,8 +507,7 @@ class TranslatePanel(QWidget):
             self._set_status("Folder translation cancelled before it started; nothing written.")
             return
         self.batch_items = items
-        counts = {s: sum(item.status == s for item in items) for s in ("done", "skipped", "failed", "cancelled")}
-        summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+        summary = ", ".join(f"{n} {s}" for s, n in batch.status_counts(items).items() if n)
         what = "Folder translation cancelled" if cancelled else "Folder translated"
         self._set_status(f"{what}: {summary} ({len(items)} input(s)); results in {out_dir}.")
         if self.report_dialog is not None:
