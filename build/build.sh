@@ -15,6 +15,15 @@ if "$PYTHON" -c "import importlib.metadata as m; m.distribution('PySide6-Addons'
     echo "error: PySide6-Addons is installed in .venv; the bundle must be built with PySide6-Essentials only" >&2
     exit 2
 fi
+# The shipped bundle is the CPU one; a CUDA torch would add its CUDA libraries (GBs).
+# A GPU build is made on purpose: docs/packaging.md says how.
+torch_cuda=$("$PYTHON" -c "import torch; print(torch.version.cuda or '')")
+if [ -n "$torch_cuda" ] && [ "${MRI_STYLE_GPU_BUILD:-0}" != 1 ]; then
+    echo "error: .venv has a CUDA build of torch (CUDA $torch_cuda); the CPU bundle needs the CPU build" >&2
+    echo "       (pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu)," >&2
+    echo "       or set MRI_STYLE_GPU_BUILD=1 to build a GPU bundle on purpose" >&2
+    exit 2
+fi
 if [ ! -f resources/models/t1_t2_default.safetensors ]; then
     echo "warning: resources/models/t1_t2_default.safetensors is missing; the bundle will have no default model" >&2
 fi

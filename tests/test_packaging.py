@@ -177,9 +177,23 @@ def test_bundle_has_the_resources_and_leaves_out_what_the_app_never_uses(exe):
         "PySide6/Qt/qml",
     ):
         assert not (INTERNAL / absent).exists(), f"{absent} should not be in the bundle"
+    cuda = [p.name for p in INTERNAL.rglob("*") if re.match(r"lib(cudart|cudnn|cublas|nccl|cuda)", p.name)]
+    assert not cuda and not (INTERNAL / "nvidia").exists(), f"CUDA libraries in the CPU bundle: {cuda[:5]}"
+    assert not (INTERNAL / "scipy" / "sparse").exists(), "only scipy.ndimage and what it imports are bundled"
     # Essentials only: no Addons libraries such as WebEngine, Quick3D, Charts, Multimedia.
     qt_libs = " ".join(p.name for p in (INTERNAL / "PySide6" / "Qt" / "lib").glob("*"))
     assert not re.search(r"WebEngine|Quick3D|Charts|Multimedia|DataVisualization", qt_libs), qt_libs
+
+
+def test_bundle_is_under_700_mb_with_the_big_libraries_stripped(exe):
+    size_mb = sum(p.stat().st_size for p in EXE.parent.rglob("*") if p.is_file() and not p.is_symlink()) / 2**20
+    assert size_mb <= 700, f"the bundle is {size_mb:.0f} MB; docs/packaging.md shows where it goes"
+    sections = subprocess.run(
+        ["readelf", "-S", "-W", str(INTERNAL / "torch" / "lib" / "libtorch_cpu.so")], capture_output=True, text=True
+    )
+    if sections.returncode != 0:
+        pytest.skip("readelf is not installed")
+    assert ".symtab" not in sections.stdout, "libtorch_cpu.so still carries its symbol table"
 
 
 def test_frozen_app_reads_and_writes_compressed_dicom(exe, tmp_path):
