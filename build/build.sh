@@ -5,7 +5,7 @@
 # Uses the project's .venv (bash bootstrap.sh makes it); PyInstaller comes from the `build` extra.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON=.venv/bin/python
+PYTHON=${MRI_STYLE_PYTHON:-.venv/bin/python}  # another environment for a GPU build (docs/packaging.md)
 if ! "$PYTHON" -c "import PyInstaller" 2>/dev/null; then
     echo "error: PyInstaller is not installed in .venv; run: .venv/bin/python -m pip install -e '.[build]'" >&2
     exit 2
