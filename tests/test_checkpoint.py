@@ -78,6 +78,17 @@ def test_tensor_names_carry_the_direction(saved):
     assert "t1-to-t2.model.1.weight" in keys and "t2-to-t1.model.1.weight" in keys
 
 
+def test_loading_only_one_direction_reads_that_generator_and_names_the_others(saved):
+    path, nets = saved
+    model = ck.load_model(path, only="t2-to-t1")
+    assert model.directions == ("t2-to-t1",)
+    x = torch.rand(1, 1, 16, 16) * 2 - 1
+    with torch.inference_mode():
+        assert torch.equal(model.generator("t2-to-t1")(x), nets["t2-to-t1"].eval()(x))
+    with pytest.raises(ck.ModelError, match="it holds: t1-to-t2, t2-to-t1"):
+        model.generator("t1-to-t2")
+
+
 def test_preset_is_named_and_one_direction_models_say_what_they_lack(tmp_path):
     net = build_generator("lite")
     path = ck.save_model(tmp_path / "one.safetensors", {"t2-to-t1": net}, ck.make_card("lite", ["t2-to-t1"]))

@@ -118,8 +118,8 @@ def _load_model(args):
 
     model_path = Path(args.model) if args.model else paths.default_model_path()
     try:
-        model = load_model(model_path)
-        model.generator(args.direction)
+        model = load_model(model_path, args.direction)
+        model.generator(args.direction)  # says which directions the file holds if not this one
         device = choose_device(args.device)
     except ModelError as exc:
         hint = "" if args.model else " (the bundled default model; pass --model FILE to use another)"

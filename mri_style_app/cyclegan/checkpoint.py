@@ -61,7 +61,7 @@ class CycleGANModel:
 
     def generator(self, direction: str) -> Generator:
         if direction not in self.generators:
-            have = ", ".join(self.directions) or "none"
+            have = ", ".join(self.card.get("directions") or self.directions) or "none"
             raise ModelError(
                 f"{self.path or 'this model'}: has no {direction} generator (it holds: {have}). "
                 "Choose another direction or a model trained for it"
@@ -321,8 +321,10 @@ def _load_generator(path: Path, direction: str, config: GeneratorConfig, tensors
     return net.eval().requires_grad_(False)
 
 
-def load_model(path) -> CycleGANModel:
-    """Read and check a model file; raises ModelError with a message for people."""
+def load_model(path, only: str | None = None) -> CycleGANModel:
+    """Read and check a model file; raises ModelError with a message for people. With `only`
+    (a direction), only that generator is read and checked: a command that runs one direction
+    need not build the other."""
     from safetensors import SafetensorError, safe_open
 
     path = Path(path)
@@ -333,7 +335,7 @@ def load_model(path) -> CycleGANModel:
             config = _config_from_architecture(card["architecture"])
             generators = {}
             keys = list(fh.keys())
-            for direction in card["directions"]:
+            for direction in [d for d in card["directions"] if only in (None, d)]:
                 prefix = direction + "."
                 tensors = {k[len(prefix) :]: fh.get_tensor(k) for k in keys if k.startswith(prefix)}
                 if not tensors:
