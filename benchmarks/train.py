@@ -6,7 +6,9 @@ Three steps side by side on the same networks and data:
              one by one), written out here;
   ours-fp32  mri_style_app.cyclegan.train.Trainer.train_step (what `mri-style train` runs) in float32;
   ours-bf16  the same with bfloat16 autocast (--amp; the default on a CPU with native bfloat16).
-"ours" includes the structure loss (on by default); the reference step has none.
+"ours" includes the structure loss (on by default); the reference step has none. Each "ours" step
+runs in both tensor layouts, the default (nchw) and channels-last (nhwc), side by side; a `*`
+marks the layout the trainer picks for the preset (networks.memory_format).
 
     .venv/bin/python benchmarks/train.py                       # CPU, lite/unet/standard at 128 and 256
     .venv/bin/python benchmarks/train.py --device cuda --iterations 20
@@ -87,6 +89,56 @@ def _time(step, warmup: int, iterations: int, sync) -> float:
     return (time.perf_counter() - began) / iterations
 
 
+LAYOUTS = {"nchw": torch.contiguous_format, "nhwc": torch.channels_last}
+
+
+def _measure(tmp: str, preset: str, size: int, kind: str, layout: str, iterations: int, args, sync) -> dict:
+    device = torch.device(args.device)
+    cfg = TrainConfig(
+        domain_a=f"{tmp}/A",
+        domain_b=f"{tmp}/B",
+        out=f"{tmp}/run",
+        preset=preset,
+        size=size,
+        iterations=1000,
+        device=args.device,
+        amp=kind == "ours-bf16",
+        augment=False,
+    )
+    trainer = Trainer(cfg)
+    trainer._build()
+    chosen = "*" if trainer.layout == LAYOUTS[layout] and kind != "reference" else " "
+    trainer.use_memory_format(LAYOUTS[layout])
+    trainer.ref_pool_A, trainer.ref_pool_B = ImagePool(50), ImagePool(50)
+    gen = torch.Generator().manual_seed(0)
+    a = trainer.batches_a.next(gen).to(device)
+    b = trainer.batches_b.next(gen).to(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    if kind == "reference":
+        step = functools.partial(_reference_step, trainer, a, b, gen)
+    else:
+        step = functools.partial(trainer.train_step, a, b)
+    seconds = _time(step, args.warmup, iterations, sync)
+    row = {
+        "preset": preset,
+        "size": size,
+        "step": kind,
+        "layout": layout,
+        "trainer_layout": chosen == "*",
+        "seconds_per_iteration": round(seconds, 4),
+        "iterations_per_second": round(1 / seconds, 3),
+        "timed_iterations": iterations,
+    }
+    if device.type == "cuda":
+        row["peak_gpu_memory_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+    extra = f"  {row['peak_gpu_memory_mib']:.0f} MiB" if "peak_gpu_memory_mib" in row else ""
+    print(
+        f"{preset:<9} {size:>5} {kind:<10} {layout + chosen:<7} {seconds:>8.3f} {1 / seconds:>8.2f}{extra}", flush=True
+    )
+    return row
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", default="lite,unet,standard")
@@ -95,6 +147,7 @@ def main() -> int:
     parser.add_argument("--iterations", type=int, default=0, help="timed iterations (default: 3 at 128 px, 2 above)")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--steps", default="reference,ours-fp32,ours-bf16")
+    parser.add_argument("--layouts", default="nchw,nhwc", help="layouts of the 'ours' steps")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
 
@@ -102,7 +155,7 @@ def main() -> int:
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"training step benchmark on {name}, torch {torch.__version__}, batch size 1")
-    print(f"{'preset':<9} {'size':>5} {'step':<10} {'s/iter':>8} {'iter/s':>8}")
+    print(f"{'preset':<9} {'size':>5} {'step':<10} {'layout':<7} {'s/iter':>8} {'iter/s':>8}")
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         _make_data(Path(tmp))
@@ -110,44 +163,8 @@ def main() -> int:
             for size in (int(s) for s in args.sizes.split(",")):
                 iterations = args.iterations or (3 if size <= 128 else 2)
                 for kind in args.steps.split(","):
-                    cfg = TrainConfig(
-                        domain_a=f"{tmp}/A",
-                        domain_b=f"{tmp}/B",
-                        out=f"{tmp}/run",
-                        preset=preset,
-                        size=size,
-                        iterations=1000,
-                        device=args.device,
-                        amp=kind == "ours-bf16",
-                        augment=False,
-                    )
-                    trainer = Trainer(cfg)
-                    trainer._build()
-                    trainer.ref_pool_A, trainer.ref_pool_B = ImagePool(50), ImagePool(50)
-                    gen = torch.Generator().manual_seed(0)
-                    a = trainer.batches_a.next(gen).to(device)
-                    b = trainer.batches_b.next(gen).to(device)
-                    if device.type == "cuda":
-                        torch.cuda.reset_peak_memory_stats(device)
-                    if kind == "reference":
-                        step = functools.partial(_reference_step, trainer, a, b, gen)
-                    else:
-                        step = functools.partial(trainer.train_step, a, b)
-                    seconds = _time(step, args.warmup, iterations, sync)
-                    row = {
-                        "preset": preset,
-                        "size": size,
-                        "step": kind,
-                        "seconds_per_iteration": round(seconds, 4),
-                        "iterations_per_second": round(1 / seconds, 3),
-                        "timed_iterations": iterations,
-                    }
-                    if device.type == "cuda":
-                        row["peak_gpu_memory_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
-                    results.append(row)
-                    extra = f"  {row['peak_gpu_memory_mib']:.0f} MiB" if "peak_gpu_memory_mib" in row else ""
-                    print(f"{preset:<9} {size:>5} {kind:<10} {seconds:>8.3f} {1 / seconds:>8.2f}{extra}", flush=True)
-                    del trainer
+                    for layout in ["nchw"] if kind == "reference" else args.layouts.split(","):
+                        results.append(_measure(tmp, preset, size, kind, layout, iterations, args, sync))
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak process memory {peak_rss:.0f} MiB")
     if args.json:

@@ -424,12 +424,69 @@ def test_init_from_starts_both_generators_from_a_saved_model(seed_dir, tmp_path)
     assert losses["anchor_A"] < 1e-6 and losses["anchor_B"] < 1e-6
     assert dict(zip(events.LOSS_KEYS, run.train_step(real_A, real_B).tolist()))["anchor_A"] > 0
     assert Trainer(_config(seed_dir, tmp_path / "plain")).config.lambda_anchor > 0  # no start model, no anchors
-    with pytest.raises(SetupError, match="'lite' preset; this run uses 'unet'"):
+    # a preset that does not match: the message names the layers that differ
+    with pytest.raises(SetupError, match=r"ngf 8 \(this run: 16\).*generator 'resnet' \(this run: 'unet'\)"):
         trainer("unet", path)._build()
+    with pytest.raises(SetupError, match=r"ngf 8 \(this run: 32\)"):
+        Trainer(_config(seed_dir, tmp_path / "wide", init_from=str(path), generator={"ngf": 32}))._build()
     junk = tmp_path / "junk.safetensors"
     junk.write_text("not a model")
     with pytest.raises(SetupError, match="init_from: .*junk.safetensors"):
         trainer("lite", junk)._build()
+
+
+def test_init_from_without_a_preset_takes_the_models_layers(seed_dir, tmp_path):
+    """--init-from alone: the preset the card names, or for layers no preset has, the nearest
+    preset and the differences, so a user need not repeat the model's preset."""
+    from earlier_models import EARLIER, card_naming
+
+    from mri_style_app.cyclegan import checkpoint as model_files
+    from mri_style_app.cyclegan.networks import build_generator
+
+    torch.manual_seed(2)
+    unet_fast = {d: build_generator("unet-fast") for d in model_files.DIRECTIONS}
+    fast = model_files.save_model(
+        tmp_path / "fast.safetensors", unet_fast, model_files.make_card("unet-fast", model_files.DIRECTIONS)
+    )
+    tiny = model_files.save_model(
+        tmp_path / "tiny.safetensors",
+        {d: build_generator(EARLIER["tiny"]) for d in model_files.DIRECTIONS},
+        card_naming("tiny", model_files.DIRECTIONS),
+    )
+    config = _config(seed_dir, tmp_path / "fast-run", size=48, init_from=str(fast))
+    config.preset = None
+    run = Trainer(config)
+    run._build()
+    assert run.config.preset == "unet-fast" and run.config.generator is None
+    mine, theirs = run.G_A.state_dict(), unet_fast["t1-to-t2"].state_dict()
+    assert all(torch.equal(mine[k], theirs[k]) for k in theirs)
+
+    config = _config(seed_dir, tmp_path / "tiny-run", size=48, init_from=str(tiny))
+    config.preset = None
+    run = Trainer(config)
+    run._build()  # the layers match, so the weights load
+    assert run.config.preset == "lite" and run.config.generator == {"ngf": 16}
+    assert run.config.generator_config() == EARLIER["tiny"]
+
+    fresh = _config(seed_dir, tmp_path / "fresh")
+    fresh.preset = None
+    assert Trainer(fresh).config.preset == "lite"
+
+
+def test_unet_runs_channels_last_and_resnet_in_the_default_layout(seed_dir, tmp_path):
+    """The layout networks.memory_format picks (the faster one per generator, benchmarks/train.py)
+    is the one the networks train in; the written model loads and translates the same."""
+    for preset, layout in (("unet-fast", torch.channels_last), ("lite", torch.contiguous_format)):
+        run = Trainer(_config(seed_dir, tmp_path / preset, preset=preset, size=48, iterations=2))
+        path = run.run()
+        weights = [p for net in run.nets().values() for p in net.parameters() if p.dim() == 4]
+        assert weights and all(p.is_contiguous(memory_format=layout) for p in weights)
+        model = load_model(path)
+        assert model.preset == preset
+        for direction, net in (("t1-to-t2", run.G_A), ("t2-to-t1", run.G_B)):
+            x = torch.rand(1, 1, 48, 48) * 2 - 1
+            with torch.no_grad():
+                assert torch.allclose(model.generator(direction)(x), net.eval()(x), atol=1e-5)
 
 
 def _recipe_is_refused(seed_dir, tmp_path, capsys, text: str, message: str) -> None:

@@ -96,6 +96,7 @@ def test_validation_scores_pairs_keeps_the_best_model_and_refuses_bad_folders(se
         sample_every=1000,
         checkpoint_every=1000,
         seed=1,
+        amp=False,  # the learning check in float32: bfloat16 rounding differs by CPU model
     )
     Trainer(config).run()
     log = events.read_events(run)

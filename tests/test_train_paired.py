@@ -154,6 +154,7 @@ def test_short_paired_run_learns_the_pairs_and_records_them(seed_dir, pair_folde
         "1000",
         "--seed",
         "3",
+        "--no-amp",  # the learning check in float32: bfloat16 rounding differs by CPU model
     ]
     done = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=600)
     assert done.returncode == 0, done.stderr

@@ -24,9 +24,15 @@ _OPTIONS = {
     "domain_b": (str, "folder of T2-weighted NIfTI volumes and/or PNG slices (domain B)"),
     "paired_a": (str, "optional: folder of co-registered T1w volumes, partners of paired_b by file name"),
     "paired_b": (str, "optional: folder of the T2w partners; adds an L1 loss per pair (lambda_paired, default 10)"),
-    "init_from": (str, "optional: a model (.safetensors, same preset) whose generators start the run: fine-tuning"),
+    "init_from": (
+        str,
+        "optional: a model (.safetensors) whose generators start the run, with their layers: fine-tuning",
+    ),
     "out": (str, "run folder: config, events.jsonl, samples, checkpoints, model.safetensors"),
-    "preset": (str, f"generator: {', '.join(PRESETS)} (default: {DEFAULT_PRESET})"),
+    "preset": (
+        str,
+        f"generator: {', '.join(PRESETS)} (default: {DEFAULT_PRESET}; with --init-from, the model's layers)",
+    ),
     "size": (
         int,
         "training image size in pixels, a multiple of 4 (default: the largest slice, up to 256: whole slices at their own scale)",

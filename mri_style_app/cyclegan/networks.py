@@ -41,6 +41,14 @@ SIZE_MULTIPLE = 4
 LEAK = 0.01
 
 
+def memory_format(config: GeneratorConfig) -> torch.memory_format:
+    """The tensor layout a generator runs fastest in on a CPU, in training and translation alike:
+    channels-last for a U-Net (oneDNN runs its convolutions, bilinear upsampling and skip
+    concatenations without layout reorders; docs/training.md and docs/translation.md), the
+    default layout for the ResNet generators, which channels-last does not speed up."""
+    return torch.channels_last if config.generator == "unet" else torch.contiguous_format
+
+
 class ResnetBlock(nn.Module):
     def __init__(self, channels: int):
         super().__init__()

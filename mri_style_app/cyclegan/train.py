@@ -45,7 +45,13 @@ from mri_style_app.cyclegan.data import (
 )
 from mri_style_app.cyclegan.device import native_bfloat16
 from mri_style_app.cyclegan.events import BEST_MODEL_FILE, CHECKPOINT, CONFIG_FILE, MODEL_FILE
-from mri_style_app.cyclegan.networks import SIZE_MULTIPLE, PatchDiscriminator, build_generator, init_weights
+from mri_style_app.cyclegan.networks import (
+    SIZE_MULTIPLE,
+    PatchDiscriminator,
+    build_generator,
+    init_weights,
+    memory_format,
+)
 from mri_style_app.cyclegan.presets import DEFAULT_PRESET, DISCRIMINATOR_NDF, PRESETS, GeneratorConfig
 from mri_style_app.cyclegan.structure import structure_loss
 from mri_style_app.cyclegan.time_budget import TimeBudget
@@ -70,7 +76,8 @@ class TrainConfig:
     # The defaults learn the contrast from unpaired slices on a CPU in minutes (training/unpaired_sweep.py):
     # a small ResNet generator (a U-Net's skip connections let it copy its input instead), whole slices
     # at their own scale, no identity loss, a structure loss, and bfloat16 where the CPU has it.
-    preset: str = DEFAULT_PRESET
+    # None: the init_from model's layers for a fine-tune (its card records them), else DEFAULT_PRESET.
+    preset: str | None = None
     # Changes to the preset's generator layers (GeneratorConfig fields: `generator = {ngf = 32}`,
     # `{upsample = "resize"}`), for experiments in a recipe. The card records the layers.
     generator: dict | None = None
@@ -179,10 +186,11 @@ class TrainConfig:
 
     def generator_config(self) -> GeneratorConfig:
         """The generators' layers: the preset's, with the recipe's `generator` changes."""
-        if self.preset not in PRESETS:
-            raise SetupError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
+        preset = self.preset or DEFAULT_PRESET  # None until a Trainer resolves it (_resolve_preset)
+        if preset not in PRESETS:
+            raise SetupError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
         try:
-            return replace(PRESETS[self.preset], **(self.generator or {}))
+            return replace(PRESETS[preset], **(self.generator or {}))
         except (TypeError, ValueError) as exc:
             raise SetupError(f"generator = {self.generator}: {exc}") from None
 
@@ -372,16 +380,33 @@ def _resolve_percentiles(config: TrainConfig, start_model) -> None:
         config.percentile_b = start[1]
 
 
+def _resolve_preset(config: TrainConfig, start_model) -> None:
+    """Fill the preset when none was given. A fine-tune with no generator changes takes the
+    starting model's layers: its preset where the card names one that ships, else the nearest
+    preset and the differences. Anything else takes DEFAULT_PRESET."""
+    if config.preset is not None:
+        return
+    if start_model is None or config.generator is not None:
+        config.preset = DEFAULT_PRESET
+        return
+    layers = start_model.config
+    name = start_model.preset if start_model.preset in PRESETS else ("unet" if layers.generator == "unet" else "lite")
+    base = PRESETS[name].to_dict()
+    config.preset = name
+    config.generator = {k: v for k, v in layers.to_dict().items() if base[k] != v} or None
+
+
 class Trainer:
     """One training run: build with a config, then `run()`."""
 
     def __init__(self, config: TrainConfig, resume: bool = False, on_event=None):
-        config.check()
         # Absolute paths in config.json, so --resume works from any working folder.
         for name in ("domain_a", "domain_b", "out", "paired_a", "paired_b", "init_from", "val_a", "val_b"):
             if getattr(config, name) is not None:
                 setattr(config, name, str(Path(getattr(config, name)).expanduser().absolute()))
         self.start_model = _load_start_model(config.init_from) if config.init_from else None
+        _resolve_preset(config, self.start_model)
+        config.check()
         _resolve_percentiles(config, self.start_model)
         if config.lr is None:
             config.lr = FINE_TUNE_LR if config.init_from else DEFAULT_LR
@@ -460,6 +485,7 @@ class Trainer:
                 self.start_model.generator(d).to(self.device).eval().requires_grad_(False)
                 for d in ("t1-to-t2", "t2-to-t1")
             )
+        self.use_memory_format(memory_format(layers))
         betas = (cfg.beta1, cfg.beta2)
         self.opt_G = torch.optim.Adam([*self.G_A.parameters(), *self.G_B.parameters()], lr=cfg.lr, betas=betas)
         self.opt_D = torch.optim.Adam([*self.D_A.parameters(), *self.D_B.parameters()], lr=cfg.lr, betas=betas)
@@ -487,6 +513,12 @@ class Trainer:
         self.sums = torch.zeros(len(events.LOSS_KEYS), dtype=torch.float64)
         self.sum_count = 0
 
+    def use_memory_format(self, layout: torch.memory_format) -> None:
+        """Run every network, and the batches fed to them, in `layout` (networks.memory_format)."""
+        self.layout = layout
+        for net in (self.G_A, self.G_B, self.D_A, self.D_B, *(self.anchors or ())):
+            net.to(memory_format=layout)
+
     def _paired_size(self) -> int:
         """The side paired slices are padded to: the run's size, or with crop (where the size is
         the unpaired windows') the largest paired slice, so pairs are never resized."""
@@ -500,10 +532,12 @@ class Trainer:
 
     def _load_generators(self, path: Path, model) -> None:
         """Start G_A and G_B from a saved model (init_from); its layers must be this run's."""
-        if model.config != self.config.generator_config():
+        theirs, mine = model.config.to_dict(), self.config.generator_config().to_dict()
+        differ = [f"{k} {theirs[k]!r} (this run: {mine[k]!r})" for k in theirs if theirs[k] != mine[k]]
+        if differ:
             raise SetupError(
-                f"init_from {path}: its generators are the {model.preset!r} preset; this run "
-                f"uses {self.config.preset!r}. Choose the same preset or another model"
+                f"init_from {path}: its generators' layers differ from this run's: {', '.join(differ)}. "
+                "Leave out --preset to take the model's layers, or choose another model"
             )
         for net, direction in ((self.G_A, "t1-to-t2"), (self.G_B, "t2-to-t1")):
             try:
@@ -602,6 +636,9 @@ class Trainer:
         target A, input B, target B; see data.PairedBatches) is given; returns the losses in
         LOSS_KEYS order."""
         cfg = self.config
+        real_A, real_B = (t.contiguous(memory_format=self.layout) for t in (real_A, real_B))
+        if pair is not None:
+            pair = tuple(t.contiguous(memory_format=self.layout) for t in pair)
         lam, lam_idt = cfg.lambda_cycle, cfg.lambda_cycle * cfg.lambda_identity
         D_A, D_B = _unwrap(self.D_A), _unwrap(self.D_B)  # frozen in the G step: no DDP sync there
         with self._autocast():

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 from mri_style_app.cyclegan.checkpoint import DEFAULT_NORMALISATION, CycleGANModel, ModelError, contrast_percentile
 from mri_style_app.cyclegan.device import choose_device, native_bfloat16
-from mri_style_app.cyclegan.networks import SIZE_MULTIPLE
+from mri_style_app.cyclegan.networks import SIZE_MULTIPLE, memory_format
 from mri_style_app.imaging.intensity import foreground_mask, percentile_scale
 from mri_style_app.imaging.volume import Volume
 
@@ -116,10 +116,8 @@ def _is_unet(net: torch.nn.Module) -> bool:
 
 
 def _layout(net: torch.nn.Module) -> torch.memory_format:
-    """Channels-last for a U-Net: oneDNN then runs its convolutions, upsampling and skip
-    concatenations without layout reorders (the default model 1.5-4x faster on a CPU; the ResNet
-    generators are not faster so)."""
-    return torch.channels_last if _is_unet(net) else torch.contiguous_format
+    config = getattr(net, "config", None)
+    return memory_format(config) if config is not None else torch.contiguous_format
 
 
 def _prepare(net: torch.nn.Module, device: torch.device) -> torch.nn.Module:
