@@ -32,7 +32,9 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mri_style_app.cyclegan.data import write_png  # noqa: E402
-from mri_style_app.cyclegan.train import ImagePool, TrainConfig, Trainer  # noqa: E402
+from mri_style_app.cyclegan.losses import ImagePool  # noqa: E402
+from mri_style_app.cyclegan.train import Trainer  # noqa: E402
+from mri_style_app.cyclegan.train_config import TrainConfig  # noqa: E402
 
 
 def _reference_step(t: Trainer, real_A, real_B, generator) -> None:

@@ -78,7 +78,7 @@ def test_default_model_is_bundled_with_its_evidence():
 
 def _recipe_configs(recipes):
     from mri_style_app.commands.train import read_recipe
-    from mri_style_app.cyclegan.train import TrainConfig
+    from mri_style_app.cyclegan.train_config import TrainConfig
 
     configs = [TrainConfig.from_dict(read_recipe(REPO / recipe)) for recipe in recipes]
     for config in configs:

@@ -20,7 +20,9 @@ from mri_style_app.__main__ import main
 from mri_style_app.cyclegan import events
 from mri_style_app.cyclegan.checkpoint import load_model
 from mri_style_app.cyclegan.data import DataError, load_domain, read_png, write_png
-from mri_style_app.cyclegan.train import CHECKPOINT, TrainConfig, Trainer, lr_factor
+from mri_style_app.cyclegan.time_budget import lr_factor
+from mri_style_app.cyclegan.train import CHECKPOINT, Trainer
+from mri_style_app.cyclegan.train_config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 # One thread: on a shared CPU, OpenMP threads spin-waiting for each other make steps erratic
@@ -387,7 +389,7 @@ def test_event_reader_skips_a_half_written_line_and_tail_follows_a_rewrite(tmp_p
 def test_init_from_starts_both_generators_from_a_saved_model(seed_dir, tmp_path):
     from mri_style_app.cyclegan import checkpoint as model_files
     from mri_style_app.cyclegan.networks import build_generator
-    from mri_style_app.cyclegan.train import SetupError
+    from mri_style_app.cyclegan.train_config import SetupError
 
     torch.manual_seed(1)
     source = {d: build_generator("lite") for d in model_files.DIRECTIONS}

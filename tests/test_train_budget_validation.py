@@ -14,7 +14,8 @@ from mri_style_app.cyclegan import events
 from mri_style_app.cyclegan.checkpoint import load_model
 from mri_style_app.cyclegan.seed_slices import write_split
 from mri_style_app.cyclegan.time_budget import TimeBudget, iterations_in
-from mri_style_app.cyclegan.train import CHECKPOINT, TrainConfig, Trainer
+from mri_style_app.cyclegan.train import CHECKPOINT, Trainer
+from mri_style_app.cyclegan.train_config import TrainConfig
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from mri_style_app import paths
 from mri_style_app.cyclegan import events
 from mri_style_app.cyclegan.checkpoint import load_model
 from mri_style_app.cyclegan.data import DataError, PairedBatches, load_pairs
-from mri_style_app.cyclegan.train import SetupError, TrainConfig
+from mri_style_app.cyclegan.train_config import SetupError, TrainConfig
 from mri_style_app.imaging import simulate
 from mri_style_app.imaging.volume import load_volume
 

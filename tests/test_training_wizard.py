@@ -399,7 +399,8 @@ def test_validation_folders_go_into_the_command_and_the_run_page_draws_their_cur
     qtbot, seed_dir, tiny_domains, tmp_path
 ):
     from mri_style_app.cyclegan.seed_slices import write_split
-    from mri_style_app.cyclegan.train import TrainConfig, Trainer
+    from mri_style_app.cyclegan.train import Trainer
+    from mri_style_app.cyclegan.train_config import TrainConfig
     from mri_style_app.ui.training_wizard import TrainingWizard
 
     write_split(tmp_path / "val", "test", seed_dir)

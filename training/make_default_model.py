@@ -140,7 +140,7 @@ def export(bundled: BundledModel) -> Path:
     from mri_style_app.commands.train import read_recipe
     from mri_style_app.cyclegan import checkpoint as model_files
     from mri_style_app.cyclegan.events import read_events
-    from mri_style_app.cyclegan.train import DEFAULT_PERCENTILE, TrainConfig
+    from mri_style_app.cyclegan.train_config import DEFAULT_PERCENTILE, TrainConfig
 
     recipe, run = bundled.runs[-1]
     config = TrainConfig.from_dict(read_recipe(recipe))

@@ -140,7 +140,8 @@ def read_recipe(path: Path) -> dict:
 def run(args: argparse.Namespace) -> int:
     from mri_style_app.cyclegan import events
     from mri_style_app.cyclegan.data import DataError
-    from mri_style_app.cyclegan.train import SetupError, TrainConfig, Trainer, load_run_config
+    from mri_style_app.cyclegan.train import Trainer
+    from mri_style_app.cyclegan.train_config import SetupError, TrainConfig, load_run_config
 
     given = {name: getattr(args, name) for name in [*_OPTIONS, "amp", "augment"] if getattr(args, name) is not None}
     try:

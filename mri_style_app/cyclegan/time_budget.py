@@ -1,9 +1,19 @@
-"""A training run's time arithmetic, torch-free: the trainer's `--minutes` and the wizard's
-duration estimate use the same measurement (seconds per iteration)."""
+"""A training run's schedule arithmetic, torch-free: the learning rate over the run's iterations,
+and the time arithmetic that the trainer's `--minutes` and the wizard's duration estimate share
+(seconds per iteration)."""
 
 from __future__ import annotations
 
 import math
+
+
+def lr_factor(iteration: int, total: int, decay_fraction: float) -> float:
+    """Reference schedule: constant, then linear down to 0 at the last iteration."""
+    decay = round(total * decay_fraction)
+    start = total - decay
+    if decay <= 0 or iteration < start:
+        return 1.0
+    return max(0.0, (total - iteration) / decay)
 
 
 def iterations_in(seconds: float, seconds_per_iteration: float) -> int:

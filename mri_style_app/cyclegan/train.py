@@ -6,6 +6,10 @@ as in Zhu et al. 2017: LSGAN (MSE) adversarial losses, L1 cycle loss x 10, L1 id
 x 0.5 x 10, image pools of 50 fakes for the discriminators, Adam 2e-4 (0.5, 0.999), learning
 rate constant for the first half of the iterations, then linearly down to 0.
 
+The settings are train_config.py's, the loss terms losses.py's, the events, samples and model
+card run_log.py's and the checkpoint run_checkpoint.py's; this module builds the networks and
+runs the loop.
+
 Everything a run produces goes into its folder (config.json, events.jsonl, samples/,
 checkpoints/latest.pt, model.safetensors). Under `torchrun` the same code runs
 DistributedDataParallel; only rank 0 writes files.
@@ -18,17 +22,14 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import os
 import signal
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch import nn
 
 from mri_style_app.cyclegan import checkpoint as model_files
@@ -38,13 +39,18 @@ from mri_style_app.cyclegan.data import (
     DataError,
     PairedBatches,
     UnpairedBatches,
-    fit_to_size,
     load_domain,
     load_pairs,
-    write_png,
 )
 from mri_style_app.cyclegan.device import native_bfloat16
 from mri_style_app.cyclegan.events import BEST_MODEL_FILE, CHECKPOINT, CONFIG_FILE, MODEL_FILE
+from mri_style_app.cyclegan.losses import (
+    ImagePool,
+    discriminator_loss,
+    generator_losses,
+    generator_objective,
+    set_requires_grad,
+)
 from mri_style_app.cyclegan.networks import (
     SIZE_MULTIPLE,
     PatchDiscriminator,
@@ -52,245 +58,24 @@ from mri_style_app.cyclegan.networks import (
     init_weights,
     memory_format,
 )
-from mri_style_app.cyclegan.presets import DEFAULT_PRESET, DISCRIMINATOR_NDF, PRESETS, GeneratorConfig
-from mri_style_app.cyclegan.structure import structure_loss
-from mri_style_app.cyclegan.time_budget import TimeBudget
-from mri_style_app.files import write_atomically
-
-DEFAULT_ITERATIONS = 2000
-AUTO_SIZE_LIMIT = 256  # the automatic training size stops here: larger slices are resized down
-DEFAULT_PERCENTILE = 99.5  # the foreground percentile that maps to 1, unless set or inherited
-DEFAULT_LR = 2e-4  # Adam's learning rate from random weights, unless set
-FINE_TUNE_LR = 2e-5  # the same for a fine-tune (init_from)
-
-
-class SetupError(Exception):
-    """The run cannot start (bad option, busy or finished run folder); the message is for people."""
-
-
-@dataclass
-class TrainConfig:
-    domain_a: str
-    domain_b: str
-    out: str
-    # The defaults learn the contrast from unpaired slices on a CPU in minutes (training/unpaired_sweep.py):
-    # a small ResNet generator (a U-Net's skip connections let it copy its input instead), whole slices
-    # at their own scale, no identity loss, a structure loss, and bfloat16 where the CPU has it.
-    # None: the init_from model's layers for a fine-tune (its card records them), else DEFAULT_PRESET.
-    preset: str | None = None
-    # Changes to the preset's generator layers (GeneratorConfig fields: `generator = {ngf = 32}`,
-    # `{upsample = "resize"}`), for experiments in a recipe. The card records the layers.
-    generator: dict | None = None
-    # The side of the square training images. None: the largest slice's side (rounded up to a
-    # multiple of 4) up to AUTO_SIZE_LIMIT, so whole slices train at their own scale, as the
-    # translator runs them.
-    size: int | None = None
-    iterations: int | None = None  # total; None: from `epochs` or `minutes`, else DEFAULT_ITERATIONS
-    epochs: int | None = None
-    # A time budget instead of a number of iterations: the run measures its speed as it goes and
-    # places the total (and so the learning-rate decay) where the time runs out.
-    minutes: float | None = None
-    batch_size: int = 1
-    # Adam's learning rate. None: 2e-4 (the reference's) from random weights, a tenth of it for a
-    # fine-tune (init_from), which at 2e-4 drifted away from the model it started from.
-    lr: float | None = None
-    beta1: float = 0.5
-    beta2: float = 0.999
-    lambda_cycle: float = 10.0
-    # The reference CycleGAN's 0.5 suits photos; T1w <-> T2w must invert contrast, which it pulls against.
-    lambda_identity: float = 0.0
-    # Weight of the structure loss (cyclegan/structure.py): the L1 distance between the contrast-free
-    # MIND descriptors of each input and its translation, which holds edges where the input has them.
-    # On unpaired slices it brings the contrast in fewer iterations and sharper (docs/training.md).
-    lambda_structure: float = 3.0
-    # Optional co-registered pairs (same file names in two folders): an L1 loss between each
-    # translation and its partner, next to the unpaired losses. Off unless both are given.
-    paired_a: str | None = None
-    paired_b: str | None = None
-    lambda_paired: float = 10.0
-    # Weight of the generators' adversarial (GAN) terms. Below 1 it lets the paired and cycle
-    # terms lead: the discriminators reward the texture and noise of the unpaired images, which a
-    # noise-free reference protocol does not have.
-    lambda_adversarial: float = 1.0
-    # Optional MRI Style model (.safetensors, same preset) whose generators start the run instead of
-    # random weights: fine-tuning. The discriminators start fresh.
-    init_from: str | None = None
-    # A fine-tune's L1 between each translation and the starting model's translation of the same
-    # input: the unpaired terms adapt the model to the new scans, this keeps what it translated
-    # right (without it, ten minutes on unpaired slices cost the bundled model 0.08 SSIM on scans
-    # of its own training protocol; docs/training.md). Only with init_from.
-    lambda_anchor: float = 10.0
-    pool_size: int = 50
-    # Filters of the discriminators' first layer. None: the preset's (DISCRIMINATOR_NDF).
-    discriminator_ndf: int | None = None
-    # Optional co-registered T1w/T2w pairs (same file names), never trained on: scored every
-    # `val_every` iterations and at the end; the best by SSIM is kept as best.safetensors.
-    val_a: str | None = None
-    val_b: str | None = None
-    val_every: int = 200
-    # The foreground percentile that maps to 1 when normalising each domain's images (the model
-    # card records them; translation uses the same). 90 for T1w puts its white matter, not its
-    # brightest voxels, at 1, which real and simulated T1w scans agree on. None: the init_from
-    # model's (a fine-tune must see its inputs as the model was trained to), else 99.5.
-    percentile_a: float | None = None
-    percentile_b: float | None = None
-    decay_fraction: float = 0.5  # share of the run over which the learning rate falls to 0
-    plane: str = "axial"
-    augment: bool = True
-    # train the unpaired terms on native-scale size x size windows rather than resized whole
-    # slices (paired slices stay whole, at native scale)
-    crop: bool = False
-    device: str = "auto"
-    # bfloat16 autocast. None: on where the device computes bfloat16 natively (device.native_bfloat16)
-    # and the run is on a CPU, where it halves a step's time; float32 elsewhere.
-    amp: bool | None = None
-    seed: int = 0
-    log_every: int = 10
-    sample_every: int = 100
-    checkpoint_every: int = 200
-
-    @classmethod
-    def from_dict(cls, values: dict) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise SetupError(f"unknown setting(s): {', '.join(unknown)}")
-        kinds = {
-            "int": int,
-            "int | None": int,
-            "float": float,
-            "float | None": float,
-            "str": str,
-            "str | None": str,
-            "bool": bool,
-            "bool | None": bool,
-            "dict | None": dict,
-        }
-        clean = {}
-        for f in fields(cls):
-            if f.name not in values:
-                continue
-            value, kind = values[f.name], kinds[str(f.type)]
-            if value is None or (kind is float and isinstance(value, (int, float)) and not isinstance(value, bool)):
-                clean[f.name] = None if value is None else float(value)
-            elif not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-                raise SetupError(
-                    f"setting {f.name} = {value!r} should be {'a number' if kind in (int, float) else kind.__name__}"
-                )
-            else:
-                clean[f.name] = value
-        return cls(**clean)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def generator_config(self) -> GeneratorConfig:
-        """The generators' layers: the preset's, with the recipe's `generator` changes."""
-        preset = self.preset or DEFAULT_PRESET  # None until a Trainer resolves it (_resolve_preset)
-        if preset not in PRESETS:
-            raise SetupError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-        try:
-            return replace(PRESETS[preset], **(self.generator or {}))
-        except (TypeError, ValueError) as exc:
-            raise SetupError(f"generator = {self.generator}: {exc}") from None
-
-    def check(self) -> None:
-        self.generator_config()
-        if self.size is not None and (self.size < 32 or self.size % SIZE_MULTIPLE):
-            raise SetupError(
-                f"--size {self.size}: the image size must be at least 32 and a multiple of {SIZE_MULTIPLE}"
-            )
-        if sum(v is not None for v in (self.iterations, self.epochs, self.minutes)) > 1:
-            raise SetupError("give one of --iterations, --epochs and --minutes")
-        if self.minutes is not None and not 0 < self.minutes <= 7 * 24 * 60:
-            raise SetupError(f"--minutes {self.minutes:g}: give a time above 0 and at most a week")
-        if (self.val_a is None) != (self.val_b is None):
-            raise SetupError("validation needs both --val-a and --val-b (folders of co-registered T1w and T2w volumes)")
-        for name in (
-            "iterations",
-            "epochs",
-            "batch_size",
-            "log_every",
-            "sample_every",
-            "checkpoint_every",
-            "val_every",
-            "discriminator_ndf",
-        ):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise SetupError(f"--{name.replace('_', '-')} must be at least 1 (got {value})")
-        if not 0 <= self.decay_fraction <= 1:
-            raise SetupError("decay_fraction must be between 0 and 1")
-        if (self.paired_a is None) != (self.paired_b is None):
-            raise SetupError("paired training needs both paired_a and paired_b (folders of co-registered volumes)")
-        if min(self.lambda_paired, self.lambda_adversarial, self.lambda_structure, self.lambda_anchor) < 0:
-            raise SetupError(
-                "lambda_paired, lambda_adversarial, lambda_structure and lambda_anchor must not be negative"
-            )
-        for name in ("percentile_a", "percentile_b"):
-            if getattr(self, name) is not None and not 50 <= getattr(self, name) <= 100:
-                raise SetupError(f"{name} must be between 50 and 100 (got {getattr(self, name)})")
-        if (self.lr is not None and self.lr <= 0) or self.pool_size < 0:
-            raise SetupError("the learning rate must be positive and the pool size not negative")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise SetupError(f"--device {self.device}: choose auto, cpu or cuda")
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise SetupError("--device cuda: no CUDA GPU is available to PyTorch here; use --device cpu")
-
-
-class ImagePool:
-    """The reference history of generated images: half the time the discriminator sees an older fake."""
-
-    def __init__(self, size: int):
-        self.size = size
-        self.images: list[torch.Tensor] = []
-
-    def query(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        if self.size == 0:
-            return batch
-        out = []
-        for image in batch.detach():
-            image = image[None]
-            if len(self.images) < self.size:
-                self.images.append(image.clone())
-                out.append(image)
-            elif torch.rand(1, generator=generator).item() > 0.5:
-                i = int(torch.randint(0, self.size, (1,), generator=generator))
-                out.append(self.images[i].clone())
-                self.images[i] = image.clone()
-            else:
-                out.append(image)
-        return torch.cat(out)
-
-    def state(self) -> torch.Tensor:
-        return torch.cat(self.images).cpu() if self.images else torch.zeros(0)
-
-    def load(self, stored: torch.Tensor, device) -> None:
-        self.images = [t[None].to(device) for t in stored] if stored.numel() else []
-
-
-def lr_factor(iteration: int, total: int, decay_fraction: float) -> float:
-    """Reference schedule: constant, then linear down to 0 at the last iteration."""
-    decay = round(total * decay_fraction)
-    start = total - decay
-    if decay <= 0 or iteration < start:
-        return 1.0
-    return max(0.0, (total - iteration) / decay)
-
-
-def write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8"))
+from mri_style_app.cyclegan.presets import DISCRIMINATOR_NDF
+from mri_style_app.cyclegan.run_checkpoint import RunCheckpoint
+from mri_style_app.cyclegan.run_log import RunLog, write_json
+from mri_style_app.cyclegan.time_budget import TimeBudget, lr_factor
+from mri_style_app.cyclegan.train_config import (
+    AUTO_SIZE_LIMIT,
+    DEFAULT_ITERATIONS,
+    DEFAULT_LR,
+    FINE_TUNE_LR,
+    SetupError,
+    TrainConfig,
+    resolve_percentiles,
+    resolve_preset,
+)
 
 
 def _unwrap(module: nn.Module) -> nn.Module:
     return module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
-
-
-def _set_requires_grad(nets, flag: bool) -> None:
-    for net in nets:
-        for p in net.parameters():
-            p.requires_grad_(flag)
 
 
 class _StopRequest:
@@ -346,17 +131,6 @@ def resolve_device(name: str, dist_info: Distributed) -> torch.device:
     return torch.device("cpu")
 
 
-def load_run_config(run_dir) -> TrainConfig:
-    path = Path(run_dir) / CONFIG_FILE
-    try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SetupError(f"{run_dir} holds no training run to resume ({CONFIG_FILE} is missing)") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise SetupError(f"{path} cannot be read ({exc}); start a new run in another folder") from None
-    return TrainConfig.from_dict(saved["config"])
-
-
 def _load_start_model(path: str):
     """The init_from model (CycleGANModel), read once: its card sets the percentiles, its weights the generators."""
     try:
@@ -365,38 +139,7 @@ def _load_start_model(path: str):
         raise SetupError(f"init_from: {exc}") from None
 
 
-def _resolve_percentiles(config: TrainConfig, start_model) -> None:
-    """Fill the percentiles not set: from the starting model's card, else the default 99.5."""
-    start = (DEFAULT_PERCENTILE, DEFAULT_PERCENTILE)
-    if start_model is not None:
-        normalisation = start_model.normalisation
-        start = (
-            model_files.contrast_percentile(normalisation, "t1"),
-            model_files.contrast_percentile(normalisation, "t2"),
-        )
-    if config.percentile_a is None:
-        config.percentile_a = start[0]
-    if config.percentile_b is None:
-        config.percentile_b = start[1]
-
-
-def _resolve_preset(config: TrainConfig, start_model) -> None:
-    """Fill the preset when none was given. A fine-tune with no generator changes takes the
-    starting model's layers: its preset where the card names one that ships, else the nearest
-    preset and the differences. Anything else takes DEFAULT_PRESET."""
-    if config.preset is not None:
-        return
-    if start_model is None or config.generator is not None:
-        config.preset = DEFAULT_PRESET
-        return
-    layers = start_model.config
-    name = start_model.preset if start_model.preset in PRESETS else ("unet" if layers.generator == "unet" else "lite")
-    base = PRESETS[name].to_dict()
-    config.preset = name
-    config.generator = {k: v for k, v in layers.to_dict().items() if base[k] != v} or None
-
-
-class Trainer:
+class Trainer(RunLog, RunCheckpoint):
     """One training run: build with a config, then `run()`."""
 
     def __init__(self, config: TrainConfig, resume: bool = False, on_event=None):
@@ -405,9 +148,9 @@ class Trainer:
             if getattr(config, name) is not None:
                 setattr(config, name, str(Path(getattr(config, name)).expanduser().absolute()))
         self.start_model = _load_start_model(config.init_from) if config.init_from else None
-        _resolve_preset(config, self.start_model)
+        resolve_preset(config, self.start_model)
         config.check()
-        _resolve_percentiles(config, self.start_model)
+        resolve_percentiles(config, self.start_model)
         if config.lr is None:
             config.lr = FINE_TUNE_LR if config.init_from else DEFAULT_LR
         self.config = config
@@ -564,65 +307,6 @@ class Trainer:
     def nets(self) -> dict[str, nn.Module]:
         return {"G_A": _unwrap(self.G_A), "G_B": _unwrap(self.G_B), "D_A": _unwrap(self.D_A), "D_B": _unwrap(self.D_B)}
 
-    # ------------------------------------------------------------ checkpoints
-    def checkpoint_state(self) -> dict:
-        return {
-            "iteration": self.iteration,
-            "seconds": self.seconds,
-            "wall_seconds": self.wall_seconds,
-            "best_ssim": self.best_ssim if self.best_ssim is not None else float("nan"),
-            "nets": {k: v.state_dict() for k, v in self.nets().items()},
-            "optimizers": {"G": self.opt_G.state_dict(), "D": self.opt_D.state_dict()},
-            "schedulers": {"G": self.sched_G.state_dict(), "D": self.sched_D.state_dict()},
-            "pools": {"A": self.pool_A.state(), "B": self.pool_B.state()},
-            "rng": {"data": self.rng.get_state(), "torch": torch.get_rng_state()},
-            "batches": {
-                "A": self.batches_a.state_dict(),
-                "B": self.batches_b.state_dict(),
-                **({"pairs": self.batches_pairs.state_dict()} if self.batches_pairs else {}),
-            },
-            "log": {"sums": self.sums.clone(), "count": self.sum_count},
-        }
-
-    def save_checkpoint(self) -> Path:
-        path = self.run_dir / CHECKPOINT
-        state = self.checkpoint_state()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(path, lambda tmp: torch.save(state, tmp))
-        return path
-
-    def load_checkpoint(self, path: Path) -> None:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # a damaged file: say which, never a traceback
-            raise SetupError(f"{path}: the checkpoint cannot be read ({exc}); start a new run") from None
-        for name, net in self.nets().items():
-            net.load_state_dict(state["nets"][name])
-        self.opt_G.load_state_dict(state["optimizers"]["G"])
-        self.opt_D.load_state_dict(state["optimizers"]["D"])
-        self.sched_G.load_state_dict(state["schedulers"]["G"])
-        self.sched_D.load_state_dict(state["schedulers"]["D"])
-        self.pool_A.load(state["pools"]["A"], self.device)
-        self.pool_B.load(state["pools"]["B"], self.device)
-        if not self.dist.active:  # other ranks keep their own streams (see docs: DDP resume)
-            self.rng.set_state(state["rng"]["data"])
-            self.batches_a.load_state_dict(state["batches"]["A"])
-            self.batches_b.load_state_dict(state["batches"]["B"])
-            if self.batches_pairs and "pairs" in state["batches"]:
-                self.batches_pairs.load_state_dict(state["batches"]["pairs"])
-        else:
-            self.rng.manual_seed(self.config.seed * 1000 + self.dist.rank + 7919 * int(state["iteration"]))
-        torch.set_rng_state(state["rng"]["torch"])
-        self.iteration = int(state["iteration"])
-        self.seconds = float(state["seconds"])
-        self.wall_seconds = float(state.get("wall_seconds", self.seconds))
-        best = float(state.get("best_ssim", float("nan")))
-        self.best_ssim = best if best == best else None
-        sums = state["log"]["sums"]  # a checkpoint from before the paired losses has fewer
-        self.sums = torch.zeros(len(events.LOSS_KEYS), dtype=torch.float64)
-        self.sums[: len(sums)] = sums
-        self.sum_count = int(state["log"]["count"])
-
     # ------------------------------------------------------------ one iteration
     def _autocast(self):
         if not self.amp:
@@ -639,193 +323,31 @@ class Trainer:
         real_A, real_B = (t.contiguous(memory_format=self.layout) for t in (real_A, real_B))
         if pair is not None:
             pair = tuple(t.contiguous(memory_format=self.layout) for t in pair)
-        lam, lam_idt = cfg.lambda_cycle, cfg.lambda_cycle * cfg.lambda_identity
         D_A, D_B = _unwrap(self.D_A), _unwrap(self.D_B)  # frozen in the G step: no DDP sync there
+        set_requires_grad((D_A, D_B), False)
+        self.opt_G.zero_grad(set_to_none=True)
         with self._autocast():
-            fake_B = self.G_A(real_A)
-            rec_A = self.G_B(fake_B)
-            fake_A = self.G_B(real_B)
-            rec_B = self.G_A(fake_A)
-            _set_requires_grad((D_A, D_B), False)
-            self.opt_G.zero_grad(set_to_none=True)
-            pred_fake_B, pred_fake_A = D_A(fake_B), D_B(fake_A)
-            loss_G_A = F.mse_loss(pred_fake_B.float(), torch.ones_like(pred_fake_B, dtype=torch.float32))
-            loss_G_B = F.mse_loss(pred_fake_A.float(), torch.ones_like(pred_fake_A, dtype=torch.float32))
-            loss_cycle_A = F.l1_loss(rec_A.float(), real_A) * lam
-            loss_cycle_B = F.l1_loss(rec_B.float(), real_B) * lam
-            zero = torch.zeros((), device=real_A.device)
-            loss_idt_A = loss_idt_B = loss_paired_A = loss_paired_B = loss_structure_A = loss_structure_B = zero
-            loss_anchor_A = loss_anchor_B = zero
-            if self.anchors is not None:
-                with torch.no_grad():
-                    kept_B, kept_A = self.anchors[0](real_A).float(), self.anchors[1](real_B).float()
-                loss_anchor_A = F.l1_loss(fake_B.float(), kept_B) * cfg.lambda_anchor
-                loss_anchor_B = F.l1_loss(fake_A.float(), kept_A) * cfg.lambda_anchor
-            if cfg.lambda_structure > 0:
-                loss_structure_A = structure_loss(fake_B.float(), real_A) * cfg.lambda_structure
-                loss_structure_B = structure_loss(fake_A.float(), real_B) * cfg.lambda_structure
-            if lam_idt > 0:  # two generator passes saved when the identity loss is off
-                loss_idt_A = F.l1_loss(self.G_A(real_B).float(), real_B) * lam_idt
-                loss_idt_B = F.l1_loss(self.G_B(real_A).float(), real_A) * lam_idt
-            if pair is not None:
-                input_A, target_A, input_B, target_B = pair
-                loss_paired_A = F.l1_loss(self.G_A(input_A).float(), target_B) * cfg.lambda_paired
-                loss_paired_B = F.l1_loss(self.G_B(input_B).float(), target_A) * cfg.lambda_paired
-        (
-            (loss_G_A + loss_G_B) * cfg.lambda_adversarial
-            + loss_cycle_A
-            + loss_cycle_B
-            + loss_idt_A
-            + loss_idt_B
-            + loss_paired_A
-            + loss_paired_B
-            + loss_structure_A
-            + loss_structure_B
-            + loss_anchor_A
-            + loss_anchor_B
-        ).backward()
+            losses, fake_A, fake_B = generator_losses(
+                self.G_A, self.G_B, D_A, D_B, real_A, real_B, pair, cfg, self.anchors
+            )
+        generator_objective(losses, cfg.lambda_adversarial).backward()
         self.opt_G.step()
 
-        _set_requires_grad((D_A, D_B), True)
+        set_requires_grad((D_A, D_B), True)
         self.opt_D.zero_grad(set_to_none=True)
-        losses_D = []
-        for D, real, fake, pool in ((self.D_A, real_B, fake_B, self.pool_B), (self.D_B, real_A, fake_A, self.pool_A)):
+        for key, D, real, fake, pool in (
+            ("D_A", self.D_A, real_B, fake_B, self.pool_B),
+            ("D_B", self.D_B, real_A, fake_A, self.pool_A),
+        ):
             fake = pool.query(fake.float(), self.rng)
             with self._autocast():
-                pred_real, pred_fake = D(real), D(fake.detach())
-                loss = 0.5 * (
-                    F.mse_loss(pred_real.float(), torch.ones_like(pred_real, dtype=torch.float32))
-                    + F.mse_loss(pred_fake.float(), torch.zeros_like(pred_fake, dtype=torch.float32))
-                )
+                loss = discriminator_loss(D, real, fake)
             loss.backward()
-            losses_D.append(loss)
+            losses[key] = loss
         self.opt_D.step()
         self.sched_G.step()
         self.sched_D.step()
-        return (
-            torch.stack(
-                [
-                    loss_G_A,
-                    loss_G_B,
-                    losses_D[0],
-                    losses_D[1],
-                    loss_cycle_A,
-                    loss_cycle_B,
-                    loss_idt_A,
-                    loss_idt_B,
-                    loss_paired_A,
-                    loss_paired_B,
-                    loss_structure_A,
-                    loss_structure_B,
-                    loss_anchor_A,
-                    loss_anchor_B,
-                ]
-            )
-            .detach()
-            .double()
-            .cpu()
-        )
-
-    # ------------------------------------------------------------ outputs
-    def emit(self, event: dict) -> None:
-        if not self.dist.main:
-            return
-        event = events.append_event(self.run_dir, {"iteration": self.iteration, **event})
-        if self.on_event:
-            self.on_event(event)
-
-    def _fixed_sample_inputs(self):
-        a = fit_to_size(self.data_a.slice(len(self.data_a) // 2), self.config.size)
-        b = fit_to_size(self.data_b.slice(len(self.data_b) // 2), self.config.size)
-        return a[None].to(self.device), b[None].to(self.device)
-
-    def write_sample(self) -> Path:
-        """Grid: real A, fake B, reconstructed A / real B, fake A, reconstructed B (fixed slices)."""
-        nets = self.nets()
-        real_A, real_B = self._sample_inputs
-        with torch.no_grad():
-            fake_B = nets["G_A"](real_A)
-            fake_A = nets["G_B"](real_B)
-            rows = [[real_A, fake_B, nets["G_B"](fake_B)], [real_B, fake_A, nets["G_A"](fake_A)]]
-        gap = 2
-        size = self.config.size
-        grid = np.zeros((2 * size + gap, 3 * size + 2 * gap), dtype=np.uint8)
-        for r, row in enumerate(rows):
-            for c, image in enumerate(row):
-                pixels = ((image[0, 0].float().cpu().numpy() + 1) * 127.5).clip(0, 255).round().astype(np.uint8)
-                grid[r * (size + gap) : r * (size + gap) + size, c * (size + gap) : c * (size + gap) + size] = pixels
-        path = self.run_dir / "samples" / f"iter_{self.iteration:06d}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return write_png(path, grid)
-
-    def _log_step(self) -> None:
-        sums = self.sums.clone()
-        count = torch.tensor([float(self.sum_count)], dtype=torch.float64)
-        if self.dist.active:  # the curve shows the mean over all ranks
-            dist.all_reduce(sums)
-            dist.all_reduce(count)
-        means = (sums / max(count.item(), 1)).tolist()
-        self.sums.zero_()
-        self.sum_count = 0
-        self.emit(
-            {
-                "type": "step",
-                "total_iterations": self.total,
-                "epoch": (self.iteration - 1) // self.epoch_iterations,
-                **{k: round(v, 6) for k, v in zip(events.LOSS_KEYS, means)},
-                "lr": self.opt_G.param_groups[0]["lr"],
-                "seconds": round(self.seconds, 3),
-                **({"seconds_left": round(self.budget.left(self.wall_seconds), 1)} if self.budget else {}),
-            }
-        )
-
-    def _checkpoint(self) -> Path:
-        path = self.run_dir / CHECKPOINT
-        if self.dist.main:
-            self.save_checkpoint()
-        self.emit({"type": "checkpoint", "path": CHECKPOINT})
-        return path
-
-    def _data_summary(self) -> dict:
-        summary = {"domain_a": self.data_a.summary(), "domain_b": self.data_b.summary()}
-        if self.pairs:
-            summary["paired"] = self.pairs.summary()
-        return summary
-
-    def _card(self, validation: dict | None = None) -> dict:
-        cfg = self.config
-        training = {
-            "iterations": self.iteration,
-            "seconds": round(self.seconds, 1),
-            "size": cfg.size,
-            "batch_size": cfg.batch_size,
-            "world_size": self.dist.world,
-            "plane": cfg.plane,
-            "precision": self.precision,
-            "objective": {
-                "gan": "lsgan",
-                "lambda_adversarial": cfg.lambda_adversarial,
-                "lambda_cycle": cfg.lambda_cycle,
-                "lambda_identity": cfg.lambda_identity,
-                "lambda_structure": cfg.lambda_structure,
-                "lambda_anchor": cfg.lambda_anchor if self.anchors else 0.0,
-                "pool_size": cfg.pool_size,
-                "lambda_paired": cfg.lambda_paired if self.pairs else 0.0,
-                "lr": cfg.lr,
-                "betas": [cfg.beta1, cfg.beta2],
-                "decay_fraction": cfg.decay_fraction,
-            },
-            "data": self._data_summary(),
-            "seed": cfg.seed,
-            **({"init_from": Path(cfg.init_from).name} if cfg.init_from else {}),
-            **({"validation": validation} if validation else {}),
-        }
-        normalisation = model_files.training_normalisation(
-            cfg.percentile_a,
-            cfg.percentile_b,
-            self.pixel_size,
-        )
-        return model_files.make_card(cfg.generator_config(), model_files.DIRECTIONS, normalisation, training=training)
+        return torch.stack([losses[key] for key in events.LOSS_KEYS]).detach().double().cpu()
 
     def _generators(self) -> dict[str, nn.Module]:
         nets = self.nets()
