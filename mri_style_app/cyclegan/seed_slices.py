@@ -33,6 +33,9 @@ MRICRON = Path("/usr/share/mricron/templates")
 GRID_SHAPE = (181, 217, 181)
 GRID_AFFINE = np.array([[1.0, 0, 0, -90], [0, 1, 0, -125], [0, 0, 1, -71], [0, 0, 0, 1]])
 SPLITS = {"train": (range(10, 41), range(70, 101)), "test": (range(41, 56), range(111, 126))}
+# The test slices' levels with a 10-slice margin: no voxel of Colin27 (ch2, ch2bet, the seed
+# slices or anything made from them) in these axial slices enters the training of a shipped model.
+COLIN27_TEST_BAND = range(100, 135)
 
 
 def t1_z(k: int) -> int:
