@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mri_style_app.imaging.intensity import foreground_mask, normalize_unit, percentile_scale, robust_range
-from mri_style_app.imaging.metrics import evaluate_pair, head_mask, mae, psnr, ssim, ssim_map
+from mri_style_app.imaging.metrics import evaluate_pair, head_mask, mae, psnr, ssim, ssim_map, stripe_index
 
 C1, C2 = 0.01**2, 0.03**2  # Wang et al. 2004 constants for data range 1
 RNG = np.random.default_rng(7)
@@ -184,3 +184,19 @@ def test_evaluate_pair_scales_each_volume_by_itself():
     assert result["ssim"] == pytest.approx(1.0, abs=1e-5)
     noisy = evaluate_pair(ref + RNG.normal(0, 15, ref.shape), ref, mask)
     assert 15 < noisy["psnr"] < 35 and 0 < noisy["ssim"] < 1 and noisy["mae"] > 0
+
+
+def test_stripe_index_is_one_for_a_slice_consistent_output_and_grows_with_banding():
+    rng = np.random.default_rng(0)
+    x, y, z = np.meshgrid(*(np.linspace(-1, 1, n) for n in (60, 70, 50)), indexing="ij")
+    head = (x**2 + y**2 + z**2) < 0.8
+    source = np.where(head, 100 + 40 * np.sin(5 * x) * np.cos(4 * y) * np.cos(3 * z) + rng.normal(0, 2, x.shape), 0)
+    inverted = np.where(head, 250 - source, 0)  # another contrast, the same from slice to slice
+    assert stripe_index(source, inverted) == pytest.approx(1.0, abs=0.05)
+    banded = inverted * rng.uniform(0.9, 1.1, (1, 1, x.shape[2]))  # each axial slice its own gain
+    assert stripe_index(source, banded) > 1.5
+    # bands across the sagittal slices show along that axis, not the axial one
+    sagittal = inverted * rng.uniform(0.9, 1.1, (x.shape[0], 1, 1))
+    assert stripe_index(source, sagittal, axis=0) > 1.5 > stripe_index(source, sagittal)
+    with pytest.raises(ValueError, match="one shape"):
+        stripe_index(source, source[:-1])
