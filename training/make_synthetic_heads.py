@@ -21,6 +21,7 @@ folders are what `mri-style train` reads as paired data and unpaired domains
 
     .venv/bin/python training/make_synthetic_heads.py --out runs/synthetic-heads --heads 24
     .venv/bin/python training/make_synthetic_heads.py --out runs/synthetic-heads --labels-only
+    .venv/bin/python training/make_synthetic_heads.py --out runs/synthetic-heads --figure docs/synthetic_heads.png
 
 The same --seed writes the same heads, voxel for voxel.
 """
@@ -331,11 +332,8 @@ def input_scan(fractions, tissues, contrast: str, settings: dict, bias, rng, str
     return noisy if not stripped else np.where(fractions["air"] < 0.5, noisy, 0.0).astype(np.float32)
 
 
-def cropped_to_head(volumes: list[np.ndarray], affine: np.ndarray, margin: int = 8):
+def cropped_to_head(volumes: list[np.ndarray], head: np.ndarray, affine: np.ndarray, margin: int = 8):
     """The volumes cut to the head's box plus `margin` voxels of air, and the cut grid's affine."""
-    head = volumes[0] > 0
-    for v in volumes[1:]:
-        head |= v > 0
     where = np.argwhere(head)
     low = np.maximum(where.min(axis=0) - margin, 0)
     high = np.minimum(where.max(axis=0) + margin + 1, head.shape)
@@ -369,6 +367,46 @@ def synthetic_head(labels, levels, rng: np.random.Generator, variants: int, stri
     return head_labels, scans, log
 
 
+def figure(out: Path, path: Path, heads: int = 3, prefix: str = "synth") -> Path:
+    """The real ch2 and a seed train pair beside the first synthetic heads (targets, and one
+    random-protocol input), three planes each, every image scaled by its own 99.5th percentile."""
+    from evidence import _three_planes, grid_figure
+
+    from mri_style_app.imaging.intensity import normalize_unit
+
+    def planes(volume: np.ndarray) -> list[np.ndarray]:
+        unit = normalize_unit(volume, volume > 0.05 * volume.max())
+        return _three_planes(unit, [n // 2 for n in volume.shape])
+
+    t1, _ = read_colin27()
+    rows, labels = [_three_planes(normalize_unit(t1, t1 > 10), (90, 120, 72))], ["real ch2 T1w"]
+    z = 85
+    seed_t1, seed_t2 = split_pairs("train")[z]
+    blank = np.zeros((8, 8))
+    rows.append(
+        [np.rot90(seed_t1 / np.percentile(seed_t1, 99.5)), np.rot90(seed_t2 / np.percentile(seed_t2, 99.5)), blank]
+    )
+    labels.append(f"seed train pair z {z}: T1w, T2w")
+    a, b = out / f"{prefix}-A-t1w", out / f"{prefix}-B-t2w"
+    for head in range(heads):
+        name = f"head_{head:02d}"
+        for folder, contrast in ((a, "T1w"), (b, "T2w")):
+            rows.append(planes(np.asarray(nib.load(folder / f"{name}.nii.gz").dataobj, dtype=np.float32)))
+            labels.append(f"{name} {contrast} target")
+        if head == 0:
+            for folder, contrast in ((a, "T1w"), (b, "T2w")):
+                data = np.asarray(nib.load(folder / f"{name}~v0.nii.gz").dataobj, dtype=np.float32)
+                rows.append(planes(data))
+                labels.append(f"{name} {contrast} input (random protocol)")
+    return grid_figure(
+        rows,
+        labels,
+        ["axial", "coronal", "sagittal"],
+        "synthetic whole heads (training/make_synthetic_heads.py) beside the real ch2 and a seed pair",
+        path,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True)
@@ -378,7 +416,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=2025)
     parser.add_argument("--labels-only", action="store_true", help="write the label map and tissue table only")
     parser.add_argument("--folder-prefix", default="synth")
+    parser.add_argument("--figure", type=Path, help="draw the first heads of --out (written before) to this PNG")
     args = parser.parse_args(argv)
+    if args.figure:
+        figure(args.out, args.figure, prefix=args.folder_prefix)
+        return 0
 
     cut = colin27_labels_without_test_band(*read_colin27())
     levels = reference_intensities(cut)
@@ -402,9 +444,9 @@ def main(argv: list[str] | None = None) -> int:
     logs = {}
     for head in range(args.heads):
         rng = np.random.default_rng([args.seed, head])  # each head its own stream: heads can be rewritten alone
-        _, scans, log = synthetic_head(labels, levels, rng, args.variants, args.stripped)
+        head_labels, scans, log = synthetic_head(labels, levels, rng, args.variants, args.stripped)
         names = list(scans)
-        cut, affine = cropped_to_head([scans[n] for n in names], GRID_AFFINE)
+        cut, affine = cropped_to_head([scans[n] for n in names], head_labels != LABEL["air"], GRID_AFFINE)
         for (contrast, tag), image in zip(names, cut):
             file = f"head_{head:02d}.nii.gz" if tag == "ref" else f"head_{head:02d}~{tag}.nii.gz"
             nib.save(nib.Nifti1Image(image.astype(np.float32), affine), folders[contrast] / file)
