@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import nibabel as nib
@@ -40,6 +39,8 @@ from scipy import ndimage as ndi
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from prepare_default_data import jitter_tissues  # noqa: E402
 
 from mri_style_app.cyclegan.seed_slices import (  # noqa: E402
     COLIN27_TEST_BAND,
@@ -291,16 +292,6 @@ def random_t2w_settings(rng) -> dict:
     return {"tr_ms": rng.uniform(2500, 6000), "te_ms": rng.uniform(80, 140)}
 
 
-def jittered(tissues: dict, rng: np.random.Generator, spread: float = 0.15) -> dict:
-    def f():
-        return float(rng.uniform(1 - spread, 1 + spread))
-
-    return {
-        name: replace(t, t1_ms=t.t1_ms * f(), t2_ms=t.t2_ms * f(), t2star_ms=t.t2star_ms * f(), pd=t.pd * f())
-        for name, t in tissues.items()
-    }
-
-
 def coarser(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """At random (half the time) thicker slices along one axis (2-5 mm), resampled back to 1 mm."""
     if rng.uniform() < 0.5:
@@ -358,7 +349,7 @@ def synthetic_head(labels, levels, rng: np.random.Generator, variants: int, stri
     log = {"mirror": mirror, "skull_stripped": stripped, "variants": []}
     for k in range(variants):
         field = float(rng.choice(list(simulate.HEAD_TISSUES)))
-        tissues = jittered(simulate.HEAD_TISSUES[field], rng)
+        tissues = jitter_tissues(simulate.HEAD_TISSUES[field], rng, spread=0.15)
         bias = simulate.bias_field(head_labels.shape, float(rng.uniform(0, 0.4)), rng)
         t1s, t2s = random_t1w_settings(rng), random_t2w_settings(rng)
         scans[("t1w", f"v{k}")] = input_scan(fractions, tissues, "t1w", t1s, bias, rng, stripped)
