@@ -198,3 +198,20 @@ def test_batch_loads_the_model_once_and_goes_past_a_bad_input(study, tmp_path):
     assert run.returncode == 0, run.stderr
     assert load_volume(dicom_out / "ax_t2w-synth").same_grid(load_volume(axial.folder), atol=1e-5)
     assert load_volume(dicom_out / "sag_t2w-synth").same_grid(load_volume(sagittal.folder), atol=1e-5)
+
+
+def test_result_names_drop_the_file_type_but_keep_uid_dots(study, tmp_path):
+    from mri_style_app.cyclegan.batch import input_stem
+
+    root, axial, _ = study
+    demo = load_volume(paths.demo_t1_path())
+    enhanced = write_series(tmp_path / "mf", demo.data, demo.affine, SeriesSpec(size=(48, 56, 8), multiframe=True))
+    frame_file = next(enhanced.folder.glob("*.dcm"))
+    assert input_stem(frame_file) == frame_file.name[: -len(".dcm")]
+    uid_named = tmp_path / "1.2.826.0.1.3680043.8.498.1"
+    shutil.copyfile(next(p for p in axial.folder.iterdir() if p.is_file()), uid_named)
+    assert input_stem(uid_named) == uid_named.name
+    assert input_stem(root / "study" / "ax") == "ax"
+    nifti = tmp_path / "sub-01_T1w.nii.gz"
+    save_volume(demo, nifti)
+    assert input_stem(nifti) == "sub-01_T1w"

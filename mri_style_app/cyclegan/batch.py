@@ -29,12 +29,18 @@ class BatchItem:
 
 
 def input_stem(path: Path) -> str:
-    """A volume's name without its file type: sub-01_T1w.nii.gz -> sub-01_T1w; a folder's own name."""
+    """A volume's name without its file type: sub-01_T1w.nii.gz -> sub-01_T1w, enhanced.dcm ->
+    enhanced; a folder's own name. A DICOM file loses only a .dcm: its names are often UIDs, whose
+    dots are not a file type."""
     name = path.name
     for suffix in sorted(READABLE_SUFFIXES, key=len, reverse=True):
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
-    return Path(name).stem if path.is_file() and not dicom.is_dicom_file(path) else name
+    if not path.is_file():
+        return name
+    if dicom.is_dicom_file(path):
+        return name[: -len(".dcm")] if name.lower().endswith(".dcm") else name
+    return Path(name).stem
 
 
 def bids_folder(path: Path) -> Path:
