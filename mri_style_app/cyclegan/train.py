@@ -1,10 +1,11 @@
-"""CycleGAN training loop (torch, no Qt): the reference objective and schedule on MRI slices.
+"""CycleGAN training loop (torch, no Qt) on MRI slices.
 
 Domain A = T1-weighted, domain B = T2-weighted. G_A: A -> B ("t1-to-t2"), G_B: B -> A
-("t2-to-t1"); D_A judges B images (real T2 vs G_A's fakes), D_B judges A images. Objective
-as in Zhu et al. 2017: LSGAN (MSE) adversarial losses, L1 cycle loss x 10, L1 identity loss
-x 0.5 x 10, image pools of 50 fakes for the discriminators, Adam 2e-4 (0.5, 0.999), learning
-rate constant for the first half of the iterations, then linearly down to 0.
+("t2-to-t1"); D_A judges B images (real T2 vs G_A's fakes), D_B judges A images. The terms are
+Zhu et al. 2017's (LSGAN adversarial losses, L1 cycle and identity losses, image pools of 50
+fakes, Adam with beta1 0.5, a learning rate constant for the first part of the run, then
+linearly down to 0) plus optional paired, structure and anchor terms; the weights and their
+defaults (no identity loss, a structure loss) are train_config.py's.
 
 The settings are train_config.py's, the loss terms losses.py's, the events, samples and model
 card run_log.py's and the checkpoint run_checkpoint.py's; this module builds the networks and
