@@ -358,6 +358,31 @@ def synthetic_head(labels, levels, rng: np.random.Generator, variants: int, stri
     return head_labels, scans, log
 
 
+def fidelity(cut: np.ndarray, levels: dict[str, np.ndarray], brain: np.ndarray) -> dict:
+    """How close the undeformed head's reference scans come to the seed train split's real pairs,
+    slice for slice (the project's scoring protocol): in the whole head, the brain (ch2bet), and
+    outside the brain dilated by 4 mm (scalp, skull, face). A yardstick for the label map and the
+    tissue levels, on the only levels where the truth is known."""
+    from mri_style_app.imaging.metrics import evaluate_pair
+
+    pairs = split_pairs("train")
+    zs = sorted(pairs)
+    fractions = soft_fractions(cut[:, :, zs], sigma=0.6)
+    head = head_mask(np.stack([pairs[z][0] for z in zs], -1), np.stack([pairs[z][1] for z in zs], -1))
+    in_brain = brain[:, :, zs] & head
+    regions = {
+        "head": head,
+        "brain": in_brain,
+        "outside the brain": head & ~ndi.binary_dilation(in_brain, iterations=4),
+    }
+    scores = {}
+    for k, contrast in enumerate(("t1w", "t2w")):
+        real = np.stack([pairs[z][k] for z in zs], -1).astype(np.float32)
+        made = reference_scan(fractions, levels[contrast])
+        scores[contrast] = {name: evaluate_pair(made, real, region) for name, region in regions.items()}
+    return scores
+
+
 def figure(out: Path, path: Path, heads: int = 3, prefix: str = "synth") -> Path:
     """The real ch2 and a seed train pair beside the first synthetic heads (targets, and one
     random-protocol input), three planes each, every image scaled by its own 99.5th percentile."""
@@ -408,9 +433,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--labels-only", action="store_true", help="write the label map and tissue table only")
     parser.add_argument("--folder-prefix", default="synth")
     parser.add_argument("--figure", type=Path, help="draw the first heads of --out (written before) to this PNG")
+    parser.add_argument(
+        "--fidelity", action="store_true", help="score the undeformed head's references against the seed train pairs"
+    )
     args = parser.parse_args(argv)
     if args.figure:
         figure(args.out, args.figure, prefix=args.folder_prefix)
+        return 0
+    if args.fidelity:
+        t1, brain = read_colin27()
+        cut = colin27_labels_without_test_band(t1, brain)
+        for contrast, regions in fidelity(cut, reference_intensities(cut), brain).items():
+            for region, r in regions.items():
+                print(f"{contrast} {region}: SSIM {r['ssim']:.3f}, PSNR {r['psnr']:.2f} dB")
         return 0
 
     cut = colin27_labels_without_test_band(*read_colin27())
