@@ -41,6 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from prepare_default_data import jitter_tissues  # noqa: E402
+from prepare_reference_pairs import rotation  # noqa: E402
 
 from mri_style_app.cyclegan.seed_slices import (  # noqa: E402
     COLIN27_TEST_BAND,
@@ -207,24 +208,13 @@ def reference_intensities(labels: np.ndarray) -> dict[str, np.ndarray]:
 
 
 # ------------------------------------------------------------------ one synthetic head
-def _rotation(degrees: np.ndarray) -> np.ndarray:
-    out = np.eye(3)
-    for axis, angle in enumerate(np.deg2rad(degrees)):
-        c, s = np.cos(angle), np.sin(angle)
-        r = np.eye(3)
-        i, j = [k for k in range(3) if k != axis]
-        r[i, i], r[i, j], r[j, i], r[j, j] = c, -s, s, c
-        out = out @ r
-    return out
-
-
 def deformed_labels(labels: np.ndarray, rng: np.random.Generator, pad: int = 24) -> np.ndarray:
     """The label map under a random affine (size +-15 %, rotation +-10 deg, shift +-8 mm) and a
     smooth elastic warp (5 x 5 x 5 control points, up to 5 mm), nearest label; `pad` voxels of
     air around it first, so a bigger head is not cut by the old field of view."""
     labels = np.pad(labels, pad, constant_values=LABEL["air"])
     shape = np.array(labels.shape)
-    linear = _rotation(rng.uniform(-10, 10, 3)) @ np.diag(rng.uniform(0.85, 1.15, 3) * rng.uniform(0.97, 1.03))
+    linear = rotation(rng.uniform(-10, 10, 3)) @ np.diag(rng.uniform(0.85, 1.15, 3) * rng.uniform(0.97, 1.03))
     inverse = np.linalg.inv(linear)
     centre = (shape - 1) / 2.0
     grid = np.stack(np.meshgrid(*[np.arange(n, dtype=np.float32) for n in shape], indexing="ij"))

@@ -40,6 +40,18 @@ from mri_style_app.paths import resources_dir
 REPO = Path(__file__).resolve().parents[1]
 
 
+def rotation(degrees) -> np.ndarray:
+    """The 3 x 3 rotation about x, then y, then z by the given angles (degrees)."""
+    out = np.eye(3)
+    for axis, angle in enumerate(np.deg2rad(degrees)):
+        c, s = np.cos(angle), np.sin(angle)
+        r = np.eye(3)
+        i, j = [k for k in range(3) if k != axis]
+        r[i, i], r[i, j], r[j, i], r[j, j] = c, -s, s, c
+        out = out @ r
+    return out
+
+
 def deformed_maps(
     maps: np.ndarray,
     rng: np.random.Generator,
@@ -51,15 +63,7 @@ def deformed_maps(
     """(channels, x, y, z) maps resampled under a random affine and a smooth displacement field
     (4 x 4 x 4 control points, up to `warp_mm` each), trilinear. 1 mm voxels assumed."""
     shape = maps.shape[1:]
-    angles = np.deg2rad(rng.uniform(-max_degrees, max_degrees, 3))
-    rotation = np.eye(3)
-    for axis, angle in enumerate(angles):
-        c, s = np.cos(angle), np.sin(angle)
-        r = np.eye(3)
-        i, j = [k for k in range(3) if k != axis]
-        r[i, i], r[i, j], r[j, i], r[j, j] = c, -s, s, c
-        rotation = rotation @ r
-    linear = rotation @ np.diag(rng.uniform(1 - max_scale, 1 + max_scale, 3))
+    linear = rotation(rng.uniform(-max_degrees, max_degrees, 3)) @ np.diag(rng.uniform(1 - max_scale, 1 + max_scale, 3))
     half = (np.array(shape) - 1) / 2.0
     # grid_sample's coordinates are (z, y, x)-ordered in [-1, 1] over the (x, y, z) array's last
     # three axes reversed: work in voxel units, then convert.

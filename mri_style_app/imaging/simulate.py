@@ -40,34 +40,39 @@ RELAXATION_3T = {
     "wm": Tissue(t1_ms=1084, t2_ms=69, pd=0.77, t2star_ms=45),
 }
 
-# Whole-head tissues, BrainWeb's 1.5 T table (Kwan et al. 1999; Aubert-Broche et al., IEEE TMI
-# 25(11), 2006), under the names of training/make_synthetic_heads.py. BrainWeb gives skin and dura
-# CSF's values and marrow white matter's; bone and air have no signal (PD 0; their T1 and T2 are
-# placeholders that keep the equations finite).
 _NO_SIGNAL = Tissue(t1_ms=1.0, t2_ms=1.0, pd=0.0, t2star_ms=1.0)
-HEAD_1_5T = {
-    **BRAINWEB_1_5T,
-    "fat": Tissue(t1_ms=350, t2_ms=70, pd=1.00, t2star_ms=58),
-    "muscle": Tissue(t1_ms=900, t2_ms=47, pd=1.00, t2star_ms=30),
-    "skin": BRAINWEB_1_5T["csf"],
-    "dura": BRAINWEB_1_5T["csf"],
-    "marrow": BRAINWEB_1_5T["wm"],
-    "bone": _NO_SIGNAL,
-    "air": _NO_SIGNAL,
-}
+
+
+def _whole_head(brain: dict[str, Tissue], fat: Tissue, muscle: Tissue) -> dict[str, Tissue]:
+    """The tissues of a whole head under the names of training/make_synthetic_heads.py, by
+    BrainWeb's convention: skin and dura have CSF's values and marrow white matter's; bone and
+    air have no signal (PD 0; their T1 and T2 are placeholders that keep the equations finite)."""
+    return {
+        **brain,
+        "fat": fat,
+        "muscle": muscle,
+        "skin": brain["csf"],
+        "dura": brain["csf"],
+        "marrow": brain["wm"],
+        "bone": _NO_SIGNAL,
+        "air": _NO_SIGNAL,
+    }
+
+
+# 1.5 T: BrainWeb's table (Kwan et al. 1999; Aubert-Broche et al., IEEE TMI 25(11), 2006).
+HEAD_1_5T = _whole_head(
+    BRAINWEB_1_5T,
+    fat=Tissue(t1_ms=350, t2_ms=70, pd=1.00, t2star_ms=58),
+    muscle=Tissue(t1_ms=900, t2_ms=47, pd=1.00, t2star_ms=30),
+)
 # 3 T: brain tissues as RELAXATION_3T; fat 382 / 68 ms and muscle 1412 / 50 ms (Gold et al., AJR
-# 183(2):343-351, 2004); skin, dura and marrow follow CSF and white matter as at 1.5 T. The T2* of
-# fat and muscle at 3 T are assumed (three quarters of the 1.5 T values).
-HEAD_3T = {
-    **RELAXATION_3T,
-    "fat": Tissue(t1_ms=382, t2_ms=68, pd=1.00, t2star_ms=44),
-    "muscle": Tissue(t1_ms=1412, t2_ms=50, pd=1.00, t2star_ms=23),
-    "skin": RELAXATION_3T["csf"],
-    "dura": RELAXATION_3T["csf"],
-    "marrow": RELAXATION_3T["wm"],
-    "bone": _NO_SIGNAL,
-    "air": _NO_SIGNAL,
-}
+# 183(2):343-351, 2004). The T2* of fat and muscle at 3 T are assumed (three quarters of the
+# 1.5 T values).
+HEAD_3T = _whole_head(
+    RELAXATION_3T,
+    fat=Tissue(t1_ms=382, t2_ms=68, pd=1.00, t2star_ms=44),
+    muscle=Tissue(t1_ms=1412, t2_ms=50, pd=1.00, t2star_ms=23),
+)
 HEAD_TISSUES = {1.5: HEAD_1_5T, 3.0: HEAD_3T}
 
 # The demo pair's sequences (seed README): T2w spin echo TR 3300 / TE 120 ms; T1w spoiled
