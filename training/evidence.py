@@ -16,6 +16,7 @@ sys.path.insert(0, str(REPO / "training"))
 
 CH2 = Path("/usr/share/mricron/templates/ch2.nii.gz")
 SCORES = REPO / "runs" / "scores"
+STRIPE_KEY = "stripe index, ch2.nii.gz T1w -> T2w"
 
 
 # ---------------------------------------------------------------- figures
@@ -117,11 +118,12 @@ def seed_figure(model, scores: dict, path: Path, z_index: int = 7) -> Path:
     )
 
 
-def ch2_figure(model, path: Path) -> Path:
-    """The real whole-head Colin27 T1w (mricron-data ch2.nii.gz) and its T2w translation, three planes."""
+def ch2_figure(model, path: Path) -> float:
+    """The real whole-head Colin27 T1w (mricron-data ch2.nii.gz) and its T2w translation, three
+    planes, into `path`; returns that translation's stripe index (imaging.metrics.stripe_index)."""
     from mri_style_app.cyclegan.translate import translate_volume
     from mri_style_app.imaging.intensity import normalize_unit
-    from mri_style_app.imaging.metrics import head_mask
+    from mri_style_app.imaging.metrics import head_mask, stripe_index
     from mri_style_app.imaging.volume import load_volume
 
     t1 = load_volume(CH2)
@@ -129,13 +131,14 @@ def ch2_figure(model, path: Path) -> Path:
     t2 = translate_volume(t1, model, "t1-to-t2")
     centre = (90, 120, 72)
     rows = [_three_planes(normalize_unit(v.data, head), centre) for v in (t1, t2)]
-    return grid_figure(
+    grid_figure(
         rows,
         ["ch2 T1w", "T2w translation"],
         ["axial", "coronal", "sagittal"],
         "real whole-head T1w (Colin27 ch2.nii.gz, mricron-data) translated to T2w",
         path,
     )
+    return stripe_index(t1.data, t2.data)
 
 
 def curves_figure(runs: list[Path], path: Path) -> Path:
@@ -178,7 +181,7 @@ def evaluate_model(model_path: Path, evidence: Path, runs: list[Path]) -> dict:
     sweep = protocol_sweep.sweep(model_path)
     (evidence / "protocol_sweep.md").write_text(protocol_sweep.markdown(sweep))
     seed_figure(model, rows, evidence / "seed_test_whole_head.png")
-    ch2_figure(model, evidence / "ch2_t1w_to_t2w.png")
+    stripes = ch2_figure(model, evidence / "ch2_t1w_to_t2w.png")
     if all((run / "events.jsonl").exists() for run in runs):
         curves_figure(runs, evidence / "training_curves.png")
     worst = {
@@ -191,6 +194,7 @@ def evaluate_model(model_path: Path, evidence: Path, runs: list[Path]) -> dict:
         "averaged over the region; PSNR and MAE over the region",
         "table": rows,
         "protocol sweep, worst brain figure": worst,
+        STRIPE_KEY: round(stripes, 4),
     }
 
 

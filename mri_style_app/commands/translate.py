@@ -49,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--planes",
         default="axial",
         choices=("axial", "coronal", "sagittal", "tri"),
-        help="slice plane, or tri: all three fused (removes slice stripes, 3x the time)",
+        help="slice plane (its slices evened out across slices), or tri: the median of all three (3x the time)",
     )
     parser.add_argument(
         "--device",

@@ -13,8 +13,10 @@ The steps, and why:
   is translated like a 1 mm one.
 - A volume a few voxels thin along one axis (a single slice stored as a volume) is run in that
   slice's plane, whatever plane was asked for: its other planes hold no image.
-- `planes="tri"` runs axial, coronal and sagittal and takes the voxel-wise median, which
-  removes the stripes that stacking independent 2D slices leaves across the slice direction.
+- Slices run one at a time disagree a little with their neighbours (stripes across the other
+  two planes): one plane's result is evened out across slices by a joint bilateral filter that
+  keeps the anatomy's edges (smooth_across_slices). `planes="tri"` instead runs axial, coronal
+  and sagittal and takes the voxel-wise median, at three times the work.
 - The output lies on the input's grid (`volume.with_data`). Its intensities are the generator's
   [0, 1] times the source's own robust scale (its foreground 99.5th percentile), so the
   translation has the magnitude of the file it came from and one display window fits both.
@@ -68,6 +70,16 @@ AIR_LEVEL = 0.05
 AIR_MARGIN_MM = 16.0
 # A volume thinner than this along an axis is a slab of slices in the other two axes' plane.
 THIN_VOXELS = 4
+# Slices translated one at a time disagree a little with their neighbours, which shows as bands
+# across the other two planes. Each voxel is averaged with its neighbours across slices (a
+# Gaussian of SLICE_SIGMA slices, SLICE_RADIUS each side), each neighbour weighted down where the
+# source differs from the voxel's own (GUIDE_SIGMA, in the source's unit scale: an edge of the
+# anatomy) or where the translation differs (OUTPUT_SIGMA: tissues alike in the source, unlike in
+# the target, such as CSF and bone in a T1w). Measured in docs/translation.md.
+SLICE_RADIUS = 2
+SLICE_SIGMA = 1.0
+GUIDE_SIGMA = 0.05
+OUTPUT_SIGMA = 0.15
 
 
 # ---------------------------------------------------------------- normalisation
@@ -231,11 +243,14 @@ def translate_unit(
     label: str = "Translating",
     voxel_sizes=(1.0, 1.0, 1.0),
     pixel_size: float | None = None,
+    smooth_slices: bool = True,
 ) -> np.ndarray:
     """[0, 1] volume -> translated [0, 1] volume on the same grid (the engine under translate_volume).
 
     `voxel_sizes` are the canonical axes' voxel sizes in mm; each slice is run at `pixel_size`
-    mm (the model's training pixel size; None: the slice's own)."""
+    mm (the model's training pixel size; None: the slice's own). `smooth_slices`: one plane's
+    slices are evened out across slices (smooth_across_slices); False keeps each slice as the
+    network made it."""
     if planes not in PLANE_CHOICES:
         raise ValueError(f"unknown planes {planes!r}; choose one of {', '.join(PLANE_CHOICES)}")
     device = choose_device(device) if isinstance(device, str) else torch.device(device)
@@ -272,13 +287,52 @@ def translate_unit(
                     cancel,
                 )
             )
-    out = results[0] if len(results) == 1 else np.median(np.stack(results), axis=0).astype(np.float32)
+    if len(results) == 1:
+        axis = PLANE_AXIS[plane_list[0]]
+        out = smooth_across_slices(results[0], unit, axis) if smooth_slices else results[0]
+    else:  # the median of three planes is already consistent across each of them
+        out = np.median(np.stack(results), axis=0).astype(np.float32)
     # Air stays air: the generators leave a faint haze around the head (measured on the demo
     # T1w: a quarter of the air voxels above 1 % of the brightest tissue), cleared beyond a
     # margin so the head's edge keeps what the model made of it. Not `mask`: in a skull-stripped
     # T2w, whose darkest tissue (white matter) sets its low end, that leaves out a quarter of the brain.
     out[~dilate(unit > AIR_LEVEL, BACKGROUND_MARGIN_VOXELS)] = 0.0
     return out
+
+
+def smooth_across_slices(out: np.ndarray, guide: np.ndarray, axis: int) -> np.ndarray:
+    """`out` averaged across slices along `axis` with neighbours that are alike in `guide` (the
+    [0, 1] source) and in `out` itself: a joint bilateral filter along one axis, which evens out
+    slice-to-slice disagreement and keeps the anatomy's edges. A slab too thin to have
+    neighbours is returned as it is."""
+    if out.shape[axis] < THIN_VOXELS or SLICE_RADIUS < 1 or not out.any():
+        return out
+    # Only the box around what the network made: the air around a head costs time and holds 0.
+    box = []
+    for a in range(3):
+        kept = np.flatnonzero(out.any(axis=tuple(b for b in range(3) if b != a)))
+        box.append(slice(int(kept[0]), int(kept[-1]) + 1))
+    box = tuple(box)
+    smoothed = out.copy()
+    smoothed[box] = _smooth_box(out[box], guide[box], axis)
+    return smoothed
+
+
+def _smooth_box(out: np.ndarray, guide: np.ndarray, axis: int) -> np.ndarray:
+    n = out.shape[axis]
+    result = torch.from_numpy(np.ascontiguousarray(np.moveaxis(out, axis, 0)))
+    source = torch.from_numpy(np.ascontiguousarray(np.moveaxis(guide, axis, 0)))
+    total, weights = result.clone(), torch.ones_like(result)
+    guide_scale, output_scale = 0.5 / GUIDE_SIGMA**2, 0.5 / OUTPUT_SIGMA**2
+    for shift in range(1, min(SLICE_RADIUS, n - 1) + 1):
+        distance_weight = float(np.exp(-0.5 * shift**2 / SLICE_SIGMA**2))
+        for here, there in ((slice(shift, None), slice(None, n - shift)), (slice(None, n - shift), slice(shift, None))):
+            weight = (source[here] - source[there]).square_().mul_(guide_scale)
+            weight.add_((result[here] - result[there]).square_().mul_(output_scale))
+            weight = weight.neg_().exp_().mul_(distance_weight)
+            total[here] += weight * result[there]
+            weights[here] += weight
+    return np.moveaxis(total.div_(weights).numpy(), 0, axis)
 
 
 def dilate(mask: np.ndarray, voxels: int) -> np.ndarray:
@@ -306,6 +360,7 @@ def translate_volume(
     batch_size: int | None = None,
     progress: Progress | None = None,
     cancel: Cancel | None = None,
+    smooth_slices: bool = True,
 ) -> Volume:
     """The volume translated by `model` in `direction`, on the same grid and affine.
 
@@ -326,6 +381,7 @@ def translate_volume(
         cancel,
         voxel_sizes=volume.voxel_sizes,
         pixel_size=model.pixel_size,
+        smooth_slices=smooth_slices,
     )
     return volume.with_data(out * np.float32(scale), name=f"{volume.name}_{target.upper()}w_translated")
 

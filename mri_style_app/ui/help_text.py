@@ -75,9 +75,9 @@ TOOLTIPS: dict[str, str] = {
     "paired_b": "Optional: the T2-weighted partners of the paired T1w folder, same file names, same voxel grid.",
     "cycle_map": "Translate to the other contrast and back, and show |original - round trip| as "
     "a heat overlay. Bright areas are where the model is unsure or invents detail.",
-    "planes": "Which direction the volume is cut into 2D slices for the network. 'tri' "
-    "translates along all three planes and averages them, which removes the stripes "
-    "that stacking independently translated slices can leave.",
+    "planes": "Which direction the volume is cut into 2D slices for the network. Each plane's "
+    "slices are evened out across slices, so they show no bands in the other views. 'tri' "
+    "translates along all three planes and takes their median instead, at three times the time.",
 }
 
 HELP_HTML = """
