@@ -90,7 +90,10 @@ def test_the_script_writes_paired_folders_the_trainer_reads(tmp_path):
 
 def test_the_undeformed_heads_references_come_close_to_the_real_seed_pairs(colin27, cut_labels):
     """The yardstick of the label map and the tissue levels (docs/synthetic_heads.md): measured
-    0.956 / 0.942 SSIM in the brain and 0.909 / 0.711 in the whole head, T1w / T2w."""
+    0.956 / 0.943 SSIM in the brain, 0.936 / 0.856 in the whole head and 0.898 / 0.740 outside the
+    brain, T1w / T2w: the scalp's layers as the seed protocol images them."""
     scores = synth.fidelity(cut_labels, synth.reference_intensities(cut_labels), colin27[1])
     assert scores["t1w"]["brain"]["ssim"] > 0.93 and scores["t2w"]["brain"]["ssim"] > 0.92
-    assert scores["t1w"]["head"]["ssim"] > 0.88 and scores["t2w"]["head"]["ssim"] > 0.68
+    assert scores["t1w"]["head"]["ssim"] > 0.92 and scores["t2w"]["head"]["ssim"] > 0.84
+    outside = scores["t2w"]["outside the brain"]
+    assert outside["ssim"] > 0.72 and outside["psnr"] > 14.0, outside

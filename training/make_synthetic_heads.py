@@ -7,7 +7,7 @@ bone, marrow, dura and air (sinuses, airways). No voxel of the seed README's tes
 (Colin27 z 100-134) is ever read: those slices are cut out of the map before anything else and
 the head above them is joined to the head below (`COLIN27_TEST_BAND`).
 
-Each tissue's brightness under the reference protocols is the median of the seed train split's
+Each tissue's brightness under the reference protocols is the mode of the seed train split's
 exact T1w/T2w pairs over that tissue (the BrainWeb protocols the test split was made with). Each
 synthetic head is the label map under a random 3D affine (size +-15 %, rotation, shift) and a
 smooth elastic warp, sometimes mirrored or made of one hemisphere twice, sometimes cut at the
@@ -61,10 +61,14 @@ LABEL = {name: value for value, name in enumerate(LABELS)}
 # fat or marrow; between them muscle. Air is darker still. Read off ch2's histogram outside
 # ch2bet: bone and air peak near 15, muscle near 60, white matter (inside) at 109.
 DARK, BRIGHT, AIR = 38.0, 128.0, 9.0
+# Soft tissue outside the brain darker than this in ch2 images as fluid in the seed pairs (bright
+# in the T2w, dark in the T1w: 97-100 % of those voxels above 0.4 of the T2w scale, against
+# 0-17 % above it): the skin and the scalp's wet layers. Read off the seed train pairs by ch2 band.
+SCALP_FLUID = 70.0
 CSF_SHELL_MM = 3.0  # dark voxels this close to the brain are CSF, further out bone
 EYE_RADIUS_MM = 4  # fluid or air blobs thicker than this (eyes, sinuses) are not bone
-SKIN_MM = 2.0
 DURA_MM = 2.0
+SKIN_MM = 1.0
 
 
 def _disk_ball(radius: int) -> np.ndarray:
@@ -119,6 +123,7 @@ def colin27_labels(t1: np.ndarray, brain: np.ndarray, centres: np.ndarray) -> np
     labels[blobs & (t1 < AIR)] = LABEL["air"]
     mid = outside & (t1 >= DARK) & (t1 < BRIGHT)
     labels[mid] = LABEL["muscle"]
+    labels[mid & (t1 < SCALP_FLUID)] = LABEL["skin"]
     # dura: the membrane just outside the brain and its CSF
     labels[mid & (from_brain <= DURA_MM)] = LABEL["dura"]
     # fat outside the skull, marrow inside it (between its inner and outer tables)
@@ -127,9 +132,9 @@ def colin27_labels(t1: np.ndarray, brain: np.ndarray, centres: np.ndarray) -> np
     skull = _fill_axial(_closed(cranium, structure=_disk_ball(3)))
     labels[bright] = LABEL["fat"]
     labels[bright & skull] = LABEL["marrow"]
-    # skin: the outermost layer of the head, where it is not fat
+    # dark voxels at the head's surface are its edge (skin half in the air), not bone
     to_air = ndi.distance_transform_edt(head)
-    labels[head & (to_air <= SKIN_MM) & ~bright] = LABEL["skin"]
+    labels[dark & ~near & (to_air <= SKIN_MM)] = LABEL["skin"]
     labels[~head] = LABEL["air"]
     return labels
 
@@ -174,7 +179,8 @@ def colin27_labels_without_test_band(t1: np.ndarray, brain: np.ndarray) -> np.nd
 
 
 # Tissues the train split hardly shows (marrow), or that the map places too coarsely to read off
-# it (skin, a layer 1-2 voxels thick), take the level of the tissue whose BrainWeb values they share.
+# it (skin, which BrainWeb images with CSF's relaxation times), take the level of the tissue whose
+# BrainWeb values they share.
 SAME_AS = {"marrow": "wm", "skin": "csf"}
 
 
