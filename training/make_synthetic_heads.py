@@ -178,10 +178,10 @@ def colin27_labels_without_test_band(t1: np.ndarray, brain: np.ndarray) -> np.nd
     return np.concatenate([colin27_labels(t1[:, :, s], brain[:, :, s], centres) for s in slabs], axis=2)
 
 
-# Tissues the train split hardly shows (marrow), or that the map places too coarsely to read off
-# it (skin, which BrainWeb images with CSF's relaxation times), take the level of the tissue whose
-# BrainWeb values they share.
-SAME_AS = {"marrow": "wm", "skin": "csf"}
+# Tissues the train split hardly shows (marrow: 6 voxels), or that the map places too coarsely to
+# read off it (skin, which BrainWeb images with CSF's relaxation times), take the level of the
+# tissue they image as: marrow is fatty, as bright as fat in ch2 (both above BRIGHT).
+SAME_AS = {"marrow": "fat", "skin": "csf"}
 
 
 def reference_intensities(labels: np.ndarray) -> dict[str, np.ndarray]:

@@ -44,16 +44,17 @@ _NO_SIGNAL = Tissue(t1_ms=1.0, t2_ms=1.0, pd=0.0, t2star_ms=1.0)
 
 
 def _whole_head(brain: dict[str, Tissue], fat: Tissue, muscle: Tissue) -> dict[str, Tissue]:
-    """The tissues of a whole head under the names of training/make_synthetic_heads.py, by
-    BrainWeb's convention: skin and dura have CSF's values and marrow white matter's; bone and
-    air have no signal (PD 0; their T1 and T2 are placeholders that keep the equations finite)."""
+    """The tissues of a whole head under the names of training/make_synthetic_heads.py: skin and
+    dura have CSF's values (BrainWeb's convention), the skull's marrow fat's (an adult's marrow is
+    fatty: as bright as the scalp's fat in the real T1w ch2.nii.gz); bone and air have no signal
+    (PD 0; their T1 and T2 are placeholders that keep the equations finite)."""
     return {
         **brain,
         "fat": fat,
         "muscle": muscle,
         "skin": brain["csf"],
         "dura": brain["csf"],
-        "marrow": brain["wm"],
+        "marrow": fat,
         "bone": _NO_SIGNAL,
         "air": _NO_SIGNAL,
     }
