@@ -305,14 +305,11 @@ def smooth_across_slices(out: np.ndarray, guide: np.ndarray, axis: int) -> np.nd
     [0, 1] source) and in `out` itself: a joint bilateral filter along one axis, which evens out
     slice-to-slice disagreement and keeps the anatomy's edges. A slab too thin to have
     neighbours is returned as it is."""
-    if out.shape[axis] < THIN_VOXELS or SLICE_RADIUS < 1 or not out.any():
+    if out.shape[axis] < THIN_VOXELS or not out.any():
         return out
     # Only the box around what the network made: the air around a head costs time and holds 0.
-    box = []
-    for a in range(3):
-        kept = np.flatnonzero(out.any(axis=tuple(b for b in range(3) if b != a)))
-        box.append(slice(int(kept[0]), int(kept[-1]) + 1))
-    box = tuple(box)
+    kept = [np.flatnonzero(out.any(axis=tuple(b for b in range(3) if b != a))) for a in range(3)]
+    box = tuple(slice(int(k[0]), int(k[-1]) + 1) for k in kept)
     smoothed = out.copy()
     smoothed[box] = _smooth_box(out[box], guide[box], axis)
     return smoothed
