@@ -66,6 +66,7 @@ _RECIPE_ONLY = (
     "lambda_cycle",
     "lambda_identity",
     "lambda_paired",
+    "paired_bright_weight",
     "lambda_structure",
     "lambda_anchor",
     "pool_size",

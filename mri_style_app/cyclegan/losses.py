@@ -59,6 +59,19 @@ def lsgan_loss(prediction: torch.Tensor, real: bool) -> torch.Tensor:
     return F.mse_loss(prediction.float(), target(prediction, dtype=torch.float32))
 
 
+# Model range [-1, 1] of the unit scale's 0.8: above it a reference voxel counts as bright.
+BRIGHT_UNIT = 0.8
+BRIGHT_MODEL = 2 * BRIGHT_UNIT - 1
+
+
+def paired_l1(translation: torch.Tensor, target: torch.Tensor, bright_weight: float = 1.0) -> torch.Tensor:
+    """Mean absolute error, each voxel where the target is bright counted `bright_weight` times."""
+    error = (translation - target).abs()
+    if bright_weight != 1.0:
+        error = torch.where(target > BRIGHT_MODEL, error * bright_weight, error)
+    return error.mean()
+
+
 def generator_losses(
     G_A: nn.Module,
     G_B: nn.Module,
@@ -102,8 +115,9 @@ def generator_losses(
         losses["idt_B"] = F.l1_loss(G_B(real_A).float(), real_A) * lam_idt
     if pair is not None:
         input_A, target_A, input_B, target_B = pair
-        losses["paired_A"] = F.l1_loss(G_A(input_A).float(), target_B) * cfg.lambda_paired
-        losses["paired_B"] = F.l1_loss(G_B(input_B).float(), target_A) * cfg.lambda_paired
+        weight = cfg.paired_bright_weight
+        losses["paired_A"] = paired_l1(G_A(input_A).float(), target_B, weight) * cfg.lambda_paired
+        losses["paired_B"] = paired_l1(G_B(input_B).float(), target_A, weight) * cfg.lambda_paired
     return losses, fake_A, fake_B
 
 
