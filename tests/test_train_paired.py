@@ -17,6 +17,7 @@ from mri_style_app import paths
 from mri_style_app.cyclegan import events
 from mri_style_app.cyclegan.checkpoint import load_model
 from mri_style_app.cyclegan.data import DataError, PairedBatches, load_pairs
+from mri_style_app.cyclegan.losses import BRIGHT_MODEL, paired_l1
 from mri_style_app.cyclegan.train_config import SetupError, TrainConfig
 from mri_style_app.imaging import simulate
 from mri_style_app.imaging.volume import load_volume
@@ -121,6 +122,18 @@ def test_unmatched_or_misaligned_pairs_are_refused(pair_folders, tmp_path):
         load_pairs(a, tmp_path / "nowhere")
     with pytest.raises(SetupError, match="both"):
         TrainConfig(domain_a="a", domain_b="b", out="o", paired_a=str(a)).check()
+
+
+def test_bright_weight_counts_errors_on_bright_references_more():
+    target = torch.tensor([-1.0, 0.0, BRIGHT_MODEL + 0.1, 0.9])  # two dark or mid voxels, two bright
+    translation = target - 0.2
+    assert paired_l1(translation, target).item() == pytest.approx(0.2)
+    # (0.2 + 0.2 + 8 * 0.2 + 8 * 0.2) / 4
+    assert paired_l1(translation, target, 8.0).item() == pytest.approx(0.2 * 18 / 4)
+    # a voxel just below the line counts once
+    assert paired_l1(translation[:2], target[:2], 8.0).item() == pytest.approx(0.2)
+    with pytest.raises(SetupError, match="paired_bright_weight"):
+        TrainConfig(domain_a="a", domain_b="b", out="o", paired_bright_weight=0.5).check()
 
 
 def test_short_paired_run_learns_the_pairs_and_records_them(seed_dir, pair_folders, tmp_path):
