@@ -132,8 +132,8 @@ def test_bright_weight_counts_errors_on_bright_references_more():
     assert paired_l1(translation, target, 8.0).item() == pytest.approx(0.2 * 18 / 4)
     # a voxel just below the line counts once
     assert paired_l1(translation[:2], target[:2], 8.0).item() == pytest.approx(0.2)
-    with pytest.raises(SetupError, match="paired_bright_weight"):
-        TrainConfig(domain_a="a", domain_b="b", out="o", paired_bright_weight=0.5).check()
+    with pytest.raises(SetupError, match="bright_weight_b"):
+        TrainConfig(domain_a="a", domain_b="b", out="o", bright_weight_b=0.5).check()
 
 
 def test_short_paired_run_learns_the_pairs_and_records_them(seed_dir, pair_folders, tmp_path):

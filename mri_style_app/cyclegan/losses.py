@@ -115,9 +115,8 @@ def generator_losses(
         losses["idt_B"] = F.l1_loss(G_B(real_A).float(), real_A) * lam_idt
     if pair is not None:
         input_A, target_A, input_B, target_B = pair
-        weight = cfg.paired_bright_weight
-        losses["paired_A"] = paired_l1(G_A(input_A).float(), target_B, weight) * cfg.lambda_paired
-        losses["paired_B"] = paired_l1(G_B(input_B).float(), target_A, weight) * cfg.lambda_paired
+        losses["paired_A"] = paired_l1(G_A(input_A).float(), target_B, cfg.bright_weight_b) * cfg.lambda_paired
+        losses["paired_B"] = paired_l1(G_B(input_B).float(), target_A, cfg.bright_weight_a) * cfg.lambda_paired
     return losses, fake_A, fake_B
 
 

@@ -66,10 +66,12 @@ class TrainConfig:
     paired_a: str | None = None
     paired_b: str | None = None
     lambda_paired: float = 10.0
-    # The paired L1's weight where the reference is bright (above losses.BRIGHT_UNIT of its unit scale)
-    # against 1 elsewhere. Fat and marrow in a whole-head T1w, fluid in a T2w: rare tissues, yet the
-    # brightest sets each image's scale, so under-producing them dims or brightens all the rest.
-    paired_bright_weight: float = 1.0
+    # The paired L1's weight where the domain's reference is bright (above losses.BRIGHT_UNIT of its
+    # unit scale), against 1 elsewhere: _a for translations into A (T1w), _b into B (T2w). Fat and
+    # marrow in a whole-head T1w are rare, yet the brightest tissue sets each image's scale, so a
+    # translation that under-produces them has every other tissue too bright on that scale.
+    bright_weight_a: float = 1.0
+    bright_weight_b: float = 1.0
     # Weight of the generators' adversarial (GAN) terms. Below 1 it lets the paired and cycle
     # terms lead: the discriminators reward the texture and noise of the unpaired images, which a
     # noise-free reference protocol does not have.
@@ -185,8 +187,9 @@ class TrainConfig:
             raise SetupError("decay_fraction must be between 0 and 1")
         if (self.paired_a is None) != (self.paired_b is None):
             raise SetupError("paired training needs both paired_a and paired_b (folders of co-registered volumes)")
-        if self.paired_bright_weight < 1:
-            raise SetupError(f"paired_bright_weight must be at least 1 (got {self.paired_bright_weight})")
+        for name in ("bright_weight_a", "bright_weight_b"):
+            if getattr(self, name) < 1:
+                raise SetupError(f"{name} must be at least 1 (got {getattr(self, name)})")
         if min(self.lambda_paired, self.lambda_adversarial, self.lambda_structure, self.lambda_anchor) < 0:
             raise SetupError(
                 "lambda_paired, lambda_adversarial, lambda_structure and lambda_anchor must not be negative"
