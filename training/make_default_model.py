@@ -38,6 +38,8 @@ from mri_style_app import paths  # noqa: E402
 
 RECIPES = REPO / "training" / "recipes"
 DATA = REPO / "runs" / "default-data"
+SYNTHETIC_HEADS = ("--heads", "16", "--variants", "2", "--seed", "2025")
+SEED_COPIES = 4
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,31 @@ def prepare() -> None:
         [sys.executable, str(script), "--out", str(DATA), *brains, "--folder-prefix", "pairs", "--seed", "1515"],
         check=True,
     )
+    prepare_heads()
+
+
+def prepare_heads() -> None:
+    """The whole-head folders (after the seed and brain folders): 16 synthetic whole heads, the 3
+    simulated brains (as icbm_NAME) and each seed train volume 4 times (NAME_c0 ... NAME_c3), so a
+    seed volume is drawn as often as 4 heads."""
+    script = REPO / "training" / "make_synthetic_heads.py"
+    synthetic = DATA / "synthetic-heads"
+    subprocess.run(
+        [sys.executable, str(script), "--out", str(synthetic), *SYNTHETIC_HEADS, "--folder-prefix", "synth"],
+        check=True,
+    )
+    for contrast, letter in (("t1w", "A"), ("t2w", "B")):
+        folder = DATA / f"heads-{letter}-{contrast}"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        for file in sorted((synthetic / f"synth-{letter}-{contrast}").glob("*.nii.gz")):
+            shutil.copy2(file, folder / file.name)
+        for file in sorted((DATA / f"pairs-{letter}-{contrast}").glob("*.nii.gz")):
+            if file.name.startswith("seed_"):
+                for copy in range(SEED_COPIES):
+                    shutil.copy2(file, folder / file.name.replace(".nii.gz", f"_c{copy}.nii.gz"))
+            else:
+                shutil.copy2(file, folder / f"icbm_{file.name}")
 
 
 def train(bundled: BundledModel) -> None:
