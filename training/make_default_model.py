@@ -40,6 +40,7 @@ RECIPES = REPO / "training" / "recipes"
 DATA = REPO / "runs" / "default-data"
 SYNTHETIC_HEADS = ("--heads", "16", "--variants", "2", "--seed", "2025")
 SEED_COPIES = 4
+BRAIN_COPIES = 5
 
 
 @dataclass(frozen=True)
@@ -127,15 +128,19 @@ def prepare() -> None:
 
 
 def prepare_heads() -> None:
-    """The whole-head folders (after the seed and brain folders): 16 synthetic whole heads, the 3
-    simulated brains (as icbm_NAME) and each seed train volume 4 times (NAME_c0 ... NAME_c3), so a
-    seed volume is drawn as often as 4 heads."""
+    """The whole-head folders (after the seed and brain folders): 16 synthetic whole heads, each
+    simulated brain 5 times (icbm_NAME_c0 ...) and each seed train volume 4 times (NAME_c0 ...),
+    so that a head is drawn 4 in 10 times a synthetic head, 4 in 10 a brain, 2 in 10 a seed volume."""
     script = REPO / "training" / "make_synthetic_heads.py"
     synthetic = DATA / "synthetic-heads"
     subprocess.run(
         [sys.executable, str(script), "--out", str(synthetic), *SYNTHETIC_HEADS, "--folder-prefix", "synth"],
         check=True,
     )
+    assemble_heads(synthetic)
+
+
+def assemble_heads(synthetic: Path) -> None:
     for contrast, letter in (("t1w", "A"), ("t2w", "B")):
         folder = DATA / f"heads-{letter}-{contrast}"
         shutil.rmtree(folder, ignore_errors=True)
@@ -143,11 +148,11 @@ def prepare_heads() -> None:
         for file in sorted((synthetic / f"synth-{letter}-{contrast}").glob("*.nii.gz")):
             shutil.copy2(file, folder / file.name)
         for file in sorted((DATA / f"pairs-{letter}-{contrast}").glob("*.nii.gz")):
-            if file.name.startswith("seed_"):
-                for copy in range(SEED_COPIES):
-                    shutil.copy2(file, folder / file.name.replace(".nii.gz", f"_c{copy}.nii.gz"))
-            else:
-                shutil.copy2(file, folder / f"icbm_{file.name}")
+            head, _, variant = file.name.removesuffix(".nii.gz").partition("~")
+            seed = head.startswith("seed_")
+            for copy in range(SEED_COPIES if seed else BRAIN_COPIES):
+                name = f"{head}_c{copy}" if seed else f"icbm_{head}_c{copy}"
+                shutil.copy2(file, folder / (f"{name}~{variant}.nii.gz" if variant else f"{name}.nii.gz"))
 
 
 def train(bundled: BundledModel) -> None:
