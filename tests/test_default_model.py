@@ -53,7 +53,13 @@ def test_default_model_is_bundled_with_its_evidence():
     assert card["training"]["recipes"] == [
         "training/recipes/default_t1_t2_unet.toml",
         "training/recipes/default_t1_t2_unet_continued.toml",
+        "training/recipes/default_t1_t2_unet_bright.toml",
     ]
+    # T1w -> T2w from the second run, T2w -> T1w from the third
+    assert card["training"]["generators"] == {
+        "t1-to-t2": "training/recipes/default_t1_t2_unet_continued.toml",
+        "t2-to-t1": "training/recipes/default_t1_t2_unet_bright.toml",
+    }
     assert card["architecture"]["preset"] == "unet" and card["architecture"]["generator"] == "unet"
     assert card["normalisation"]["contrast_percentiles"] == {"t1": 99.5, "t2": 99.5}
     assert card["normalisation"]["pixel_size_mm"] == 1.0
@@ -87,7 +93,7 @@ def _recipe_configs(recipes):
 
 
 def test_fast_model_is_bundled_with_its_evidence():
-    """The fast model: the default's U-Net at half the width, trained by its own recipe on the same
+    """The fast model: the default's U-Net at half the width, trained by its own recipes on the same
     folders; in whole heads it still beats both baselines in SSIM."""
     card = _card("fast")
     assert card["architecture"]["preset"] == "unet-fast" and card["architecture"]["generator"] == "unet"
@@ -110,7 +116,13 @@ def test_the_recipes_that_made_the_bundled_models_are_valid_and_chained(which):
     last = configs[-1]
     assert {k: getattr(last, k) for k in card["training"]["settings"]} == card["training"]["settings"]
     assert all(c.preset == card["architecture"]["preset"] for c in configs)
-    assert all(c.percentile_a is None and c.percentile_b is None for c in configs)  # the default 99.5
+    # each contrast is scaled as the generator that reads it was trained (a recipe that sets no percentile: 99.5)
+    made_by = card["training"].get("generators", {d: card["training"]["recipes"][-1] for d, _, _ in DIRECTIONS})
+    percentiles = card["normalisation"]["contrast_percentiles"]
+    for direction, recipe in made_by.items():
+        config = configs[card["training"]["recipes"].index(recipe)]
+        source = direction.split("-to-")[0]
+        assert ((config.percentile_a if source == "t1" else config.percentile_b) or 99.5) == percentiles[source]
     objective = card["training"]["objective"]
     assert last.lambda_structure == objective.get("lambda_structure", 0.0)
     assert last.lr == objective["lr"] and last.lambda_paired == objective["lambda_paired"]

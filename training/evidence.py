@@ -1,5 +1,6 @@
 """The evidence of a T1w <-> T2w model: its score table, the protocol sweep and the figures
-(a seed test slice, whole head; the real whole-head ch2.nii.gz in three planes; training curves).
+(a seed test slice, whole head; the real whole-head ch2.nii.gz in three planes; a synthetic head
+no run trained on, both ways, in three planes; training curves).
 Used by make_default_model.py."""
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ sys.path.insert(0, str(REPO / "training"))
 CH2 = Path("/usr/share/mricron/templates/ch2.nii.gz")
 SCORES = REPO / "runs" / "scores"
 STRIPE_KEY = "stripe index, ch2.nii.gz T1w -> T2w"
+SYNTHETIC_KEY = "synthetic whole head no run trained on"
 
 
 # ---------------------------------------------------------------- figures
@@ -141,6 +143,54 @@ def ch2_figure(model, path: Path) -> float:
     return stripe_index(t1.data, t2.data)
 
 
+# The synthetic head of the figure: make_synthetic_heads.py's heads draw seed [2025, k]; this one no run reads.
+FIGURE_HEAD_SEED = (7, 0)
+
+
+def synthetic_figure(model, path: Path) -> dict:
+    """A synthetic whole head (training/make_synthetic_heads.py, a seed no training set uses)
+    under the reference protocols, translated both ways, in three planes; returns its whole-head
+    figures per direction (the seed README's protocol, the head of the synthetic volume as mask)."""
+    import make_synthetic_heads as synth
+
+    from mri_style_app.cyclegan.translate import translate_volume
+    from mri_style_app.imaging.intensity import normalize_unit
+    from mri_style_app.imaging.metrics import evaluate_pair
+    from mri_style_app.imaging.volume import Volume
+
+    cut = synth.colin27_labels_without_test_band(*synth.read_colin27())
+    labels = synth.restretched(cut)
+    head_labels, scans, _ = synth.synthetic_head(
+        labels, synth.reference_intensities(cut), np.random.default_rng(FIGURE_HEAD_SEED), 0, 0.0
+    )
+    inside = head_labels != synth.LABEL["air"]
+    (t1, t2), affine = synth.cropped_to_head([scans[("t1w", "ref")], scans[("t2w", "ref")]], inside, synth.GRID_AFFINE)
+    volumes = {"t1": Volume(data=t1, affine=affine, name="synthetic_t1w"), "t2": Volume(data=t2, affine=affine, name="synthetic_t2w")}
+    head = (t1 > 0.02) | (t2 > 0.02)
+    centre = tuple(int(round(c)) for c in np.argwhere(head).mean(axis=0))
+    rows, labels_, scores = [], [], {}
+    for direction in ("t1-to-t2", "t2-to-t1"):
+        source, target = (volumes[k] for k in direction.split("-to-"))
+        pred = translate_volume(source, model, direction)
+        figures = evaluate_pair(pred.data, target.data, head)
+        scores[direction] = {k: round(float(figures[k]), 4) for k in ("ssim", "psnr")}
+        rows += [_three_planes(normalize_unit(v, head), centre) for v in (source.data, pred.data, target.data)]
+        name = direction.split("-to-")
+        labels_ += [
+            f"{name[0].upper()}w source",
+            f"{name[1].upper()}w translation {scores[direction]['ssim']:.3f} / {scores[direction]['psnr']:.1f} dB",
+            f"{name[1].upper()}w reference",
+        ]
+    grid_figure(
+        rows,
+        labels_,
+        ["axial", "coronal", "sagittal"],
+        "a synthetic whole head no run trained on (make_synthetic_heads.py), reference protocols; SSIM / PSNR, whole head",
+        path,
+    )
+    return scores
+
+
 def curves_figure(runs: list[Path], path: Path) -> Path:
     """The runs' loss curves on one axis (each continues where the one before ended), as the
     wizard draws them (offscreen), saved as a PNG."""
@@ -182,6 +232,7 @@ def evaluate_model(model_path: Path, evidence: Path, runs: list[Path]) -> dict:
     (evidence / "protocol_sweep.md").write_text(protocol_sweep.markdown(sweep))
     seed_figure(model, rows, evidence / "seed_test_whole_head.png")
     stripes = ch2_figure(model, evidence / "ch2_t1w_to_t2w.png")
+    synthetic = synthetic_figure(model, evidence / "synthetic_head.png")
     if all((run / "events.jsonl").exists() for run in runs):
         curves_figure(runs, evidence / "training_curves.png")
     worst = {
@@ -195,6 +246,7 @@ def evaluate_model(model_path: Path, evidence: Path, runs: list[Path]) -> dict:
         "table": rows,
         "protocol sweep, worst brain figure": worst,
         STRIPE_KEY: round(stripes, 4),
+        SYNTHETIC_KEY: synthetic,
     }
 
 

@@ -1,17 +1,22 @@
 """Reproduce the bundled models and their evidence, step by step.
 
 The default model is a `unet` CycleGAN (a U-Net per direction, no normalisation layers, so the
-field of view does not change a voxel) trained in two plain `mri-style train --recipe` runs on the
-seed train split (whole heads) and simulated ICBM brains, as pairs and unpaired:
+field of view does not change a voxel) trained in three plain `mri-style train --recipe` runs on
+the seed train split (whole heads) and simulated ICBM brains, as pairs and unpaired:
   - training/recipes/default_t1_t2_unet.toml: 4000 iterations from random weights;
   - training/recipes/default_t1_t2_unet_continued.toml: that model 90 more minutes (init_from)
-    at half the learning rate.
+    at half the learning rate;
+  - training/recipes/default_t1_t2_unet_bright.toml: that model 30 more minutes, fat and marrow
+    weighted in the T2w -> T1w paired loss and the T1w scaled by its 99.9th percentile.
+It ships the second run's T1w -> T2w generator and the third run's T2w -> T1w generator.
 The fast model (`--model fast`) is the `unet-fast` preset, the same U-Net at half the width,
-trained in one run on the same folders and objective: training/recipes/fast_t1_t2_unet.toml
-(45 minutes from random weights).
+trained on the same folders and objective: training/recipes/fast_t1_t2_unet.toml (45 minutes from
+random weights), then fast_t1_t2_unet_bright.toml (the default's third run, 30 minutes); it ships
+the first run's T1w -> T2w generator and the second's T2w -> T1w.
 The seed test split is read by no run: `prepare` writes the train split alone.
 
     .venv/bin/python training/make_default_model.py prepare   # training folders under runs/default-data
+    .venv/bin/python training/make_default_model.py heads     # + synthetic whole heads (experiments only)
     .venv/bin/python training/make_default_model.py train     # the model's runs (each resumes)
     .venv/bin/python training/make_default_model.py export    # last run -> resources/models/
     .venv/bin/python training/make_default_model.py evaluate  # score table, sweep, figures, card
@@ -27,7 +32,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,6 +54,8 @@ class BundledModel:
     path: Path  # the model file in resources/models
     runs: list[tuple[Path, Path]]  # (recipe, run folder) in order; the last run is the shipped model
     evidence: Path  # its score table, sweep and figures
+    # direction -> index in runs of the run whose generator ships; any other direction: the last run's
+    generator_runs: dict[str, int] = field(default_factory=dict)
 
 
 MODELS = {
@@ -60,14 +67,22 @@ MODELS = {
             [
                 (RECIPES / "default_t1_t2_unet.toml", REPO / "runs" / "default-model-unet"),
                 (RECIPES / "default_t1_t2_unet_continued.toml", REPO / "runs" / "default-model-unet-continued"),
+                (RECIPES / "default_t1_t2_unet_bright.toml", REPO / "runs" / "default-model-unet-bright"),
             ],
             REPO / "docs" / "default_model",
+            # the third run sharpens T2w -> T1w; its T1w -> T2w is the second run's, which reads a
+            # T1w scaled as the default does (99.5th percentile) and scores higher in whole heads
+            {"t1-to-t2": 1},
         ),
         BundledModel(
             "fast",
             paths.bundled_models()["fast"],
-            [(RECIPES / "fast_t1_t2_unet.toml", REPO / "runs" / "fast-model-unet")],
+            [
+                (RECIPES / "fast_t1_t2_unet.toml", REPO / "runs" / "fast-model-unet"),
+                (RECIPES / "fast_t1_t2_unet_bright.toml", REPO / "runs" / "fast-model-unet-bright"),
+            ],
             REPO / "docs" / "default_model" / "fast",
+            {"t1-to-t2": 0},  # as the default model
         ),
     )
 }
@@ -105,6 +120,17 @@ DATA_DESCRIPTION = {
     "output contrast": "the BrainWeb 1.5 T reference protocols, whatever the input's field and protocol",
 }
 
+# each model's last run, on top of DATA_DESCRIPTION
+_BRIGHT_RUN = (
+    "30 minutes more on the same folders; the T2w -> T1w paired L1 counts bright T1w voxels "
+    "(fat and marrow, above 0.8 of the scale) 8 times, and T1w targets are scaled by their 99.9th "
+    "percentile, so fat and marrow are not clipped"
+)
+BRIGHT_RUN_DESCRIPTION = {
+    "default": {"third run": _BRIGHT_RUN, "generators": "T1w -> T2w from the second run, T2w -> T1w from the third"},
+    "fast": {"second run": _BRIGHT_RUN, "generators": "T1w -> T2w from the first run, T2w -> T1w from the second"},
+}
+
 
 def prepare() -> None:
     """The training folders: the seed train split as whole-head pairs, and the simulated brains."""
@@ -124,11 +150,11 @@ def prepare() -> None:
         [sys.executable, str(script), "--out", str(DATA), *brains, "--folder-prefix", "pairs", "--seed", "1515"],
         check=True,
     )
-    prepare_heads()
 
 
 def prepare_heads() -> None:
-    """The whole-head folders (after the seed and brain folders): 16 synthetic whole heads, each
+    """The whole-head folders of the synthetic-heads experiments (docs/synthetic_heads.md; after
+    `prepare`, no bundled model reads them): 16 synthetic whole heads, each
     simulated brain 5 times (icbm_NAME_c0 ...) and each seed train volume 4 times (NAME_c0 ...),
     so that a head is drawn 4 in 10 times a synthetic head, 4 in 10 a brain, 2 in 10 a seed volume."""
     script = REPO / "training" / "make_synthetic_heads.py"
@@ -166,7 +192,9 @@ def train(bundled: BundledModel) -> None:
         subprocess.run([*CLI, "train", "--recipe", str(recipe), *resume], check=True)
 
 
-def export(bundled: BundledModel) -> Path:
+def run_model(recipe: Path, run: Path) -> tuple[dict, dict, dict]:
+    """(generators, training record, normalisation) of a run: its finished model, or the latest
+    checkpoint of an unfinished run (loaded without unpickling code)."""
     from evidence import checkpoint_generators
 
     from mri_style_app.commands.train import read_recipe
@@ -174,36 +202,56 @@ def export(bundled: BundledModel) -> Path:
     from mri_style_app.cyclegan.events import read_events
     from mri_style_app.cyclegan.train_config import DEFAULT_PERCENTILE, TrainConfig
 
-    recipe, run = bundled.runs[-1]
-    config = TrainConfig.from_dict(read_recipe(recipe))
     finished = run / "model.safetensors"
     if finished.exists():
         model = model_files.load_model(finished)
-        generators, training = model.generators, dict(model.card.get("training", {}))
-        normalisation = model.normalisation
-    else:  # an unfinished run: its latest checkpoint (loaded without unpickling code)
-        generators, state = checkpoint_generators(run, config.preset)
-        steps = [e for e in read_events(run) if e.get("type") == "step"]
-        training = {
-            "iterations": int(state["iteration"]),
-            "seconds": round(float(state["seconds"]), 1),
-            "finished": False,
-            "last_losses": {k: steps[-1][k] for k in ("paired_A", "paired_B")} if steps else {},
-        }
-        # the percentiles the run trained with (a recipe that sets none trains with the default)
-        normalisation = model_files.training_normalisation(
-            config.percentile_a or DEFAULT_PERCENTILE, config.percentile_b or DEFAULT_PERCENTILE, 1.0
-        )
-    for machine_specific in ("data", "init_from", "recipe"):  # folders of the machine that trained it
+        return model.generators, dict(model.card.get("training", {})), model.normalisation
+    config = TrainConfig.from_dict(read_recipe(recipe))
+    generators, state = checkpoint_generators(run, config.preset)
+    steps = [e for e in read_events(run) if e.get("type") == "step"]
+    training = {
+        "iterations": int(state["iteration"]),
+        "seconds": round(float(state["seconds"]), 1),
+        "finished": False,
+        "last_losses": {k: steps[-1][k] for k in ("paired_A", "paired_B")} if steps else {},
+    }
+    # the percentiles the run trained with (a recipe that sets none trains with the default)
+    normalisation = model_files.training_normalisation(
+        config.percentile_a or DEFAULT_PERCENTILE, config.percentile_b or DEFAULT_PERCENTILE, 1.0
+    )
+    return generators, training, normalisation
+
+
+def export(bundled: BundledModel) -> Path:
+    from mri_style_app.commands.train import read_recipe
+    from mri_style_app.cyclegan import checkpoint as model_files
+    from mri_style_app.cyclegan.train_config import TrainConfig
+
+    recipe, run = bundled.runs[-1]
+    config = TrainConfig.from_dict(read_recipe(recipe))
+    generators, training, normalisation = run_model(recipe, run)
+    made_by = {direction: len(bundled.runs) - 1 for direction in model_files.DIRECTIONS}
+    made_by.update(bundled.generator_runs)
+    percentiles = {}
+    for direction, index in made_by.items():
+        source = direction.split("-to-")[0]
+        generators_i, _, normalisation_i = run_model(*bundled.runs[index])
+        generators[direction] = generators_i[direction]
+        # a contrast is scaled as the generator that reads it was trained to read it
+        percentiles[source] = model_files.contrast_percentile(normalisation_i, source)
+    normalisation = model_files.training_normalisation(percentiles["t1"], percentiles["t2"], 1.0)
+    # folders of the machine that trained it, and the last run's own scores while it ran
+    for machine_specific in ("data", "init_from", "recipe", "validation"):
         training.pop(machine_specific, None)
     training.update(
         {
             "recipes": [r.relative_to(REPO).as_posix() for r, _ in bundled.runs],
+            "generators": {d: bundled.runs[i][0].relative_to(REPO).as_posix() for d, i in made_by.items()},
             "reproduce": "python training/make_default_model.py"
             + ("" if bundled.name == "default" else f" --model {bundled.name}")
             + " all",
             "settings": {k: getattr(config, k) for k in SETTINGS},
-            "data": DATA_DESCRIPTION,
+            "data": {**DATA_DESCRIPTION, **BRIGHT_RUN_DESCRIPTION[bundled.name]},
         }
     )
     card = model_files.make_card(config.preset, model_files.DIRECTIONS, normalisation, training=training)
@@ -231,10 +279,13 @@ def main() -> None:
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("step", choices=("prepare", "train", "export", "evaluate", "all"))
+    parser.add_argument("step", choices=("prepare", "heads", "train", "export", "evaluate", "all"))
     parser.add_argument("--model", choices=tuple(MODELS), default="default", help="which bundled model")
     args = parser.parse_args()
     bundled = MODELS[args.model]
+    if args.step == "heads":
+        prepare_heads()
+        return
     for name, step in (("prepare", prepare), ("train", train), ("export", export), ("evaluate", evaluate)):
         if args.step in (name, "all"):
             step() if step is prepare else step(bundled)
