@@ -97,7 +97,14 @@ def test_fast_model_is_bundled_with_its_evidence():
     folders; in whole heads it still beats both baselines in SSIM."""
     card = _card("fast")
     assert card["architecture"]["preset"] == "unet-fast" and card["architecture"]["generator"] == "unet"
-    assert card["training"]["recipes"] == ["training/recipes/fast_t1_t2_unet.toml"]
+    assert card["training"]["recipes"] == [
+        "training/recipes/fast_t1_t2_unet.toml",
+        "training/recipes/fast_t1_t2_unet_bright.toml",
+    ]
+    assert card["training"]["generators"] == {
+        "t1-to-t2": "training/recipes/fast_t1_t2_unet_bright.toml",
+        "t2-to-t1": "training/recipes/fast_t1_t2_unet_bright.toml",
+    }
     assert card["normalisation"]["pixel_size_mm"] == 1.0
     table = card["metrics"]["table"]
     for row in ROWS[1:]:

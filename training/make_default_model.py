@@ -11,8 +11,8 @@ the seed train split (whole heads) and simulated ICBM brains, as pairs and unpai
 It ships the second run's T1w -> T2w generator and the third run's T2w -> T1w generator.
 The fast model (`--model fast`) is the `unet-fast` preset, the same U-Net at half the width,
 trained on the same folders and objective: training/recipes/fast_t1_t2_unet.toml (45 minutes from
-random weights), then fast_t1_t2_unet_bright.toml (the default's third run, 30 minutes); it ships
-the first run's T1w -> T2w generator and the second's T2w -> T1w.
+random weights), then fast_t1_t2_unet_bright.toml (the default's third run, 30 minutes); both of
+its generators are the second run's.
 The seed test split is read by no run: `prepare` writes the train split alone.
 
     .venv/bin/python training/make_default_model.py prepare   # training folders under runs/default-data
@@ -82,7 +82,6 @@ MODELS = {
                 (RECIPES / "fast_t1_t2_unet_bright.toml", REPO / "runs" / "fast-model-unet-bright"),
             ],
             REPO / "docs" / "default_model" / "fast",
-            {"t1-to-t2": 0},  # as the default model
         ),
     )
 }
@@ -128,7 +127,7 @@ _BRIGHT_RUN = (
 )
 BRIGHT_RUN_DESCRIPTION = {
     "default": {"third run": _BRIGHT_RUN, "generators": "T1w -> T2w from the second run, T2w -> T1w from the third"},
-    "fast": {"second run": _BRIGHT_RUN, "generators": "T1w -> T2w from the first run, T2w -> T1w from the second"},
+    "fast": {"second run": _BRIGHT_RUN, "generators": "both from the second run"},
 }
 
 
