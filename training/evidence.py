@@ -165,10 +165,13 @@ def synthetic_figure(model, path: Path) -> dict:
     )
     inside = head_labels != synth.LABEL["air"]
     (t1, t2), affine = synth.cropped_to_head([scans[("t1w", "ref")], scans[("t2w", "ref")]], inside, synth.GRID_AFFINE)
-    volumes = {"t1": Volume(data=t1, affine=affine, name="synthetic_t1w"), "t2": Volume(data=t2, affine=affine, name="synthetic_t2w")}
+    volumes = {
+        "t1": Volume(data=t1, affine=affine, name="synthetic_t1w"),
+        "t2": Volume(data=t2, affine=affine, name="synthetic_t2w"),
+    }
     head = (t1 > 0.02) | (t2 > 0.02)
     centre = tuple(int(round(c)) for c in np.argwhere(head).mean(axis=0))
-    rows, labels_, scores = [], [], {}
+    rows, row_labels, scores = [], [], {}
     for direction in ("t1-to-t2", "t2-to-t1"):
         source, target = (volumes[k] for k in direction.split("-to-"))
         pred = translate_volume(source, model, direction)
@@ -176,14 +179,14 @@ def synthetic_figure(model, path: Path) -> dict:
         scores[direction] = {k: round(float(figures[k]), 4) for k in ("ssim", "psnr")}
         rows += [_three_planes(normalize_unit(v, head), centre) for v in (source.data, pred.data, target.data)]
         name = direction.split("-to-")
-        labels_ += [
+        row_labels += [
             f"{name[0].upper()}w source",
             f"{name[1].upper()}w translation {scores[direction]['ssim']:.3f} / {scores[direction]['psnr']:.1f} dB",
             f"{name[1].upper()}w reference",
         ]
     grid_figure(
         rows,
-        labels_,
+        row_labels,
         ["axial", "coronal", "sagittal"],
         "a synthetic whole head no run trained on (make_synthetic_heads.py), reference protocols; SSIM / PSNR, whole head",
         path,
