@@ -81,6 +81,10 @@ def test_default_model_is_bundled_with_its_evidence():
     for direction in ("t1-to-t2", "t2-to-t1"):
         assert set(card["metrics"]["protocol sweep, worst brain figure"][direction]) == {"ssim", "psnr"}
 
+    # a synthetic whole head no run trained on (training/evidence.synthetic_figure), both ways
+    synthetic = card["metrics"]["synthetic whole head no run trained on"]
+    assert set(synthetic) == {"t1-to-t2", "t2-to-t1"} and all(0 < synthetic[d]["ssim"] <= 1 for d in synthetic)
+
 
 def _recipe_configs(recipes):
     from mri_style_app.commands.train import read_recipe
