@@ -226,18 +226,17 @@ def export(bundled: BundledModel) -> Path:
     from mri_style_app.cyclegan import checkpoint as model_files
     from mri_style_app.cyclegan.train_config import TrainConfig
 
-    recipe, run = bundled.runs[-1]
-    config = TrainConfig.from_dict(read_recipe(recipe))
-    generators, training, normalisation = run_model(recipe, run)
-    made_by = {direction: len(bundled.runs) - 1 for direction in model_files.DIRECTIONS}
-    made_by.update(bundled.generator_runs)
+    last = len(bundled.runs) - 1
+    config = TrainConfig.from_dict(read_recipe(bundled.runs[last][0]))
+    made_by = {direction: bundled.generator_runs.get(direction, last) for direction in model_files.DIRECTIONS}
+    loaded = {index: run_model(*bundled.runs[index]) for index in {last, *made_by.values()}}
+    training = loaded[last][1]
+    generators = {direction: loaded[index][0][direction] for direction, index in made_by.items()}
+    # a contrast is scaled as the generator that reads it was trained to read it
     percentiles = {}
     for direction, index in made_by.items():
         source = direction.split("-to-")[0]
-        generators_i, _, normalisation_i = run_model(*bundled.runs[index])
-        generators[direction] = generators_i[direction]
-        # a contrast is scaled as the generator that reads it was trained to read it
-        percentiles[source] = model_files.contrast_percentile(normalisation_i, source)
+        percentiles[source] = model_files.contrast_percentile(loaded[index][2], source)
     normalisation = model_files.training_normalisation(percentiles["t1"], percentiles["t2"], 1.0)
     # folders of the machine that trained it, and the last run's own scores while it ran
     for machine_specific in ("data", "init_from", "recipe", "validation"):
