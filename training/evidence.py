@@ -155,7 +155,7 @@ def synthetic_figure(model, path: Path) -> dict:
 
     from mri_style_app.cyclegan.translate import translate_volume
     from mri_style_app.imaging.intensity import normalize_unit
-    from mri_style_app.imaging.metrics import evaluate_pair
+    from mri_style_app.imaging.metrics import evaluate_pair, head_mask
     from mri_style_app.imaging.volume import Volume
 
     cut = synth.colin27_labels_without_test_band(*synth.read_colin27())
@@ -169,20 +169,20 @@ def synthetic_figure(model, path: Path) -> dict:
         "t1": Volume(data=t1, affine=affine, name="synthetic_t1w"),
         "t2": Volume(data=t2, affine=affine, name="synthetic_t2w"),
     }
-    head = (t1 > 0.02) | (t2 > 0.02)
+    head = head_mask(t1, t2)
     centre = tuple(int(round(c)) for c in np.argwhere(head).mean(axis=0))
     rows, row_labels, scores = [], [], {}
     for direction in ("t1-to-t2", "t2-to-t1"):
-        source, target = (volumes[k] for k in direction.split("-to-"))
+        source_name, target_name = (name.upper() for name in direction.split("-to-"))
+        source, target = volumes[source_name.lower()], volumes[target_name.lower()]
         pred = translate_volume(source, model, direction)
         figures = evaluate_pair(pred.data, target.data, head)
         scores[direction] = {k: round(float(figures[k]), 4) for k in ("ssim", "psnr")}
         rows += [_three_planes(normalize_unit(v, head), centre) for v in (source.data, pred.data, target.data)]
-        name = direction.split("-to-")
         row_labels += [
-            f"{name[0].upper()}w source",
-            f"{name[1].upper()}w translation {scores[direction]['ssim']:.3f} / {scores[direction]['psnr']:.1f} dB",
-            f"{name[1].upper()}w reference",
+            f"{source_name}w source",
+            f"{target_name}w translation {scores[direction]['ssim']:.3f} / {scores[direction]['psnr']:.1f} dB",
+            f"{target_name}w reference",
         ]
     grid_figure(
         rows,
