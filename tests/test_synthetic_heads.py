@@ -65,7 +65,7 @@ def test_a_seed_writes_the_same_head_and_each_head_holds_every_tissue(cut_labels
     made = [synth.synthetic_head(labels, levels, np.random.default_rng([7, 0]), 1, 0.0) for _ in range(2)]
     (labels_a, scans_a, log_a), (labels_b, scans_b, log_b) = made
     assert np.array_equal(labels_a, labels_b) and log_a == log_b
-    assert set(scans_a) == {("t1w", "ref"), ("t2w", "ref"), ("t1w", "v0"), ("t2w", "v0")}
+    assert set(scans_a) == {("t1w", "ref"), ("t2w", "ref"), ("weights", "ref"), ("t1w", "v0"), ("t2w", "v0")}
     assert all(np.array_equal(scans_a[k], scans_b[k]) for k in scans_a)
     other, _, _ = synth.synthetic_head(labels, levels, np.random.default_rng([7, 1]), 1, 0.0)
     assert not np.array_equal(other, labels_a)
@@ -74,6 +74,12 @@ def test_a_seed_writes_the_same_head_and_each_head_holds_every_tissue(cut_labels
     ref_t2 = scans_a[("t2w", "ref")]
     csf, wm = labels_a == synth.LABEL["csf"], labels_a == synth.LABEL["wm"]
     assert np.median(ref_t2[csf]) > 2 * np.median(ref_t2[wm])  # the target is a T2w
+    # the paired loss is off inside grey and white matter (flat levels), full outside the brain
+    weight, gm = scans_a[("weights", "ref")], labels_a == synth.LABEL["gm"]
+    assert weight.min() >= 0 and weight.max() <= 1
+    assert np.median(weight[wm]) < 0.01 and np.median(weight[gm]) < 0.2
+    for tissue in ("fat", "marrow", "skin", "csf"):
+        assert np.median(weight[labels_a == synth.LABEL[tissue]]) > 0.9, tissue
 
 
 def test_the_script_writes_paired_folders_the_trainer_reads(tmp_path):
@@ -82,8 +88,8 @@ def test_the_script_writes_paired_folders_the_trainer_reads(tmp_path):
     assert synth.main(["--out", str(tmp_path), "--heads", "1", "--variants", "1", "--seed", "3"]) == 0
     a, b = tmp_path / "synth-A-t1w", tmp_path / "synth-B-t2w"
     assert sorted(p.name for p in a.iterdir()) == ["head_00.nii.gz", "head_00~v0.nii.gz"]
-    pairs = load_pairs(a, b)
-    assert len(pairs.heads) == 1
+    pairs = load_pairs(a, b, weights_folder=tmp_path / "synth-weights")
+    assert len(pairs.heads) == 1 and pairs.summary()["weighted_heads"] == 1
     image = nib.load(a / "head_00~v0.nii.gz")
     assert np.allclose(image.affine[:3, :3], np.eye(3))  # 1 mm RAS, cut to the head
 

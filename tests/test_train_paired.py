@@ -16,7 +16,7 @@ import torch
 from mri_style_app import paths
 from mri_style_app.cyclegan import events
 from mri_style_app.cyclegan.checkpoint import load_model
-from mri_style_app.cyclegan.data import DataError, PairedBatches, load_pairs
+from mri_style_app.cyclegan.data import DataError, PairedBatches, _view_slice, load_pairs
 from mri_style_app.cyclegan.losses import BRIGHT_MODEL, paired_l1
 from mri_style_app.cyclegan.train_config import SetupError, TrainConfig
 from mri_style_app.imaging import simulate
@@ -134,6 +134,55 @@ def test_bright_weight_counts_errors_on_bright_references_more():
     assert paired_l1(translation[:2], target[:2], 8.0).item() == pytest.approx(0.2)
     with pytest.raises(SetupError, match="bright_weight_b"):
         TrainConfig(domain_a="a", domain_b="b", out="o", bright_weight_b=0.5).check()
+
+
+def test_weight_maps_count_each_voxels_paired_error_that_much(pair_folders, tmp_path):
+    target = torch.tensor([-1.0, 0.0, 0.5, 0.9])
+    translation = target - 0.2
+    weight = torch.tensor([1.0, 0.0, 0.5, 1.0])
+    assert paired_l1(translation, target, weight=weight).item() == pytest.approx(0.2 * 2.5 / 4)
+
+    # a weight map of zeros on the left half of head_0 (x < 10); head_1 and head_2 have none
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    img = nib.load(pair_folders[0] / "head_0.nii.gz")
+    left_off = np.ones(img.shape, np.float32)
+    left_off[:10] = 0
+    nib.save(nib.Nifti1Image(left_off, img.affine), weights / "head_0.nii.gz")
+    pairs = load_pairs(*pair_folders, weights_folder=weights)
+    assert pairs.weighted and pairs.summary()["weighted_heads"] == 1
+    first = next(i for i, (head, _, _) in enumerate(pairs.index) if head == 0)
+    other = next(i for i, (head, _, _) in enumerate(pairs.index) if head == 1)
+    _, axis, k = pairs.index[first]
+    assert np.array_equal(pairs.slices(first)[4], _view_slice(left_off, axis, k))  # sliced as the scans
+    assert (pairs.slices(other)[4] == 1).all()
+    # batches carry the map through the same warp: 0 where it was 0, 1 where it was 1, and 1 in
+    # the background that padding brings in, as everywhere without a map
+    batches = PairedBatches(pairs, size=64, batch_size=8, augment=False)
+    generator = torch.Generator().manual_seed(0)
+    sides = batches.next(generator)
+    assert len(sides) == 5 and sides[4].shape == (8, 1, 64, 64)
+    assert sides[4].min() >= 0 and sides[4].max() <= 1
+    zeros = (sides[4] < 0.01).flatten(1).sum(1)
+    assert zeros.max() > 0 and (sides[4] > 0.99).flatten(1).float().mean(1).min() > 0.5
+    warped = PairedBatches(pairs, size=64, batch_size=8).next(generator)[4]
+    assert warped.min() >= 0 and warped.max() <= 1 and (warped < 0.01).any()
+
+    # refused: a map of no head, values outside 0-1, another grid, weights without pairs
+    nib.save(nib.Nifti1Image(left_off, img.affine), weights / "nobody.nii.gz")
+    with pytest.raises(DataError, match="nobody.nii.gz"):
+        load_pairs(*pair_folders, weights_folder=weights)
+    (weights / "nobody.nii.gz").unlink()
+    nib.save(nib.Nifti1Image(left_off * 2, img.affine), weights / "head_1.nii.gz")
+    with pytest.raises(DataError, match="between 0 and 1"):
+        load_pairs(*pair_folders, weights_folder=weights)
+    nib.save(nib.Nifti1Image(left_off[:-2], img.affine), weights / "head_1.nii.gz")
+    with pytest.raises(DataError, match="voxel grid"):
+        load_pairs(*pair_folders, weights_folder=weights)
+    with pytest.raises(DataError, match="does not exist"):
+        load_pairs(*pair_folders, weights_folder=tmp_path / "nowhere")
+    with pytest.raises(SetupError, match="paired_weights"):
+        TrainConfig(domain_a="a", domain_b="b", out="o", paired_weights=str(weights)).check()
 
 
 def test_short_paired_run_learns_the_pairs_and_records_them(seed_dir, pair_folders, tmp_path):

@@ -166,6 +166,9 @@ def prepare_heads() -> None:
 
 
 def assemble_heads(synthetic: Path) -> None:
+    weights = DATA / "heads-weights"  # the synthetic heads' alone: the other heads count fully
+    shutil.rmtree(weights, ignore_errors=True)
+    shutil.copytree(synthetic / "synth-weights", weights)
     for contrast, letter in (("t1w", "A"), ("t2w", "B")):
         folder = DATA / f"heads-{letter}-{contrast}"
         shutil.rmtree(folder, ignore_errors=True)

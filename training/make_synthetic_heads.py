@@ -17,7 +17,9 @@ INPUTS (`head_NN~vK.nii.gz`) are the same head through BrainWeb's signal equatio
 head's own tissue values (1.5 or 3 T, jittered), random sequence settings, a bias field, Rician
 noise and, at random, a coarser slice thickness (SynthSR-style; Billot, Iglesias et al.). The
 folders are what `mri-style train` reads as paired data and unpaired domains
-(`mri_style_app.cyclegan.data.load_pairs`).
+(`mri_style_app.cyclegan.data.load_pairs`); `PREFIX-weights/head_NN.nii.gz` is each head's
+paired-loss weight map (a recipe's `paired_weights`): 0 in grey and white matter, whose targets
+are flat levels, 1 elsewhere.
 
     .venv/bin/python training/make_synthetic_heads.py --out runs/synthetic-heads --heads 24
     .venv/bin/python training/make_synthetic_heads.py --out runs/synthetic-heads --labels-only
@@ -330,8 +332,15 @@ def cropped_to_head(volumes: list[np.ndarray], head: np.ndarray, affine: np.ndar
     return [np.ascontiguousarray(v[box]) for v in volumes], moved
 
 
+def paired_weight(fractions: dict[str, np.ndarray]) -> np.ndarray:
+    """How far each voxel's references can be trusted as targets: 1 outside grey and white matter,
+    falling to 0 inside them, whose references are two flat levels where real tissue varies."""
+    return np.clip(1.0 - fractions["gm"] - fractions["wm"], 0.0, 1.0).astype(np.float32)
+
+
 def synthetic_head(labels, levels, rng: np.random.Generator, variants: int, stripped_share: float):
-    """One head: its labels, the two reference scans, `variants` random-protocol inputs per contrast, and its log."""
+    """One head: its labels, the two reference scans, `variants` random-protocol inputs per
+    contrast, the paired-loss weights (`paired_weight`), and its log."""
     head_labels, mirror = mirrored(labels, rng)
     head_labels = deformed_labels(head_labels, rng)
     stripped = bool(rng.uniform() < stripped_share)
@@ -341,6 +350,7 @@ def synthetic_head(labels, levels, rng: np.random.Generator, variants: int, stri
     scans = {
         ("t1w", "ref"): reference_scan(fractions, levels["t1w"]),
         ("t2w", "ref"): reference_scan(fractions, levels["t2w"]),
+        ("weights", "ref"): paired_weight(fractions),
     }
     log = {"mirror": mirror, "skull_stripped": stripped, "variants": []}
     for k in range(variants):
@@ -461,6 +471,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.labels_only:
         return 0
     folders = {c: args.out / f"{args.folder_prefix}-{d}-{c}" for c, d in (("t1w", "A"), ("t2w", "B"))}
+    folders["weights"] = args.out / f"{args.folder_prefix}-weights"  # the recipes' paired_weights
     for folder in folders.values():
         folder.mkdir(exist_ok=True)
     logs = {}

@@ -68,6 +68,7 @@ _RECIPE_ONLY = (
     "lambda_paired",
     "bright_weight_a",
     "bright_weight_b",
+    "paired_weights",
     "lambda_structure",
     "lambda_anchor",
     "pool_size",
@@ -133,7 +134,7 @@ def read_recipe(path: Path) -> dict:
     unknown = sorted(set(recipe) - set(_OPTIONS) - set(_RECIPE_ONLY))
     if unknown:
         raise ValueError(f"recipe {path}: unknown setting(s) {', '.join(unknown)}")
-    for key in ("domain_a", "domain_b", "out", "paired_a", "paired_b", "init_from", "val_a", "val_b"):
+    for key in ("domain_a", "domain_b", "out", "paired_a", "paired_b", "paired_weights", "init_from", "val_a", "val_b"):
         if key in recipe:
             recipe[key] = str((path.parent / Path(recipe[key]).expanduser()).resolve())
     return recipe

@@ -443,6 +443,7 @@ class PairedHead:
     reference_b: np.ndarray
     inputs_a: list[np.ndarray]
     inputs_b: list[np.ndarray]
+    weight: np.ndarray | None = None  # per-voxel weight of the paired L1 (0-1); None: 1 everywhere
 
 
 @dataclass
@@ -465,11 +466,18 @@ class PairedSlices:
         return len(self.index)
 
     def slices(self, i: int, variant_a: int = 0, variant_b: int = 0) -> tuple[np.ndarray, ...]:
-        """(input A, reference A, input B, reference B) at index i; variant k picks the input scan."""
+        """(input A, reference A, input B, reference B) at index i, plus the weight slice when
+        the pairs are weighted; variant k picks the input scan."""
         head, axis, k = self.index[i]
         h = self.heads[head]
-        views = (h.inputs_a[variant_a], h.reference_a, h.inputs_b[variant_b], h.reference_b)
+        views = [h.inputs_a[variant_a], h.reference_a, h.inputs_b[variant_b], h.reference_b]
+        if self.weighted:
+            views.append(h.weight if h.weight is not None else np.ones_like(h.reference_a))
         return tuple(np.ascontiguousarray(_view_slice(v, axis, k)) for v in views)
+
+    @property
+    def weighted(self) -> bool:
+        return any(h.weight is not None for h in self.heads)
 
     def summary(self) -> dict:
         return {
@@ -478,6 +486,7 @@ class PairedSlices:
             "pairs": len(self.heads),
             "variants": sum(len(h.inputs_a) + len(h.inputs_b) - 2 for h in self.heads),
             "slices": len(self),
+            "weighted_heads": sum(h.weight is not None for h in self.heads),
             "files": list(self.files),
         }
 
@@ -493,15 +502,28 @@ def _head_name(file_name: str) -> tuple[str, bool]:
 
 
 def load_pairs(
-    folder_a, folder_b, plane: str = "axial", percentiles: tuple[float, float] = (99.5, 99.5)
+    folder_a,
+    folder_b,
+    plane: str = "axial",
+    percentiles: tuple[float, float] = (99.5, 99.5),
+    weights_folder=None,
 ) -> PairedSlices:
     """Volumes with the same file name in both folders are one pair (NAME~TAG variants join
-    NAME's head); raises DataError when a folder is missing, a name has no partner, or a head's
-    grids differ."""
+    NAME's head); `weights_folder` may hold a head's per-voxel paired-loss weights as NAME.nii.gz.
+    Raises DataError when a folder is missing, a name has no partner, a weight map has no head or
+    values outside 0-1, or a head's grids differ."""
     folders = [Path(folder_a).expanduser(), Path(folder_b).expanduser()]
     for label, folder in zip(("paired A (T1)", "paired B (T2)"), folders):
         if not folder.is_dir():
             raise DataError(f"{label} folder {folder} does not exist or is not a folder")
+    weight_files = {}
+    if weights_folder is not None:
+        weights_folder = Path(weights_folder).expanduser()
+        if not weights_folder.is_dir():
+            raise DataError(f"paired weights folder {weights_folder} does not exist or is not a folder")
+        weight_files = {
+            _head_name(p.name)[0]: p for p in sorted(weights_folder.iterdir()) if p.is_file() and is_volume_file(p)
+        }
     # per folder: file name -> (head, is_variant), parsed once
     parsed = [
         {n: _head_name(n) for n in sorted(p.name for p in f.iterdir() if p.is_file() and is_volume_file(p))}
@@ -516,6 +538,9 @@ def load_pairs(
         )
     if not references[0]:
         raise DataError(f"paired folders {folders[0]} and {folders[1]} hold no NIfTI volumes")
+    unknown = sorted(set(weight_files) - set(references[0]))
+    if unknown:
+        raise DataError(f"{weights_folder}: {weight_files[unknown[0]].name} is the weight map of no paired head")
     for folder, names, refs in zip(folders, parsed, references):
         orphans = [(n, head) for n, (head, variant) in names.items() if variant and head not in refs]
         if orphans:
@@ -540,6 +565,20 @@ def load_pairs(
         mask = foreground_mask(volume.data)
         return volume, mask, to_model_range(normalize_unit(volume.data, mask if mask.any() else None, percentile))
 
+    def read_weight(path: Path, grid) -> np.ndarray:
+        try:
+            volume = load_volume(path)
+        except VolumeError as exc:
+            raise DataError(f"{exc} (in the paired weights folder)") from None
+        if not volume.same_grid(grid):
+            raise DataError(
+                f"{path.name}: a weight map must be on its head's voxel grid ({volume.shape} vs {grid.shape})"
+            )
+        weight = np.asarray(volume.data, dtype=np.float32)
+        if not np.isfinite(weight).all() or weight.min() < 0 or weight.max() > 1:
+            raise DataError(f"{path.name}: paired weights must lie between 0 and 1")
+        return weight
+
     for head in sorted(references[0]):
         ref_a, mask_a, unit_a = read(folders[0] / references[0][head], None, percentiles[0])
         _, mask_b, unit_b = read(folders[1] / references[1][head], ref_a, percentiles[1])
@@ -549,7 +588,10 @@ def load_pairs(
             variants = [n for n, parts in names.items() if parts == (head, True)]
             inputs.append([unit] + [read(folder / n, ref_a, percentile)[2] for n in variants])
             pairs.files.extend(f"{folder.name}/{n}" for n in variants)
-        pairs.heads.append(PairedHead(head, unit_a, unit_b, inputs[0], inputs[1]))
+        weight = None
+        if head in weight_files:
+            weight = read_weight(weight_files[head], ref_a)
+        pairs.heads.append(PairedHead(head, unit_a, unit_b, inputs[0], inputs[1], weight))
         for axis in axes:
             pairs.index.extend((len(pairs.heads) - 1, axis, int(k)) for k in _kept_slices(mask_a & mask_b, axis))
     if not pairs.index:
@@ -568,9 +610,10 @@ def balanced_items(pairs: PairedSlices) -> list[int]:
 
 
 class PairedBatches(ShuffledPasses):
-    """Batches of (input A, reference A, input B, reference B) slices from PairedSlices, with
-    the same flip, affine and elastic warp for all four; each input is one of its head's scans
-    at random, and alone gets ScannerAugmentation (the targets stay the reference contrast)."""
+    """Batches of (input A, reference A, input B, reference B) slices from PairedSlices, plus
+    the paired-loss weights when the pairs have them, with the same flip, affine and elastic warp
+    for all; each input is one of its head's scans at random, and alone gets ScannerAugmentation
+    (the targets stay the reference contrast)."""
 
     def __init__(self, pairs: PairedSlices, size: int, batch_size: int, augment: bool = True):
         super().__init__(balanced_items(pairs))
@@ -591,11 +634,18 @@ class PairedBatches(ShuffledPasses):
                 int(torch.randint(len(inputs), (1,), generator=generator)) if len(inputs) > 1 else 0
                 for inputs in (head.inputs_a, head.inputs_b)
             )
-            rows.append(torch.cat([fit_to_size(s, self.size) for s in self.pairs.slices(i, variant_a, variant_b)]))
+            views = list(self.pairs.slices(i, variant_a, variant_b))
+            if len(views) == 5:
+                # Carried as 1 - weight in the model range, so the background that padding and
+                # warping bring in (-1) weighs 1, as anywhere without a weight map.
+                views[4] = 1 - 2 * views[4]
+            rows.append(torch.cat([fit_to_size(s, self.size) for s in views]))
         stacked = torch.stack(rows)
         if self.augmentation:
             stacked = self.augmentation(stacked, generator)
-        out = [stacked[:, k : k + 1].contiguous() for k in range(4)]
+        out = [stacked[:, k : k + 1].contiguous() for k in range(stacked.shape[1])]
+        if len(out) == 5:
+            out[4] = (1 - out[4]) / 2
         if self.scanner:
             out[0], out[2] = self.scanner(out[0], generator), self.scanner(out[2], generator)
         return tuple(out)

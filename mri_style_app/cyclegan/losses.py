@@ -64,11 +64,16 @@ BRIGHT_UNIT = 0.8
 BRIGHT_MODEL = 2 * BRIGHT_UNIT - 1
 
 
-def paired_l1(translation: torch.Tensor, target: torch.Tensor, bright_weight: float = 1.0) -> torch.Tensor:
-    """Mean absolute error, each voxel where the target is bright counted `bright_weight` times."""
+def paired_l1(
+    translation: torch.Tensor, target: torch.Tensor, bright_weight: float = 1.0, weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean absolute error, each voxel where the target is bright counted `bright_weight` times
+    and, with `weight` (per voxel, 0-1), each voxel that much."""
     error = (translation - target).abs()
     if bright_weight != 1.0:
         error = torch.where(target > BRIGHT_MODEL, error * bright_weight, error)
+    if weight is not None:
+        error = error * weight
     return error.mean()
 
 
@@ -85,7 +90,7 @@ def generator_losses(
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
     """The generators' loss terms, weighted, keyed as in events.LOSS_KEYS (all but D_A and D_B;
     a term that is off is 0), and the translations fake_A and fake_B for the discriminators.
-    `pair` is (input A, target A, input B, target B; see data.PairedBatches) or None; `anchors`
+    `pair` is (input A, target A, input B, target B[, weight]; see data.PairedBatches) or None; `anchors`
     the starting model's frozen generators (t1-to-t2, t2-to-t1) of a fine-tune, or None. The
     discriminators must be frozen (set_requires_grad) by the caller."""
     lam, lam_idt = cfg.lambda_cycle, cfg.lambda_cycle * cfg.lambda_identity
@@ -114,9 +119,10 @@ def generator_losses(
         losses["idt_A"] = F.l1_loss(G_A(real_B).float(), real_B) * lam_idt
         losses["idt_B"] = F.l1_loss(G_B(real_A).float(), real_A) * lam_idt
     if pair is not None:
-        input_A, target_A, input_B, target_B = pair
-        losses["paired_A"] = paired_l1(G_A(input_A).float(), target_B, cfg.bright_weight_b) * cfg.lambda_paired
-        losses["paired_B"] = paired_l1(G_B(input_B).float(), target_A, cfg.bright_weight_a) * cfg.lambda_paired
+        input_A, target_A, input_B, target_B = pair[:4]
+        weight = pair[4] if len(pair) > 4 else None
+        losses["paired_A"] = paired_l1(G_A(input_A).float(), target_B, cfg.bright_weight_b, weight) * cfg.lambda_paired
+        losses["paired_B"] = paired_l1(G_B(input_B).float(), target_A, cfg.bright_weight_a, weight) * cfg.lambda_paired
     return losses, fake_A, fake_B
 
 

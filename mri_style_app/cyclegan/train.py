@@ -145,7 +145,17 @@ class Trainer(RunLog, RunCheckpoint):
 
     def __init__(self, config: TrainConfig, resume: bool = False, on_event=None):
         # Absolute paths in config.json, so --resume works from any working folder.
-        for name in ("domain_a", "domain_b", "out", "paired_a", "paired_b", "init_from", "val_a", "val_b"):
+        for name in (
+            "domain_a",
+            "domain_b",
+            "out",
+            "paired_a",
+            "paired_b",
+            "paired_weights",
+            "init_from",
+            "val_a",
+            "val_b",
+        ):
             if getattr(config, name) is not None:
                 setattr(config, name, str(Path(getattr(config, name)).expanduser().absolute()))
         self.start_model = _load_start_model(config.init_from) if config.init_from else None
@@ -169,7 +179,13 @@ class Trainer(RunLog, RunCheckpoint):
         self.data_a = load_domain(config.domain_a, config.plane, "domain A (T1)", config.percentile_a)
         self.data_b = load_domain(config.domain_b, config.plane, "domain B (T2)", config.percentile_b)
         self.pairs = (
-            load_pairs(config.paired_a, config.paired_b, config.plane, (config.percentile_a, config.percentile_b))
+            load_pairs(
+                config.paired_a,
+                config.paired_b,
+                config.plane,
+                (config.percentile_a, config.percentile_b),
+                config.paired_weights,
+            )
             if config.paired_a
             else None
         )

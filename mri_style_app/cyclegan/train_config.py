@@ -72,6 +72,10 @@ class TrainConfig:
     # translation that under-produces them has every other tissue too bright on that scale.
     bright_weight_a: float = 1.0
     bright_weight_b: float = 1.0
+    # Optional folder of per-voxel weight maps for the paired L1 (NAME.nii.gz on the grid of the
+    # paired head NAME, values 0-1; heads without one count fully): where a pair's reference is
+    # right only in part, such as synthetic heads whose brain is a few flat labels.
+    paired_weights: str | None = None
     # Weight of the generators' adversarial (GAN) terms. Below 1 it lets the paired and cycle
     # terms lead: the discriminators reward the texture and noise of the unpaired images, which a
     # noise-free reference protocol does not have.
@@ -187,6 +191,8 @@ class TrainConfig:
             raise SetupError("decay_fraction must be between 0 and 1")
         if (self.paired_a is None) != (self.paired_b is None):
             raise SetupError("paired training needs both paired_a and paired_b (folders of co-registered volumes)")
+        if self.paired_weights is not None and self.paired_a is None:
+            raise SetupError("paired_weights weighs the paired L1: it needs paired_a and paired_b")
         for name in ("bright_weight_a", "bright_weight_b"):
             if getattr(self, name) < 1:
                 raise SetupError(f"{name} must be at least 1 (got {getattr(self, name)})")
