@@ -18,8 +18,8 @@ head's own tissue values (1.5 or 3 T, jittered), random sequence settings, a bia
 noise and, at random, a coarser slice thickness (SynthSR-style; Billot, Iglesias et al.). The
 folders are what `mri-style train` reads as paired data and unpaired domains
 (`mri_style_app.cyclegan.data.load_pairs`); `PREFIX-weights/head_NN.nii.gz` is each head's
-paired-loss weight map (a recipe's `paired_weights`): 0 in the brain, whose targets are flat
-levels, 1 outside it.
+paired-loss weight map (a recipe's `paired_weights`): 0 in grey and white matter, whose targets
+are flat levels, 1 elsewhere.
 
     .venv/bin/python training/make_synthetic_heads.py --out runs/synthetic-heads --heads 24
     .venv/bin/python training/make_synthetic_heads.py --out runs/synthetic-heads --labels-only
@@ -332,14 +332,10 @@ def cropped_to_head(volumes: list[np.ndarray], head: np.ndarray, affine: np.ndar
     return [np.ascontiguousarray(v[box]) for v in volumes], moved
 
 
-def paired_weight(labels: np.ndarray) -> np.ndarray:
-    """How far each voxel's references can be trusted as targets: 0 in the brain with its sulci and
-    ventricles (grey and white matter dilated by 2 mm, holes filled), 1 outside it, 1 mm smooth.
-    The brain's references are two flat levels and label borders where real tissue varies; outside
-    it, scalp, skull, fat, marrow, face and neck are what the heads are for."""
-    brain = np.isin(labels, [LABEL["gm"], LABEL["wm"]])
-    intracranial = ndi.binary_fill_holes(ndi.binary_dilation(brain, iterations=2))
-    return np.clip(1.0 - ndi.gaussian_filter(intracranial.astype(np.float32), 1.0), 0.0, 1.0)
+def paired_weight(fractions: dict[str, np.ndarray]) -> np.ndarray:
+    """How far each voxel's references can be trusted as targets: 1 outside grey and white matter,
+    falling to 0 inside them, whose references are two flat levels where real tissue varies."""
+    return np.clip(1.0 - fractions["gm"] - fractions["wm"], 0.0, 1.0).astype(np.float32)
 
 
 def synthetic_head(labels, levels, rng: np.random.Generator, variants: int, stripped_share: float):
@@ -354,7 +350,7 @@ def synthetic_head(labels, levels, rng: np.random.Generator, variants: int, stri
     scans = {
         ("t1w", "ref"): reference_scan(fractions, levels["t1w"]),
         ("t2w", "ref"): reference_scan(fractions, levels["t2w"]),
-        ("weights", "ref"): paired_weight(head_labels),
+        ("weights", "ref"): paired_weight(fractions),
     }
     log = {"mirror": mirror, "skull_stripped": stripped, "variants": []}
     for k in range(variants):

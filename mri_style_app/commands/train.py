@@ -68,6 +68,7 @@ _RECIPE_ONLY = (
     "lambda_paired",
     "bright_weight_a",
     "bright_weight_b",
+    "bright_symmetric",
     "paired_weights",
     "lambda_structure",
     "lambda_anchor",
