@@ -29,6 +29,7 @@ The seed test split is read by no run: `prepare` writes the train split alone.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -44,8 +45,9 @@ from mri_style_app import paths  # noqa: E402
 RECIPES = REPO / "training" / "recipes"
 DATA = REPO / "runs" / "default-data"
 SYNTHETIC_HEADS = ("--heads", "16", "--variants", "2", "--seed", "2025")
-SEED_COPIES = 4
-BRAIN_COPIES = 5
+# heads-balanced: the seed volumes and the brains drawn about as often as in the default model's
+# own folders (a seed volume 24 in 70, a brain 30 in 70, a synthetic head 16 in 70)
+BALANCED_COPIES = (12, 10)
 
 
 @dataclass(frozen=True)
@@ -153,9 +155,10 @@ def prepare() -> None:
 
 def prepare_heads() -> None:
     """The whole-head folders of the synthetic-heads experiments (docs/synthetic_heads.md; after
-    `prepare`, no bundled model reads them): 16 synthetic whole heads, each
-    simulated brain 5 times (icbm_NAME_c0 ...) and each seed train volume 4 times (NAME_c0 ...),
-    so that a head is drawn 4 in 10 times a synthetic head, 4 in 10 a brain, 2 in 10 a seed volume."""
+    `prepare`): heads-*, 16 synthetic whole heads, each simulated brain 5 times (icbm_NAME_c0 ...)
+    and each seed train volume 4 times (NAME_c0 ...), so that a head is drawn 4 in 10 times a
+    synthetic head, 4 in 10 a brain, 2 in 10 a seed volume; heads-balanced-*, the same with
+    BALANCED_COPIES."""
     script = REPO / "training" / "make_synthetic_heads.py"
     synthetic = DATA / "synthetic-heads"
     subprocess.run(
@@ -163,14 +166,18 @@ def prepare_heads() -> None:
         check=True,
     )
     assemble_heads(synthetic)
+    assemble_heads(synthetic, "heads-balanced", *BALANCED_COPIES)
 
 
-def assemble_heads(synthetic: Path) -> None:
-    weights = DATA / "heads-weights"  # the synthetic heads' alone: the other heads count fully
+def assemble_heads(synthetic: Path, prefix: str = "heads", seed_copies: int = 4, brain_copies: int = 5) -> None:
+    """PREFIX-A-t1w and PREFIX-B-t2w: the synthetic heads once, each seed train volume and each
+    simulated brain listed that many times (hard links), and PREFIX-weights, the synthetic heads'
+    weight maps (the other heads have none and count fully)."""
+    weights = DATA / f"{prefix}-weights"
     shutil.rmtree(weights, ignore_errors=True)
     shutil.copytree(synthetic / "synth-weights", weights)
     for contrast, letter in (("t1w", "A"), ("t2w", "B")):
-        folder = DATA / f"heads-{letter}-{contrast}"
+        folder = DATA / f"{prefix}-{letter}-{contrast}"
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         for file in sorted((synthetic / f"synth-{letter}-{contrast}").glob("*.nii.gz")):
@@ -178,9 +185,9 @@ def assemble_heads(synthetic: Path) -> None:
         for file in sorted((DATA / f"pairs-{letter}-{contrast}").glob("*.nii.gz")):
             head, _, variant = file.name.removesuffix(".nii.gz").partition("~")
             seed = head.startswith("seed_")
-            for copy in range(SEED_COPIES if seed else BRAIN_COPIES):
+            for copy in range(seed_copies if seed else brain_copies):
                 name = f"{head}_c{copy}" if seed else f"icbm_{head}_c{copy}"
-                shutil.copy2(file, folder / (f"{name}~{variant}.nii.gz" if variant else f"{name}.nii.gz"))
+                os.link(file, folder / (f"{name}~{variant}.nii.gz" if variant else f"{name}.nii.gz"))
 
 
 def train(bundled: BundledModel) -> None:
