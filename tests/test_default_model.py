@@ -96,6 +96,14 @@ def _recipe_configs(recipes):
     return configs
 
 
+def test_every_recipe_in_training_reads_as_a_valid_run():
+    """The shipped models' recipes and the experiments beside them: known keys, valid settings."""
+    recipes = sorted((REPO / "training" / "recipes").glob("*.toml"))
+    assert len(recipes) >= 5
+    configs = _recipe_configs([r.relative_to(REPO) for r in recipes])
+    assert any(c.paired_weights for c in configs)
+
+
 def test_fast_model_is_bundled_with_its_evidence():
     """The fast model: the default's U-Net at half the width, trained by its own recipes on the same
     folders; in whole heads it still beats both baselines in SSIM."""

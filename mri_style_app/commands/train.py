@@ -68,7 +68,6 @@ _RECIPE_ONLY = (
     "lambda_paired",
     "bright_weight_a",
     "bright_weight_b",
-    "bright_symmetric",
     "paired_weights",
     "lambda_structure",
     "lambda_anchor",

@@ -65,21 +65,13 @@ BRIGHT_MODEL = 2 * BRIGHT_UNIT - 1
 
 
 def paired_l1(
-    translation: torch.Tensor,
-    target: torch.Tensor,
-    bright_weight: float = 1.0,
-    weight: torch.Tensor | None = None,
-    symmetric: bool = False,
+    translation: torch.Tensor, target: torch.Tensor, bright_weight: float = 1.0, weight: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """Mean absolute error, each voxel where the target is bright (`symmetric`: the target or
-    the translation) counted `bright_weight` times and, with `weight` (per voxel, 0-1), each
-    voxel that much."""
+    """Mean absolute error, each voxel where the target is bright counted `bright_weight` times
+    and, with `weight` (per voxel, 0-1), each voxel that much."""
     error = (translation - target).abs()
     if bright_weight != 1.0:
-        bright = target > BRIGHT_MODEL
-        if symmetric:
-            bright = bright | (translation.detach() > BRIGHT_MODEL)
-        error = torch.where(bright, error * bright_weight, error)
+        error = torch.where(target > BRIGHT_MODEL, error * bright_weight, error)
     if weight is not None:
         error = error * weight
     return error.mean()
@@ -131,7 +123,7 @@ def generator_losses(
         weight = pair[4] if len(pair) > 4 else None
 
         def paired(G: nn.Module, source: torch.Tensor, target: torch.Tensor, bright: float) -> torch.Tensor:
-            error = paired_l1(G(source).float(), target, bright, weight, cfg.bright_symmetric)
+            error = paired_l1(G(source).float(), target, bright, weight)
             return error * cfg.lambda_paired
 
         losses["paired_A"] = paired(G_A, input_A, target_B, cfg.bright_weight_b)

@@ -72,9 +72,6 @@ class TrainConfig:
     # translation that under-produces them has every other tissue too bright on that scale.
     bright_weight_a: float = 1.0
     bright_weight_b: float = 1.0
-    # Count a voxel as bright where the translation is, too: making tissue bright where the
-    # reference is not (next to the brain, say) then costs as much as missing bright tissue.
-    bright_symmetric: bool = False
     # Optional folder of per-voxel weight maps for the paired L1 (NAME.nii.gz on the grid of the
     # paired head NAME, values 0-1; heads without one count fully): where a pair's reference is
     # right only in part, such as synthetic heads whose brain is a few flat labels.
