@@ -134,7 +134,9 @@ def read_recipe(path: Path) -> dict:
     unknown = sorted(set(recipe) - set(_OPTIONS) - set(_RECIPE_ONLY))
     if unknown:
         raise ValueError(f"recipe {path}: unknown setting(s) {', '.join(unknown)}")
-    for key in ("domain_a", "domain_b", "out", "paired_a", "paired_b", "paired_weights", "init_from", "val_a", "val_b"):
+    from mri_style_app.cyclegan.train_config import PATH_SETTINGS  # here: it imports torch
+
+    for key in PATH_SETTINGS:
         if key in recipe:
             recipe[key] = str((path.parent / Path(recipe[key]).expanduser()).resolve())
     return recipe

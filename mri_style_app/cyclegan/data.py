@@ -552,29 +552,26 @@ def load_pairs(
     axes = [_PLANE_AXIS[p] for p in PLANES] if plane == "all" else [_PLANE_AXIS[plane]]
     pairs = PairedSlices(folder_a=folders[0], folder_b=folders[1])
 
-    def read(path: Path, grid, percentile: float):
+    def load_on_grid(path: Path, grid, where: str, what: str):
+        """The volume at path, which must lie on `grid` (a head's reference scan) unless None."""
         try:
             volume = load_volume(path)
         except VolumeError as exc:
-            raise DataError(f"{exc} (in the paired folders)") from None
+            raise DataError(f"{exc} (in the {where})") from None
         if grid is not None and not volume.same_grid(grid):
             raise DataError(
                 f"{path.name}: not on the voxel grid of its head's reference scans "
-                f"({volume.shape} vs {grid.shape}); pairs must be co-registered"
+                f"({volume.shape} vs {grid.shape}); {what} must be co-registered"
             )
+        return volume
+
+    def read(path: Path, grid, percentile: float):
+        volume = load_on_grid(path, grid, "paired folders", "pairs")
         mask = foreground_mask(volume.data)
         return volume, mask, to_model_range(normalize_unit(volume.data, mask if mask.any() else None, percentile))
 
     def read_weight(path: Path, grid) -> np.ndarray:
-        try:
-            volume = load_volume(path)
-        except VolumeError as exc:
-            raise DataError(f"{exc} (in the paired weights folder)") from None
-        if not volume.same_grid(grid):
-            raise DataError(
-                f"{path.name}: a weight map must be on its head's voxel grid ({volume.shape} vs {grid.shape})"
-            )
-        weight = np.asarray(volume.data, dtype=np.float32)
+        weight = np.asarray(load_on_grid(path, grid, "paired weights folder", "weight maps").data, dtype=np.float32)
         if not np.isfinite(weight).all() or weight.min() < 0 or weight.max() > 1:
             raise DataError(f"{path.name}: paired weights must lie between 0 and 1")
         return weight
@@ -588,9 +585,7 @@ def load_pairs(
             variants = [n for n, parts in names.items() if parts == (head, True)]
             inputs.append([unit] + [read(folder / n, ref_a, percentile)[2] for n in variants])
             pairs.files.extend(f"{folder.name}/{n}" for n in variants)
-        weight = None
-        if head in weight_files:
-            weight = read_weight(weight_files[head], ref_a)
+        weight = read_weight(weight_files[head], ref_a) if head in weight_files else None
         pairs.heads.append(PairedHead(head, unit_a, unit_b, inputs[0], inputs[1], weight))
         for axis in axes:
             pairs.index.extend((len(pairs.heads) - 1, axis, int(k)) for k in _kept_slices(mask_a & mask_b, axis))

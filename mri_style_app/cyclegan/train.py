@@ -68,6 +68,7 @@ from mri_style_app.cyclegan.train_config import (
     DEFAULT_ITERATIONS,
     DEFAULT_LR,
     FINE_TUNE_LR,
+    PATH_SETTINGS,
     SetupError,
     TrainConfig,
     resolve_percentiles,
@@ -145,17 +146,7 @@ class Trainer(RunLog, RunCheckpoint):
 
     def __init__(self, config: TrainConfig, resume: bool = False, on_event=None):
         # Absolute paths in config.json, so --resume works from any working folder.
-        for name in (
-            "domain_a",
-            "domain_b",
-            "out",
-            "paired_a",
-            "paired_b",
-            "paired_weights",
-            "init_from",
-            "val_a",
-            "val_b",
-        ):
+        for name in PATH_SETTINGS:
             if getattr(config, name) is not None:
                 setattr(config, name, str(Path(getattr(config, name)).expanduser().absolute()))
         self.start_model = _load_start_model(config.init_from) if config.init_from else None

@@ -22,6 +22,11 @@ DEFAULT_LR = 2e-4  # Adam's learning rate from random weights, unless set
 FINE_TUNE_LR = 2e-5  # the same for a fine-tune (init_from)
 
 
+# The settings that name files or folders: a recipe's are relative to the recipe, and a run
+# stores them absolute, so --resume works from any working folder.
+PATH_SETTINGS = ("domain_a", "domain_b", "out", "paired_a", "paired_b", "paired_weights", "init_from", "val_a", "val_b")
+
+
 class SetupError(Exception):
     """The run cannot start (bad option, busy or finished run folder); the message is for people."""
 
