@@ -54,14 +54,15 @@ def test_default_model_is_bundled_with_its_evidence():
         "training/recipes/default_t1_t2_unet.toml",
         "training/recipes/default_t1_t2_unet_continued.toml",
         "training/recipes/default_t1_t2_unet_bright.toml",
+        "training/recipes/synthetic_heads_weighted.toml",
     ]
-    # T1w -> T2w from the second run, T2w -> T1w from the third
+    # T1w -> T2w from the fourth run (synthetic whole heads), T2w -> T1w from the third
     assert card["training"]["generators"] == {
-        "t1-to-t2": "training/recipes/default_t1_t2_unet_continued.toml",
+        "t1-to-t2": "training/recipes/synthetic_heads_weighted.toml",
         "t2-to-t1": "training/recipes/default_t1_t2_unet_bright.toml",
     }
     assert card["architecture"]["preset"] == "unet" and card["architecture"]["generator"] == "unet"
-    assert card["normalisation"]["contrast_percentiles"] == {"t1": 99.5, "t2": 99.5}
+    assert card["normalisation"]["contrast_percentiles"] == {"t1": 99.9, "t2": 99.5}
     assert card["normalisation"]["pixel_size_mm"] == 1.0
     table = card["metrics"]["table"]
     for row in ROWS:
@@ -106,15 +107,17 @@ def test_every_recipe_in_training_reads_as_a_valid_run():
 
 def test_fast_model_is_bundled_with_its_evidence():
     """The fast model: the default's U-Net at half the width, trained by its own recipes on the same
-    folders; in whole heads it still beats both baselines in SSIM."""
+    folders and objectives; in whole heads it still beats both baselines in SSIM."""
     card = _card("fast")
     assert card["architecture"]["preset"] == "unet-fast" and card["architecture"]["generator"] == "unet"
     assert card["training"]["recipes"] == [
         "training/recipes/fast_t1_t2_unet.toml",
         "training/recipes/fast_t1_t2_unet_bright.toml",
+        "training/recipes/fast_t1_t2_unet_heads.toml",
     ]
+    # as in the default model: T1w -> T2w from the synthetic-heads run, T2w -> T1w from the one before
     assert card["training"]["generators"] == {
-        "t1-to-t2": "training/recipes/fast_t1_t2_unet_bright.toml",
+        "t1-to-t2": "training/recipes/fast_t1_t2_unet_heads.toml",
         "t2-to-t1": "training/recipes/fast_t1_t2_unet_bright.toml",
     }
     assert card["normalisation"]["pixel_size_mm"] == 1.0
@@ -152,15 +155,21 @@ def test_the_recipes_that_made_the_bundled_models_are_valid_and_chained(which):
 
 @pytest.mark.parametrize("which", BUNDLED)
 def test_no_training_of_a_bundled_model_reads_a_test_slice(which):
-    """Every folder the recipes train on is made by make_default_model.py prepare, from the seed
-    train split alone (the test split is 10 mm above it) and simulated brains."""
+    """Every folder the recipes train on is made by make_default_model.py: `prepare` from the seed
+    train split alone (the test split is 10 mm above it) and simulated brains; `heads` adds
+    synthetic heads made from Colin27's label map without the test band (test_synthetic_heads.py)."""
     import importlib.util
     import inspect
 
     data = REPO / "runs" / "default-data"
+    heads = {data / "heads-balanced-A-t1w", data / "heads-balanced-B-t2w", data / "heads-balanced-weights"}
     for config in _recipe_configs(_card(which)["training"]["recipes"]):
-        assert {Path(config.domain_a), Path(config.paired_a)} == {data / "pairs-A-t1w"}
-        assert {Path(config.domain_b), Path(config.paired_b)} == {data / "pairs-B-t2w"}
+        assert (Path(config.domain_a), Path(config.domain_b)) == (data / "pairs-A-t1w", data / "pairs-B-t2w")
+        paired = {Path(config.paired_a), Path(config.paired_b)}
+        if config.paired_weights:
+            assert paired | {Path(config.paired_weights)} == heads
+        else:
+            assert paired == {data / "pairs-A-t1w", data / "pairs-B-t2w"}
         assert config.val_a is None and config.val_b is None
     train, test = (seed_slices.split_pairs(s) for s in ("train", "test"))
     assert len(train) == 28 and len(test) == 15 and not set(train) & set(test)
@@ -172,6 +181,11 @@ def test_no_training_of_a_bundled_model_reads_a_test_slice(which):
     assert module.DATA == data
     prepare = inspect.getsource(module.prepare)
     assert 'write_split(DATA / "seed-train", "train")' in prepare and '"test"' not in prepare
+    # the heads folders: the synthetic heads plus links to the folders `prepare` wrote
+    assemble = inspect.getsource(module.assemble_heads)
+    assert 'DATA / f"pairs-{letter}-{contrast}"' in assemble and "seed-" not in assemble
+    synthetic = (REPO / "training" / "make_synthetic_heads.py").read_text()
+    assert "cut = colin27_labels_without_test_band(*read_colin27())" in synthetic
 
 
 @pytest.fixture(scope="module")
@@ -211,8 +225,11 @@ CARD_STRIPE_MARGIN = 0.01
 @pytest.mark.parametrize("which", BUNDLED)
 def test_whole_head_translation_is_as_smooth_across_slices_as_its_card(tmp_path, which):
     """The real whole-head ch2.nii.gz through the command line: its T2w translation is no more
-    banded across axial slices than the card says (translate.smooth_across_slices), and the
-    default model's card is within the goal of 1.10."""
+    banded across axial slices than the card says (translate.smooth_across_slices), the default
+    model's card is within the goal of 1.10, and at every level of the brain from the skull base
+    to the vertex CSF comes out brightest and grey matter brighter than white matter."""
+    from scipy import ndimage
+
     from mri_style_app.imaging.metrics import stripe_index
 
     ch2 = seed_slices.MRICRON / "ch2.nii.gz"
@@ -224,8 +241,25 @@ def test_whole_head_translation_is_as_smooth_across_slices_as_its_card(tmp_path,
     out = tmp_path / "ch2_t2w.nii.gz"
     done = _cli("translate", str(ch2), str(out), "--direction", "t1-to-t2", "--model", str(BUNDLED[which]))
     assert done.returncode == 0, done.stderr
-    measured = stripe_index(load_volume(ch2).data, load_volume(out).data)
+    t1, t2 = load_volume(ch2).data, load_volume(out).data
+    measured = stripe_index(t1, t2)
     assert measured <= card + CARD_STRIPE_MARGIN, (measured, card)
+
+    # tissue classes by the T1w inside ch2's brain (ch2bet, 2 voxels in from its edge), from the
+    # brain's own 5th-95th percentile range: CSF dark, grey matter in the middle, white matter bright
+    brain = ndimage.binary_erosion(load_volume(seed_slices.MRICRON / "ch2bet.nii.gz").data > 0, iterations=2)
+    low, high = np.percentile(t1[brain], [5, 95])
+    level = (t1 - low) / (high - low)
+    classes = {"csf": brain & (level < 0.25), "gm": brain & (level > 0.45) & (level < 0.6), "wm": brain & (level > 0.8)}
+    levels = 0
+    for z in range(0, t1.shape[2], 10):  # 10-slice levels with at least 50 voxels of each class
+        band = {name: voxels[:, :, z : z + 10] for name, voxels in classes.items()}
+        if min(int(v.sum()) for v in band.values()) < 50:
+            continue
+        mean = {name: float(t2[:, :, z : z + 10][v].mean()) for name, v in band.items()}
+        assert mean["csf"] > mean["gm"] > mean["wm"], (z, mean)
+        levels += 1
+    assert levels >= 12  # z 24-153: from the skull base to the vertex
 
 
 @pytest.fixture(scope="module")

@@ -1,22 +1,28 @@
 """Reproduce the bundled models and their evidence, step by step.
 
 The default model is a `unet` CycleGAN (a U-Net per direction, no normalisation layers, so the
-field of view does not change a voxel) trained in three plain `mri-style train --recipe` runs on
-the seed train split (whole heads) and simulated ICBM brains, as pairs and unpaired:
+field of view does not change a voxel) trained in four plain `mri-style train --recipe` runs on
+the seed train split (whole heads) and simulated ICBM brains, as pairs and unpaired, the last one
+with synthetic whole heads added to the pairs:
   - training/recipes/default_t1_t2_unet.toml: 4000 iterations from random weights;
   - training/recipes/default_t1_t2_unet_continued.toml: that model 90 more minutes (init_from)
     at half the learning rate;
   - training/recipes/default_t1_t2_unet_bright.toml: that model 30 more minutes, fat and marrow
-    weighted in the T2w -> T1w paired loss and the T1w scaled by its 99.9th percentile.
-It ships the second run's T1w -> T2w generator and the third run's T2w -> T1w generator.
+    weighted in the T2w -> T1w paired loss and the T1w scaled by its 99.9th percentile;
+  - training/recipes/synthetic_heads_weighted.toml: that model 25 more minutes with 16 synthetic
+    whole heads (training/make_synthetic_heads.py) among the pairs.
+It ships the fourth run's T1w -> T2w generator and the third run's T2w -> T1w generator (the
+fourth run's T2w -> T1w is better in whole heads but loses the seed brain: docs/synthetic_heads.md).
 The fast model (`--model fast`) is the `unet-fast` preset, the same U-Net at half the width,
-trained on the same folders and objective: training/recipes/fast_t1_t2_unet.toml (45 minutes from
-random weights), then fast_t1_t2_unet_bright.toml (the default's third run, 30 minutes); both of
-its generators are the second run's.
-The seed test split is read by no run: `prepare` writes the train split alone.
+trained on the same folders and objectives: training/recipes/fast_t1_t2_unet.toml (45 minutes from
+random weights), then fast_t1_t2_unet_bright.toml (the default's third run, 30 minutes) and
+fast_t1_t2_unet_heads.toml (the default's fourth run, 30 minutes); it ships the third run's
+T1w -> T2w generator and the second run's T2w -> T1w generator.
+The seed test split is read by no run: `prepare` writes the train split alone, and the synthetic
+heads come from Colin27's label map without the test band.
 
     .venv/bin/python training/make_default_model.py prepare   # training folders under runs/default-data
-    .venv/bin/python training/make_default_model.py heads     # + synthetic whole heads (experiments only)
+    .venv/bin/python training/make_default_model.py heads     # the synthetic-heads folders alone
     .venv/bin/python training/make_default_model.py train     # the model's runs (each resumes)
     .venv/bin/python training/make_default_model.py export    # last run -> resources/models/
     .venv/bin/python training/make_default_model.py evaluate  # score table, sweep, figures, card
@@ -58,6 +64,7 @@ class BundledModel:
     evidence: Path  # its score table, sweep and figures
     # direction -> index in runs of the run whose generator ships; any other direction: the last run's
     generator_runs: dict[str, int] = field(default_factory=dict)
+    synthetic_heads: bool = False  # a run reads the synthetic whole heads (`prepare` writes them too)
 
 
 MODELS = {
@@ -70,11 +77,13 @@ MODELS = {
                 (RECIPES / "default_t1_t2_unet.toml", REPO / "runs" / "default-model-unet"),
                 (RECIPES / "default_t1_t2_unet_continued.toml", REPO / "runs" / "default-model-unet-continued"),
                 (RECIPES / "default_t1_t2_unet_bright.toml", REPO / "runs" / "default-model-unet-bright"),
+                (RECIPES / "synthetic_heads_weighted.toml", REPO / "runs" / "synthetic-heads-weighted"),
             ],
             REPO / "docs" / "default_model",
-            # the third run sharpens T2w -> T1w; its T1w -> T2w is the second run's, which reads a
-            # T1w scaled as the default does (99.5th percentile) and scores higher in whole heads
-            {"t1-to-t2": 1},
+            # the fourth run (synthetic whole heads) makes T1w -> T2w better everywhere; its
+            # T2w -> T1w loses the seed brain, so that direction is the third run's
+            {"t2-to-t1": 2},
+            synthetic_heads=True,
         ),
         BundledModel(
             "fast",
@@ -82,8 +91,11 @@ MODELS = {
             [
                 (RECIPES / "fast_t1_t2_unet.toml", REPO / "runs" / "fast-model-unet"),
                 (RECIPES / "fast_t1_t2_unet_bright.toml", REPO / "runs" / "fast-model-unet-bright"),
+                (RECIPES / "fast_t1_t2_unet_heads.toml", REPO / "runs" / "fast-model-unet-heads"),
             ],
             REPO / "docs" / "default_model" / "fast",
+            {"t2-to-t1": 1},  # as in the default model: the heads run's T2w -> T1w loses the brain
+            synthetic_heads=True,
         ),
     )
 }
@@ -121,15 +133,30 @@ DATA_DESCRIPTION = {
     "output contrast": "the BrainWeb 1.5 T reference protocols, whatever the input's field and protocol",
 }
 
-# each model's last run, on top of DATA_DESCRIPTION
+# each model's later runs, on top of DATA_DESCRIPTION
 _BRIGHT_RUN = (
     "30 minutes more on the same folders; the T2w -> T1w paired L1 counts bright T1w voxels "
     "(fat and marrow, above 0.8 of the scale) 8 times, and T1w targets are scaled by their 99.9th "
     "percentile, so fat and marrow are not clipped"
 )
-BRIGHT_RUN_DESCRIPTION = {
-    "default": {"third run": _BRIGHT_RUN, "generators": "T1w -> T2w from the second run, T2w -> T1w from the third"},
-    "fast": {"second run": _BRIGHT_RUN, "generators": "both from the second run"},
+_HEADS_RUN = (
+    "25 minutes more with 16 synthetic whole heads added to the pairs (training/make_synthetic_heads.py: "
+    "Colin27's tissue label map without the seed test band, z 100-134, deformed, mirrored, some "
+    "skull-stripped, under random 1.5 and 3 T protocols; the targets are the same head under the "
+    "reference protocols); their paired L1 is off in grey and white matter (weight maps); the seed "
+    "volumes and the brains are drawn about as often as before"
+)
+RUN_DESCRIPTION = {
+    "default": {
+        "third run": _BRIGHT_RUN,
+        "fourth run": _HEADS_RUN,
+        "generators": "T1w -> T2w from the fourth run, T2w -> T1w from the third",
+    },
+    "fast": {
+        "second run": _BRIGHT_RUN,
+        "third run": _HEADS_RUN.replace("25 minutes", "30 minutes"),
+        "generators": "T1w -> T2w from the third run, T2w -> T1w from the second",
+    },
 }
 
 
@@ -154,8 +181,8 @@ def prepare() -> None:
 
 
 def prepare_heads() -> None:
-    """The whole-head folders of the synthetic-heads experiments (docs/synthetic_heads.md; after
-    `prepare`): heads-*, 16 synthetic whole heads, each simulated brain 5 times (icbm_NAME_c0 ...)
+    """The synthetic whole-head folders (docs/synthetic_heads.md; after `prepare`, which runs this
+    for the default model): heads-*, 16 synthetic whole heads, each simulated brain 5 times (icbm_NAME_c0 ...)
     and each seed train volume 4 times (NAME_c0 ...), so that a head is drawn 4 in 10 times a
     synthetic head, 4 in 10 a brain, 2 in 10 a seed volume; heads-balanced-*, the same with
     BALANCED_COPIES."""
@@ -259,7 +286,7 @@ def export(bundled: BundledModel) -> Path:
             + ("" if bundled.name == "default" else f" --model {bundled.name}")
             + " all",
             "settings": {k: getattr(config, k) for k in SETTINGS},
-            "data": {**DATA_DESCRIPTION, **BRIGHT_RUN_DESCRIPTION[bundled.name]},
+            "data": {**DATA_DESCRIPTION, **RUN_DESCRIPTION[bundled.name]},
         }
     )
     card = model_files.make_card(config.preset, model_files.DIRECTIONS, normalisation, training=training)
@@ -294,9 +321,13 @@ def main() -> None:
     if args.step == "heads":
         prepare_heads()
         return
-    for name, step in (("prepare", prepare), ("train", train), ("export", export), ("evaluate", evaluate)):
+    if args.step in ("prepare", "all"):
+        prepare()
+        if bundled.synthetic_heads:
+            prepare_heads()
+    for name, step in (("train", train), ("export", export), ("evaluate", evaluate)):
         if args.step in (name, "all"):
-            step() if step is prepare else step(bundled)
+            step(bundled)
 
 
 if __name__ == "__main__":

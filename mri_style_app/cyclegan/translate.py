@@ -79,7 +79,7 @@ THIN_VOXELS = 4
 SLICE_RADIUS = 2
 SLICE_SIGMA = 1.0
 GUIDE_SIGMA = 0.05
-OUTPUT_SIGMA = 0.15
+OUTPUT_SIGMA = 0.35
 
 
 # ---------------------------------------------------------------- normalisation
