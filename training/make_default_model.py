@@ -139,22 +139,27 @@ _BRIGHT_RUN = (
     "(fat and marrow, above 0.8 of the scale) 8 times, and T1w targets are scaled by their 99.9th "
     "percentile, so fat and marrow are not clipped"
 )
-_HEADS_RUN = (
-    "25 minutes more with 16 synthetic whole heads added to the pairs (training/make_synthetic_heads.py: "
-    "Colin27's tissue label map without the seed test band, z 100-134, deformed, mirrored, some "
-    "skull-stripped, under random 1.5 and 3 T protocols; the targets are the same head under the "
-    "reference protocols); their paired L1 is off in grey and white matter (weight maps); the seed "
-    "volumes and the brains are drawn about as often as before"
-)
+
+
+def _heads_run(minutes: int) -> str:
+    return (
+        f"{minutes} minutes more with 16 synthetic whole heads added to the pairs (training/make_synthetic_heads.py: "
+        "Colin27's tissue label map without the seed test band, z 100-134, deformed, mirrored, some "
+        "skull-stripped, under random 1.5 and 3 T protocols; the targets are the same head under the "
+        "reference protocols); their paired L1 is off in grey and white matter (weight maps); the seed "
+        "volumes and the brains are drawn about as often as before"
+    )
+
+
 RUN_DESCRIPTION = {
     "default": {
         "third run": _BRIGHT_RUN,
-        "fourth run": _HEADS_RUN,
+        "fourth run": _heads_run(25),
         "generators": "T1w -> T2w from the fourth run, T2w -> T1w from the third",
     },
     "fast": {
         "second run": _BRIGHT_RUN,
-        "third run": _HEADS_RUN.replace("25 minutes", "30 minutes"),
+        "third run": _heads_run(30),
         "generators": "T1w -> T2w from the third run, T2w -> T1w from the second",
     },
 }
