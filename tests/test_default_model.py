@@ -55,12 +55,14 @@ def test_default_model_is_bundled_with_its_evidence():
         "training/recipes/default_t1_t2_unet_continued.toml",
         "training/recipes/default_t1_t2_unet_bright.toml",
         "training/recipes/synthetic_heads_weighted.toml",
+        "training/recipes/synthetic_heads_blend.toml",
     ]
-    # T1w -> T2w from the fourth run (synthetic whole heads), T2w -> T1w from the third
+    # both generators half-way between the fifth run (synthetic whole heads) and its start
     assert card["training"]["generators"] == {
-        "t1-to-t2": "training/recipes/synthetic_heads_weighted.toml",
-        "t2-to-t1": "training/recipes/default_t1_t2_unet_bright.toml",
+        "t1-to-t2": "training/recipes/synthetic_heads_blend.toml",
+        "t2-to-t1": "training/recipes/synthetic_heads_blend.toml",
     }
+    assert card["training"]["blend"] == 0.5
     assert card["architecture"]["preset"] == "unet" and card["architecture"]["generator"] == "unet"
     assert card["normalisation"]["contrast_percentiles"] == {"t1": 99.9, "t2": 99.5}
     assert card["normalisation"]["pixel_size_mm"] == 1.0
@@ -114,12 +116,14 @@ def test_fast_model_is_bundled_with_its_evidence():
         "training/recipes/fast_t1_t2_unet.toml",
         "training/recipes/fast_t1_t2_unet_bright.toml",
         "training/recipes/fast_t1_t2_unet_heads.toml",
+        "training/recipes/fast_t1_t2_unet_blend.toml",
     ]
-    # as in the default model: T1w -> T2w from the synthetic-heads run, T2w -> T1w from the one before
+    # as in the default model: both generators half-way between the last run and its start
     assert card["training"]["generators"] == {
-        "t1-to-t2": "training/recipes/fast_t1_t2_unet_heads.toml",
-        "t2-to-t1": "training/recipes/fast_t1_t2_unet_bright.toml",
+        "t1-to-t2": "training/recipes/fast_t1_t2_unet_blend.toml",
+        "t2-to-t1": "training/recipes/fast_t1_t2_unet_blend.toml",
     }
+    assert card["training"]["blend"] == 0.5
     assert card["normalisation"]["pixel_size_mm"] == 1.0
     table = card["metrics"]["table"]
     for row in ROWS[1:]:
@@ -130,11 +134,18 @@ def test_fast_model_is_bundled_with_its_evidence():
 @pytest.mark.parametrize("which", BUNDLED)
 def test_the_recipes_that_made_the_bundled_models_are_valid_and_chained(which):
     """Each recipe the card names reads as a training run of the card's preset (the last one with
-    its settings and objective); each run after the first starts from the model of the run before."""
+    its settings and objective); each run after the first starts from the model of the run before,
+    or, in a blended model, the last run from the generators make_default_model.py picks from the
+    runs before it."""
     card = _card(which)
     configs = _recipe_configs(card["training"]["recipes"])
-    for before, after in zip(configs, configs[1:]):
+    chained = configs[:-1] if "blend" in card["training"] else configs
+    for before, after in zip(chained, chained[1:]):
         assert after.init_from == str(Path(before.out) / "model.safetensors")
+    if "blend" in card["training"]:
+        module = _make_default_model()
+        assert module.start_path(module.MODELS[which]) == Path(configs[-1].init_from)
+        assert Path(configs[-1].init_from).parent.parent == REPO / "runs"
     last = configs[-1]
     assert {k: getattr(last, k) for k in card["training"]["settings"]} == card["training"]["settings"]
     assert all(c.preset == card["architecture"]["preset"] for c in configs)
@@ -153,12 +164,45 @@ def test_the_recipes_that_made_the_bundled_models_are_valid_and_chained(which):
     assert last.amp is (card["training"]["precision"] == "bfloat16")
 
 
+def _make_default_model():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_default_model", REPO / "training" / "make_default_model.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass looks itself up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_blended_generators_lie_between_start_and_end():
+    """make_default_model.blended: share 0 gives the start, 1 the end, 0.5 the mean of every
+    weight; the inputs are left as they were."""
+    import torch
+
+    from mri_style_app.cyclegan.networks import build_generator
+
+    module = _make_default_model()
+    torch.manual_seed(0)
+    start, end = ({"t1-to-t2": build_generator("unet-fast")} for _ in range(2))
+    before = {k: v.clone() for k, v in end["t1-to-t2"].state_dict().items()}
+    x = torch.rand(1, 1, 32, 32)
+    with torch.no_grad():
+        for share, expected in ((0.0, start), (1.0, end)):
+            out = module.blended(start, end, share)["t1-to-t2"]
+            assert torch.allclose(out(x), expected["t1-to-t2"](x), atol=1e-6)
+        mean = module.blended(start, end, 0.5)["t1-to-t2"].state_dict()
+    first, last = start["t1-to-t2"].state_dict(), end["t1-to-t2"].state_dict()
+    assert any(not torch.equal(first[k], last[k]) for k in first)
+    for name, weight in mean.items():
+        assert torch.allclose(weight, (first[name] + last[name]) / 2)
+        assert torch.equal(last[name], before[name])
+
+
 @pytest.mark.parametrize("which", BUNDLED)
 def test_no_training_of_a_bundled_model_reads_a_test_slice(which):
     """Every folder the recipes train on is made by make_default_model.py: `prepare` from the seed
     train split alone (the test split is 10 mm above it) and simulated brains; `heads` adds
     synthetic heads made from Colin27's label map without the test band (test_synthetic_heads.py)."""
-    import importlib.util
     import inspect
 
     data = REPO / "runs" / "default-data"
@@ -174,10 +218,7 @@ def test_no_training_of_a_bundled_model_reads_a_test_slice(which):
     train, test = (seed_slices.split_pairs(s) for s in ("train", "test"))
     assert len(train) == 28 and len(test) == 15 and not set(train) & set(test)
     assert max(train) + 10 < min(test)
-    spec = importlib.util.spec_from_file_location("make_default_model", REPO / "training" / "make_default_model.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclass looks itself up there
-    spec.loader.exec_module(module)
+    module = _make_default_model()
     assert module.DATA == data
     prepare = inspect.getsource(module.prepare)
     assert 'write_split(DATA / "seed-train", "train")' in prepare and '"test"' not in prepare

@@ -1,8 +1,8 @@
 """Reproduce the bundled models and their evidence, step by step.
 
 The default model is a `unet` CycleGAN (a U-Net per direction, no normalisation layers, so the
-field of view does not change a voxel) trained in four plain `mri-style train --recipe` runs on
-the seed train split (whole heads) and simulated ICBM brains, as pairs and unpaired, the last one
+field of view does not change a voxel) trained in five plain `mri-style train --recipe` runs on
+the seed train split (whole heads) and simulated ICBM brains, as pairs and unpaired, the last two
 with synthetic whole heads added to the pairs:
   - training/recipes/default_t1_t2_unet.toml: 4000 iterations from random weights;
   - training/recipes/default_t1_t2_unet_continued.toml: that model 90 more minutes (init_from)
@@ -10,14 +10,17 @@ with synthetic whole heads added to the pairs:
   - training/recipes/default_t1_t2_unet_bright.toml: that model 30 more minutes, fat and marrow
     weighted in the T2w -> T1w paired loss and the T1w scaled by its 99.9th percentile;
   - training/recipes/synthetic_heads_weighted.toml: that model 25 more minutes with 16 synthetic
-    whole heads (training/make_synthetic_heads.py) among the pairs.
-It ships the fourth run's T1w -> T2w generator and the third run's T2w -> T1w generator (the
-fourth run's T2w -> T1w is better in whole heads but loses the seed brain: docs/synthetic_heads.md).
+    whole heads (training/make_synthetic_heads.py) among the pairs;
+  - training/recipes/synthetic_heads_blend.toml: 10 more minutes on those folders from the fourth
+    run's T1w -> T2w and the third run's T2w -> T1w generator (a heads run's T2w -> T1w alone is
+    better in whole heads but loses the seed brain's edges: docs/synthetic_heads.md).
+It ships the average of the fifth run's weights and those it started from (`blend`).
 The fast model (`--model fast`) is the `unet-fast` preset, the same U-Net at half the width,
 trained on the same folders and objectives: training/recipes/fast_t1_t2_unet.toml (45 minutes from
 random weights), then fast_t1_t2_unet_bright.toml (the default's third run, 30 minutes) and
-fast_t1_t2_unet_heads.toml (the default's fourth run, 30 minutes); it ships the third run's
-T1w -> T2w generator and the second run's T2w -> T1w generator.
+fast_t1_t2_unet_heads.toml (the default's fourth run, 30 minutes) and fast_t1_t2_unet_blend.toml
+(the default's fifth run, from the third run's T1w -> T2w and the second run's T2w -> T1w); it
+ships the average of the fourth run's weights and those it started from.
 The seed test split is read by no run: `prepare` writes the train split alone, and the synthetic
 heads come from Colin27's label map without the test band.
 
@@ -35,6 +38,7 @@ heads come from Colin27's label map without the test band.
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import subprocess
@@ -65,6 +69,10 @@ class BundledModel:
     # direction -> index in runs of the run whose generator ships; any other direction: the last run's
     generator_runs: dict[str, int] = field(default_factory=dict)
     synthetic_heads: bool = False  # a run reads the synthetic whole heads (`prepare` writes them too)
+    # With a blend, the last run starts from the generators that generator_runs picks from the runs
+    # before it (any other direction: the run before it), which `train` writes to the last recipe's
+    # init_from, and the shipped weights are blend x the last run's + (1 - blend) x that start's.
+    blend: float | None = None
 
 
 MODELS = {
@@ -78,12 +86,15 @@ MODELS = {
                 (RECIPES / "default_t1_t2_unet_continued.toml", REPO / "runs" / "default-model-unet-continued"),
                 (RECIPES / "default_t1_t2_unet_bright.toml", REPO / "runs" / "default-model-unet-bright"),
                 (RECIPES / "synthetic_heads_weighted.toml", REPO / "runs" / "synthetic-heads-weighted"),
+                (RECIPES / "synthetic_heads_blend.toml", REPO / "runs" / "synthetic-heads-blend"),
             ],
             REPO / "docs" / "default_model",
-            # the fourth run (synthetic whole heads) makes T1w -> T2w better everywhere; its
-            # T2w -> T1w loses the seed brain, so that direction is the third run's
+            # the fifth run starts from the fourth run's T1w -> T2w and the third run's T2w -> T1w
+            # (a heads run's T2w -> T1w alone loses the seed brain's edges) and ships half-way
+            # between its start and its end
             {"t2-to-t1": 2},
             synthetic_heads=True,
+            blend=0.5,
         ),
         BundledModel(
             "fast",
@@ -92,10 +103,12 @@ MODELS = {
                 (RECIPES / "fast_t1_t2_unet.toml", REPO / "runs" / "fast-model-unet"),
                 (RECIPES / "fast_t1_t2_unet_bright.toml", REPO / "runs" / "fast-model-unet-bright"),
                 (RECIPES / "fast_t1_t2_unet_heads.toml", REPO / "runs" / "fast-model-unet-heads"),
+                (RECIPES / "fast_t1_t2_unet_blend.toml", REPO / "runs" / "fast-model-unet-blend"),
             ],
             REPO / "docs" / "default_model" / "fast",
-            {"t2-to-t1": 1},  # as in the default model: the heads run's T2w -> T1w loses the brain
+            {"t2-to-t1": 1},  # as in the default model
             synthetic_heads=True,
+            blend=0.5,
         ),
     )
 }
@@ -155,12 +168,16 @@ RUN_DESCRIPTION = {
     "default": {
         "third run": _BRIGHT_RUN,
         "fourth run": _heads_run(25),
-        "generators": "T1w -> T2w from the fourth run, T2w -> T1w from the third",
+        "fifth run": "10 minutes more on the fourth run's folders, from the fourth run's T1w -> T2w and the "
+        "third run's T2w -> T1w generator",
+        "generators": "both the average of the fifth run's weights and its start's",
     },
     "fast": {
         "second run": _BRIGHT_RUN,
         "third run": _heads_run(30),
-        "generators": "T1w -> T2w from the third run, T2w -> T1w from the second",
+        "fourth run": "10 minutes more on the third run's folders, from the third run's T1w -> T2w and the "
+        "second run's T2w -> T1w generator",
+        "generators": "both the average of the fourth run's weights and its start's",
     },
 }
 
@@ -225,9 +242,11 @@ def assemble_heads(synthetic: Path, prefix: str = "heads", seed_copies: int = 4,
 def train(bundled: BundledModel) -> None:
     from mri_style_app.cyclegan.events import read_events
 
-    for recipe, run in bundled.runs:
+    for index, (recipe, run) in enumerate(bundled.runs):
         if any(e.get("type") == "done" for e in read_events(run)):
             continue  # finished before
+        if bundled.blend is not None and index == len(bundled.runs) - 1:
+            write_start(bundled)
         # --resume continues the run in --out with the settings saved there
         resume = ["--resume", "--out", str(run)] if (run / "checkpoints" / "latest.pt").exists() else []
         subprocess.run([*CLI, "train", "--recipe", str(recipe), *resume], check=True)
@@ -263,6 +282,60 @@ def run_model(recipe: Path, run: Path) -> tuple[dict, dict, dict]:
     return generators, training, normalisation
 
 
+def picked_generators(bundled: BundledModel, made_by: dict[str, int]) -> tuple[dict, dict]:
+    """(generators, normalisation): each direction's generator from the run made_by names, each
+    contrast scaled as the generator that reads it was trained to read it."""
+    from mri_style_app.cyclegan import checkpoint as model_files
+
+    loaded = {index: run_model(*bundled.runs[index]) for index in set(made_by.values())}
+    generators = {direction: loaded[index][0][direction] for direction, index in made_by.items()}
+    percentiles = {}
+    for direction, index in made_by.items():
+        source = direction.split("-to-")[0]
+        percentiles[source] = model_files.contrast_percentile(loaded[index][2], source)
+    return generators, model_files.training_normalisation(percentiles["t1"], percentiles["t2"], 1.0)
+
+
+def start_path(bundled: BundledModel) -> Path:
+    """Where the last run starts from: its recipe's init_from."""
+    from mri_style_app.commands.train import read_recipe
+    from mri_style_app.cyclegan.train_config import TrainConfig
+
+    return Path(TrainConfig.from_dict(read_recipe(bundled.runs[-1][0])).init_from)
+
+
+def write_start(bundled: BundledModel) -> Path:
+    """The last run's start: the generators generator_runs picks from the runs before it."""
+    from mri_style_app.cyclegan import checkpoint as model_files
+
+    before = len(bundled.runs) - 2
+    made_by = {direction: bundled.generator_runs.get(direction, before) for direction in model_files.DIRECTIONS}
+    generators, normalisation = picked_generators(bundled, made_by)
+    preset = run_preset(bundled.runs[before][0])
+    card = model_files.make_card(preset, model_files.DIRECTIONS, normalisation)
+    return model_files.save_model(start_path(bundled), generators, card)
+
+
+def run_preset(recipe: Path) -> str:
+    from mri_style_app.commands.train import read_recipe
+    from mri_style_app.cyclegan.train_config import TrainConfig
+
+    return TrainConfig.from_dict(read_recipe(recipe)).preset
+
+
+def blended(start: dict, end: dict, share: float) -> dict:
+    """Each direction's generator with share x end's weights + (1 - share) x start's."""
+    out = {}
+    for direction, generator in end.items():
+        first = start[direction].state_dict()
+        mixed = copy.deepcopy(generator)
+        mixed.load_state_dict(
+            {name: (1 - share) * first[name] + share * weight for name, weight in generator.state_dict().items()}
+        )
+        out[direction] = mixed
+    return out
+
+
 def export(bundled: BundledModel) -> Path:
     from mri_style_app.commands.train import read_recipe
     from mri_style_app.cyclegan import checkpoint as model_files
@@ -270,16 +343,17 @@ def export(bundled: BundledModel) -> Path:
 
     last = len(bundled.runs) - 1
     config = TrainConfig.from_dict(read_recipe(bundled.runs[last][0]))
-    made_by = {direction: bundled.generator_runs.get(direction, last) for direction in model_files.DIRECTIONS}
-    loaded = {index: run_model(*bundled.runs[index]) for index in {last, *made_by.values()}}
-    training = loaded[last][1]
-    generators = {direction: loaded[index][0][direction] for direction, index in made_by.items()}
-    # a contrast is scaled as the generator that reads it was trained to read it
-    percentiles = {}
-    for direction, index in made_by.items():
-        source = direction.split("-to-")[0]
-        percentiles[source] = model_files.contrast_percentile(loaded[index][2], source)
-    normalisation = model_files.training_normalisation(percentiles["t1"], percentiles["t2"], 1.0)
+    if bundled.blend is None:
+        made_by = {direction: bundled.generator_runs.get(direction, last) for direction in model_files.DIRECTIONS}
+        generators, normalisation = picked_generators(bundled, made_by)
+    else:
+        made_by = {direction: last for direction in model_files.DIRECTIONS}
+        end, normalisation = picked_generators(bundled, made_by)
+        start = model_files.load_model(start_path(bundled))
+        if start.normalisation != normalisation:
+            raise SystemExit(f"{start_path(bundled)} scales the contrasts unlike the run that started from it")
+        generators = blended(start.generators, end, bundled.blend)
+    training = run_model(*bundled.runs[last])[1]
     # folders of the machine that trained it, and the last run's own scores while it ran
     for machine_specific in ("data", "init_from", "recipe", "validation"):
         training.pop(machine_specific, None)
@@ -287,6 +361,7 @@ def export(bundled: BundledModel) -> Path:
         {
             "recipes": [r.relative_to(REPO).as_posix() for r, _ in bundled.runs],
             "generators": {d: bundled.runs[i][0].relative_to(REPO).as_posix() for d, i in made_by.items()},
+            **({"blend": bundled.blend} if bundled.blend is not None else {}),
             "reproduce": "python training/make_default_model.py"
             + ("" if bundled.name == "default" else f" --model {bundled.name}")
             + " all",
