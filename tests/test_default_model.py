@@ -198,6 +198,48 @@ def test_blended_generators_lie_between_start_and_end():
         assert torch.equal(last[name], before[name])
 
 
+def test_a_blended_model_starts_and_ships_as_its_card_says(tmp_path, monkeypatch):
+    """make_default_model.py with a blend, on three finished runs of real (untrained) generators:
+    `write_start` puts generator_runs' picks from the runs before the last at the last recipe's
+    init_from, and `export` ships both directions half-way between that start and the last run."""
+    import torch
+
+    from mri_style_app.cyclegan.networks import build_generator
+
+    module = _make_default_model()
+    normalisation = checkpoint.training_normalisation(99.9, 99.5, 1.0)
+    runs, nets = [], []
+    for index in range(3):
+        torch.manual_seed(index)
+        generators = {d: build_generator("unet-fast") for d in checkpoint.DIRECTIONS}
+        run = tmp_path / f"run{index}"
+        run.mkdir()
+        card = checkpoint.make_card("unet-fast", checkpoint.DIRECTIONS, normalisation, training={"iterations": index})
+        checkpoint.save_model(run / "model.safetensors", generators, card)
+        recipe = tmp_path / f"run{index}.toml"
+        start = 'init_from = "start/model.safetensors"\n' if index == 2 else ""
+        recipe.write_text(f'{start}domain_a = "a"\ndomain_b = "b"\nout = "run{index}"\npreset = "unet-fast"\n')
+        runs.append((recipe, run))
+        nets.append(generators)
+    bundled = module.BundledModel("test", tmp_path / "shipped.safetensors", runs, tmp_path, {"t2-to-t1": 0}, blend=0.5)
+    monkeypatch.setattr(module, "REPO", tmp_path)
+    monkeypatch.setitem(module.RUN_DESCRIPTION, "test", {})
+
+    module.write_start(bundled)
+    start = checkpoint.load_model(tmp_path / "start" / "model.safetensors")
+    # T1w -> T2w from the run before the last, T2w -> T1w from the run generator_runs names
+    for direction, index in (("t1-to-t2", 1), ("t2-to-t1", 0)):
+        for name, weight in start.generators[direction].state_dict().items():
+            assert torch.equal(weight, nets[index][direction].state_dict()[name]), (direction, name)
+
+    shipped = checkpoint.load_model(module.export(bundled))
+    assert shipped.card["training"]["blend"] == 0.5
+    for direction, index in (("t1-to-t2", 1), ("t2-to-t1", 0)):
+        first, last = nets[index][direction].state_dict(), nets[2][direction].state_dict()
+        for name, weight in shipped.generators[direction].state_dict().items():
+            assert torch.allclose(weight, (first[name] + last[name]) / 2), (direction, name)
+
+
 @pytest.mark.parametrize("which", BUNDLED)
 def test_no_training_of_a_bundled_model_reads_a_test_slice(which):
     """Every folder the recipes train on is made by make_default_model.py: `prepare` from the seed

@@ -38,11 +38,11 @@ heads come from Colin27's label map without the test band.
 
 from __future__ import annotations
 
-import copy
 import os
 import shutil
 import subprocess
 import sys
+from copy import deepcopy
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -257,16 +257,15 @@ def run_model(recipe: Path, run: Path) -> tuple[dict, dict, dict]:
     checkpoint of an unfinished run (loaded without unpickling code)."""
     from evidence import checkpoint_generators
 
-    from mri_style_app.commands.train import read_recipe
     from mri_style_app.cyclegan import checkpoint as model_files
     from mri_style_app.cyclegan.events import read_events
-    from mri_style_app.cyclegan.train_config import DEFAULT_PERCENTILE, TrainConfig
+    from mri_style_app.cyclegan.train_config import DEFAULT_PERCENTILE
 
     finished = run / "model.safetensors"
     if finished.exists():
         model = model_files.load_model(finished)
         return model.generators, dict(model.card.get("training", {})), model.normalisation
-    config = TrainConfig.from_dict(read_recipe(recipe))
+    config = recipe_config(recipe)
     generators, state = checkpoint_generators(run, config.preset)
     steps = [e for e in read_events(run) if e.get("type") == "step"]
     training = {
@@ -296,12 +295,16 @@ def picked_generators(bundled: BundledModel, made_by: dict[str, int]) -> tuple[d
     return generators, model_files.training_normalisation(percentiles["t1"], percentiles["t2"], 1.0)
 
 
-def start_path(bundled: BundledModel) -> Path:
-    """Where the last run starts from: its recipe's init_from."""
+def recipe_config(recipe: Path):
     from mri_style_app.commands.train import read_recipe
     from mri_style_app.cyclegan.train_config import TrainConfig
 
-    return Path(TrainConfig.from_dict(read_recipe(bundled.runs[-1][0])).init_from)
+    return TrainConfig.from_dict(read_recipe(recipe))
+
+
+def start_path(bundled: BundledModel) -> Path:
+    """Where the last run starts from: its recipe's init_from."""
+    return Path(recipe_config(bundled.runs[-1][0]).init_from)
 
 
 def write_start(bundled: BundledModel) -> Path:
@@ -311,16 +314,9 @@ def write_start(bundled: BundledModel) -> Path:
     before = len(bundled.runs) - 2
     made_by = {direction: bundled.generator_runs.get(direction, before) for direction in model_files.DIRECTIONS}
     generators, normalisation = picked_generators(bundled, made_by)
-    preset = run_preset(bundled.runs[before][0])
-    card = model_files.make_card(preset, model_files.DIRECTIONS, normalisation)
+    card = model_files.make_card(recipe_config(bundled.runs[before][0]).preset, model_files.DIRECTIONS, normalisation)
+    start_path(bundled).parent.mkdir(parents=True, exist_ok=True)
     return model_files.save_model(start_path(bundled), generators, card)
-
-
-def run_preset(recipe: Path) -> str:
-    from mri_style_app.commands.train import read_recipe
-    from mri_style_app.cyclegan.train_config import TrainConfig
-
-    return TrainConfig.from_dict(read_recipe(recipe)).preset
 
 
 def blended(start: dict, end: dict, share: float) -> dict:
@@ -328,7 +324,7 @@ def blended(start: dict, end: dict, share: float) -> dict:
     out = {}
     for direction, generator in end.items():
         first = start[direction].state_dict()
-        mixed = copy.deepcopy(generator)
+        mixed = deepcopy(generator)
         mixed.load_state_dict(
             {name: (1 - share) * first[name] + share * weight for name, weight in generator.state_dict().items()}
         )
@@ -337,12 +333,10 @@ def blended(start: dict, end: dict, share: float) -> dict:
 
 
 def export(bundled: BundledModel) -> Path:
-    from mri_style_app.commands.train import read_recipe
     from mri_style_app.cyclegan import checkpoint as model_files
-    from mri_style_app.cyclegan.train_config import TrainConfig
 
     last = len(bundled.runs) - 1
-    config = TrainConfig.from_dict(read_recipe(bundled.runs[last][0]))
+    config = recipe_config(bundled.runs[last][0])
     if bundled.blend is None:
         made_by = {direction: bundled.generator_runs.get(direction, last) for direction in model_files.DIRECTIONS}
         generators, normalisation = picked_generators(bundled, made_by)
