@@ -66,12 +66,12 @@ class BundledModel:
     path: Path  # the model file in resources/models
     runs: list[tuple[Path, Path]]  # (recipe, run folder) in order; the last run is the shipped model
     evidence: Path  # its score table, sweep and figures
-    # direction -> index in runs of the run whose generator ships; any other direction: the last run's
+    # direction -> index in runs of the run whose generator ships (with a blend: whose generator the
+    # last run starts from); any other direction: the last run's (with a blend: the run before it)
     generator_runs: dict[str, int] = field(default_factory=dict)
     synthetic_heads: bool = False  # a run reads the synthetic whole heads (`prepare` writes them too)
-    # With a blend, the last run starts from the generators that generator_runs picks from the runs
-    # before it (any other direction: the run before it), which `train` writes to the last recipe's
-    # init_from, and the shipped weights are blend x the last run's + (1 - blend) x that start's.
+    # With a blend, `train` writes that start to the last recipe's init_from, and the shipped
+    # weights are blend x the last run's + (1 - blend) x that start's.
     blend: float | None = None
 
 
@@ -281,15 +281,22 @@ def run_model(recipe: Path, run: Path) -> tuple[dict, dict, dict]:
     return generators, training, normalisation
 
 
-def picked_generators(bundled: BundledModel, made_by: dict[str, int]) -> tuple[dict, dict]:
-    """(generators, normalisation): each direction's generator from the run made_by names, each
+def made_by(bundled: BundledModel, otherwise: int) -> dict[str, int]:
+    """Direction -> index of the run whose generator it takes: generator_runs, else `otherwise`."""
+    from mri_style_app.cyclegan.checkpoint import DIRECTIONS
+
+    return {direction: bundled.generator_runs.get(direction, otherwise) for direction in DIRECTIONS}
+
+
+def picked_generators(bundled: BundledModel, runs: dict[str, int]) -> tuple[dict, dict]:
+    """(generators, normalisation): each direction's generator from the run `runs` names, each
     contrast scaled as the generator that reads it was trained to read it."""
     from mri_style_app.cyclegan import checkpoint as model_files
 
-    loaded = {index: run_model(*bundled.runs[index]) for index in set(made_by.values())}
-    generators = {direction: loaded[index][0][direction] for direction, index in made_by.items()}
+    loaded = {index: run_model(*bundled.runs[index]) for index in set(runs.values())}
+    generators = {direction: loaded[index][0][direction] for direction, index in runs.items()}
     percentiles = {}
-    for direction, index in made_by.items():
+    for direction, index in runs.items():
         source = direction.split("-to-")[0]
         percentiles[source] = model_files.contrast_percentile(loaded[index][2], source)
     return generators, model_files.training_normalisation(percentiles["t1"], percentiles["t2"], 1.0)
@@ -312,8 +319,7 @@ def write_start(bundled: BundledModel) -> Path:
     from mri_style_app.cyclegan import checkpoint as model_files
 
     before = len(bundled.runs) - 2
-    made_by = {direction: bundled.generator_runs.get(direction, before) for direction in model_files.DIRECTIONS}
-    generators, normalisation = picked_generators(bundled, made_by)
+    generators, normalisation = picked_generators(bundled, made_by(bundled, before))
     card = model_files.make_card(recipe_config(bundled.runs[before][0]).preset, model_files.DIRECTIONS, normalisation)
     start_path(bundled).parent.mkdir(parents=True, exist_ok=True)
     return model_files.save_model(start_path(bundled), generators, card)
@@ -338,11 +344,11 @@ def export(bundled: BundledModel) -> Path:
     last = len(bundled.runs) - 1
     config = recipe_config(bundled.runs[last][0])
     if bundled.blend is None:
-        made_by = {direction: bundled.generator_runs.get(direction, last) for direction in model_files.DIRECTIONS}
-        generators, normalisation = picked_generators(bundled, made_by)
+        runs = made_by(bundled, last)
+        generators, normalisation = picked_generators(bundled, runs)
     else:
-        made_by = {direction: last for direction in model_files.DIRECTIONS}
-        end, normalisation = picked_generators(bundled, made_by)
+        runs = {direction: last for direction in model_files.DIRECTIONS}
+        end, normalisation = picked_generators(bundled, runs)
         start = model_files.load_model(start_path(bundled))
         if start.normalisation != normalisation:
             raise SystemExit(f"{start_path(bundled)} scales the contrasts unlike the run that started from it")
@@ -354,7 +360,7 @@ def export(bundled: BundledModel) -> Path:
     training.update(
         {
             "recipes": [r.relative_to(REPO).as_posix() for r, _ in bundled.runs],
-            "generators": {d: bundled.runs[i][0].relative_to(REPO).as_posix() for d, i in made_by.items()},
+            "generators": {d: bundled.runs[i][0].relative_to(REPO).as_posix() for d, i in runs.items()},
             **({"blend": bundled.blend} if bundled.blend is not None else {}),
             "reproduce": "python training/make_default_model.py"
             + ("" if bundled.name == "default" else f" --model {bundled.name}")
