@@ -198,6 +198,28 @@ def test_blended_generators_lie_between_start_and_end():
         assert torch.equal(last[name], before[name])
 
 
+def test_a_blend_per_part_takes_each_part_from_its_share():
+    """make_default_model.blended with one share per part of the network: the encoder's weights
+    from the start, the decoder's and the head's from the end; a part the blend does not name is
+    refused with a message."""
+    import torch
+
+    from mri_style_app.cyclegan.networks import build_generator
+
+    module = _make_default_model()
+    torch.manual_seed(1)
+    start, end = ({"t2-to-t1": build_generator("unet-fast")} for _ in range(2))
+    share = {"encoder": 0.0, "decoder": 1.0, "head": 1.0}
+    mixed = module.blended(start, end, share)["t2-to-t1"].state_dict()
+    first, last = start["t2-to-t1"].state_dict(), end["t2-to-t1"].state_dict()
+    assert {name.split(".", 1)[0] for name in mixed} == {"encoder", "decoder", "head"}
+    for name, weight in mixed.items():
+        expected = first[name] if name.startswith("encoder.") else last[name]
+        assert torch.equal(weight, expected), name
+    with pytest.raises(SystemExit, match="no share for head"):
+        module.blended(start, end, {"encoder": 0.0, "decoder": 1.0})
+
+
 def test_a_blended_model_starts_and_ships_as_its_card_says(tmp_path, monkeypatch):
     """make_default_model.py with a blend, on three finished runs of real (untrained) generators:
     `write_start` puts generator_runs' picks from the runs before the last at the last recipe's
@@ -238,6 +260,29 @@ def test_a_blended_model_starts_and_ships_as_its_card_says(tmp_path, monkeypatch
         first, last = nets[index][direction].state_dict(), nets[2][direction].state_dict()
         for name, weight in shipped.generators[direction].state_dict().items():
             assert torch.allclose(weight, (first[name] + last[name]) / 2), (direction, name)
+
+
+def test_the_blend_is_chosen_on_data_that_no_run_trains_on_and_no_figure_scores():
+    """training/validate_blend.py: its synthetic heads are drawn with seeds that neither the
+    training heads (make_default_model.py's --seed, one stream per head) nor the evidence's figure
+    head use, and its protocols are none of the protocol sweep's."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("validate_blend", REPO / "training" / "validate_blend.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    import evidence
+    import protocol_sweep
+
+    seed_args = module.make_default_model.SYNTHETIC_HEADS
+    training_seed = int(seed_args[seed_args.index("--seed") + 1])
+    heads = int(seed_args[seed_args.index("--heads") + 1])
+    used = {(training_seed, head) for head in range(heads)} | {tuple(evidence.FIGURE_HEAD_SEED)}
+    assert len(set(module.HELD_OUT_SEEDS)) == len(module.HELD_OUT_SEEDS) >= 3
+    assert not used & {tuple(seed) for seed in module.HELD_OUT_SEEDS}
+    held_out = protocol_sweep.protocols(4, seed=module.HELD_OUT_PROTOCOLS)[4:]
+    assert len(held_out) == 4
+    assert not any(p in protocol_sweep.protocols(8) for p in held_out)
 
 
 @pytest.mark.parametrize("which", BUNDLED)

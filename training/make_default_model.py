@@ -14,7 +14,8 @@ with synthetic whole heads added to the pairs:
   - training/recipes/synthetic_heads_blend.toml: 10 more minutes on those folders from the fourth
     run's T1w -> T2w and the third run's T2w -> T1w generator (a heads run's T2w -> T1w alone is
     better in whole heads but loses the seed brain's edges: docs/synthetic_heads.md).
-It ships the average of the fifth run's weights and those it started from (`blend`).
+It ships the average of the fifth run's weights and those it started from (`blend`;
+training/validate_blend.py checks the share without the seed test split).
 The fast model (`--model fast`) is the `unet-fast` preset, the same U-Net at half the width,
 trained on the same folders and objectives: training/recipes/fast_t1_t2_unet.toml (45 minutes from
 random weights), then fast_t1_t2_unet_bright.toml (the default's third run, 30 minutes) and
@@ -71,8 +72,9 @@ class BundledModel:
     generator_runs: dict[str, int] = field(default_factory=dict)
     synthetic_heads: bool = False  # a run reads the synthetic whole heads (`prepare` writes them too)
     # With a blend, `train` writes that start to the last recipe's init_from, and the shipped
-    # weights are blend x the last run's + (1 - blend) x that start's.
-    blend: float | None = None
+    # weights are share x the last run's + (1 - share) x that start's: one share for every weight,
+    # or one per part of the network ({"encoder": ..., "decoder": ..., "head": ...}).
+    blend: float | dict[str, float] | None = None
 
 
 MODELS = {
@@ -91,7 +93,7 @@ MODELS = {
             REPO / "docs" / "default_model",
             # the fifth run starts from the fourth run's T1w -> T2w and the third run's T2w -> T1w
             # (a heads run's T2w -> T1w alone loses the seed brain's edges) and ships half-way
-            # between its start and its end
+            # between its start and its end (training/validate_blend.py's pick)
             {"t2-to-t1": 2},
             synthetic_heads=True,
             blend=0.5,
@@ -108,7 +110,7 @@ MODELS = {
             REPO / "docs" / "default_model" / "fast",
             {"t2-to-t1": 1},  # as in the default model
             synthetic_heads=True,
-            blend=0.5,
+            blend=0.5,  # training/validate_blend.py's pick for this model
         ),
     )
 }
@@ -325,14 +327,28 @@ def write_start(bundled: BundledModel) -> Path:
     return model_files.save_model(start_path(bundled), generators, card)
 
 
-def blended(start: dict, end: dict, share: float) -> dict:
-    """Each direction's generator with share x end's weights + (1 - share) x start's."""
+def share_of(name: str, share: float | dict[str, float]) -> float:
+    """A weight's share: the one share, or that of the part of the network (the first component
+    of the weight's name, such as "encoder") that the mapping names."""
+    if not isinstance(share, dict):
+        return share
+    part = name.split(".", 1)[0]
+    if part not in share:
+        raise SystemExit(f"the blend gives no share for {name} (it names {', '.join(share)})")
+    return share[part]
+
+
+def blended(start: dict, end: dict, share: float | dict[str, float]) -> dict:
+    """Each direction's generator with s x end's weights + (1 - s) x start's, s = share_of(weight)."""
     out = {}
     for direction, generator in end.items():
         first = start[direction].state_dict()
         mixed = deepcopy(generator)
         mixed.load_state_dict(
-            {name: (1 - share) * first[name] + share * weight for name, weight in generator.state_dict().items()}
+            {
+                name: (1 - share_of(name, share)) * first[name] + share_of(name, share) * weight
+                for name, weight in generator.state_dict().items()
+            }
         )
         out[direction] = mixed
     return out

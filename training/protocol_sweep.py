@@ -66,12 +66,11 @@ def describe(p: dict) -> str:
     )
 
 
-def sweep(model_path: Path | None = None, n_random: int = 8) -> list[dict]:
-    from mri_style_app.cyclegan.checkpoint import load_model
-    from mri_style_app.cyclegan.translate import translate_volume
-    from mri_style_app.paths import default_model_path, demo_mask_path, demo_t1_path, resources_dir
+def simulated_scans(protocol_list: list[dict], seed: int = 7):
+    """Per protocol: (protocol, {contrast: its scan with bias field and noise}, {contrast: the
+    reference-protocol scan}, the demo grid Volume, the brain mask), on the demo's ICBM maps."""
+    from mri_style_app.paths import demo_mask_path, demo_t1_path, resources_dir
 
-    model = load_model(model_path or default_model_path())
     grid = load_volume(demo_t1_path())
     brain = load_volume(demo_mask_path()).data > 0
     gm = load_volume(resources_dir() / "demo" / "icbm152_2009a_gm.nii.gz").data / 255.0
@@ -81,20 +80,31 @@ def sweep(model_path: Path | None = None, n_random: int = 8) -> list[dict]:
         "t1": simulate.spoiled_gradient_echo(fractions, **simulate.T1W_1_5T),
         "t2": simulate.spin_echo(fractions, **simulate.T2W_1_5T),
     }
-    rng = np.random.default_rng(7)
-    results = []
-    for p in protocols(n_random):
+    rng = np.random.default_rng(seed)
+    for p in protocol_list:
         tissues = FIELDS[p["field"]]
         scans = {
             "t1": simulate.spoiled_gradient_echo(fractions, tissues=tissues, **p["t1"]),
             "t2": simulate.spin_echo(fractions, tissues=tissues, **p["t2"]),
         }
+        for contrast in ("t1", "t2"):
+            scans[contrast] = scans[contrast] * simulate.bias_field(brain.shape, p["bias"], rng)
+            if p["noise"] > 0:
+                scans[contrast] = simulate.add_rician_noise(scans[contrast], p["noise"], brain, rng)
+        yield p, scans, references, grid, brain
+
+
+def sweep(model_path: Path | None = None, n_random: int = 8) -> list[dict]:
+    from mri_style_app.cyclegan.checkpoint import load_model
+    from mri_style_app.cyclegan.translate import translate_volume
+    from mri_style_app.paths import default_model_path
+
+    model = load_model(model_path or default_model_path())
+    results = []
+    for p, scans, references, grid, brain in simulated_scans(protocols(n_random)):
         row = {"protocol": describe(p)}
         for source, target in (("t1", "t2"), ("t2", "t1")):
-            scan = scans[source] * simulate.bias_field(brain.shape, p["bias"], rng)
-            if p["noise"] > 0:
-                scan = simulate.add_rician_noise(scan, p["noise"], brain, rng)
-            pred = translate_volume(grid.with_data(scan), model, f"{source}-to-{target}").data
+            pred = translate_volume(grid.with_data(scans[source]), model, f"{source}-to-{target}").data
             row[f"{source}-to-{target}"] = evaluate_pair(pred, references[target], brain)
         results.append(row)
         print(
