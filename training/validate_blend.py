@@ -39,77 +39,70 @@ ENCODER_SHARES = (0.0, 0.25, 0.5)
 DECODER_SHARES = (0.5, 0.75, 1.0)
 
 
-def held_out_heads() -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """(T1w, T2w, affine) of each held-out head under the reference protocols."""
+def held_out_cases() -> list[tuple[str, dict, dict, np.ndarray]]:
+    """(kind, source Volume per contrast, reference per contrast, mask) of each validation volume."""
+    from mri_style_app.cyclegan.seed_slices import split_volumes
+    from mri_style_app.imaging.metrics import head_mask
+    from mri_style_app.imaging.volume import Volume
+
+    cases = []
+    # synthetic heads no run trained on, reference protocols, whole head
     cut = synth.colin27_labels_without_test_band(*synth.read_colin27())
     labels, levels = synth.restretched(cut), synth.reference_intensities(cut)
-    heads = []
     for seed in HELD_OUT_SEEDS:
         head_labels, scans, _ = synth.synthetic_head(labels, levels, np.random.default_rng(seed), 0, 0.0)
         inside = head_labels != synth.LABEL["air"]
         (t1, t2), affine = synth.cropped_to_head(
             [scans[("t1w", "ref")], scans[("t2w", "ref")]], inside, synth.GRID_AFFINE
         )
-        heads.append((t1.astype(np.float32), t2.astype(np.float32), affine))
-    return heads
-
-
-def held_out_brains() -> list[tuple[dict, dict, object, np.ndarray]]:
-    """(scans, references, grid, brain) of the demo's ICBM brain under 4 random protocols
-    (the protocol sweep's ranges, drawn with another seed; its 4 corners left out)."""
+        t1, t2 = t1.astype(np.float32), t2.astype(np.float32)
+        volumes = {"t1": Volume(data=t1, affine=affine, name="t1"), "t2": Volume(data=t2, affine=affine, name="t2")}
+        cases.append(("heads", volumes, {"t1": t1, "t2": t2}, head_mask(t1, t2)))
+    # the seed train split, brain
+    for entry in split_volumes("train"):
+        arrays = {c: entry[c].astype(np.float32) for c in ("t1", "t2")}
+        volumes = {c: Volume(data=a, affine=entry["affine"], name=c) for c, a in arrays.items()}
+        cases.append(("seed brain", volumes, arrays, entry["brain"]))
+    # the demo anatomy under 4 random protocols of the sweep's ranges drawn with another seed
+    # (its 4 corners left out), brain, against the reference protocols
     protocols = protocol_sweep.protocols(4, seed=HELD_OUT_PROTOCOLS)[4:]
-    return [row[1:] for row in protocol_sweep.simulated_scans(protocols, seed=PROTOCOL_NOISE_SEED)]
+    for _, scans, references, grid, brain in protocol_sweep.simulated_scans(protocols, seed=PROTOCOL_NOISE_SEED):
+        cases.append(("simulated brains", {c: grid.with_data(scans[c]) for c in scans}, references, brain))
+    return cases
 
 
-def scores(model, heads, seed_volumes, brains) -> dict:
-    """Mean PSNR per direction (T1w -> T2w, then T2w -> T1w): held-out heads (whole head), seed train split (brain), simulated
-    brains under held-out protocols (brain)."""
+def scores(model, cases) -> dict:
+    """Mean PSNR per (direction, kind of validation volume)."""
     from mri_style_app.cyclegan.translate import translate_volume
-    from mri_style_app.imaging.metrics import evaluate_pair, head_mask
-    from mri_style_app.imaging.volume import Volume
+    from mri_style_app.imaging.metrics import evaluate_pair
 
-    out = {}
-    for direction, source, target in (("t1-to-t2", 0, 1), ("t2-to-t1", 1, 0)):
-        psnr = []
-        for t1, t2, affine in heads:
-            volumes = (t1, t2)
-            pred = translate_volume(Volume(data=volumes[source], affine=affine, name="x"), model, direction)
-            psnr.append(evaluate_pair(pred.data, volumes[target], head_mask(t1, t2))["psnr"])
-        out[(direction, "heads")] = float(np.mean(psnr))
-        psnr = []
-        for entry in seed_volumes:
-            volumes = (entry["t1"].astype(np.float32), entry["t2"].astype(np.float32))
-            pred = translate_volume(Volume(data=volumes[source], affine=entry["affine"], name="x"), model, direction)
-            psnr.append(evaluate_pair(pred.data, volumes[target], entry["brain"])["psnr"])
-        out[(direction, "seed brain")] = float(np.mean(psnr))
-        psnr = []
-        for scans, references, grid, brain in brains:
-            source_name, target_name = ("t1", "t2")[source], ("t1", "t2")[target]
-            pred = translate_volume(grid.with_data(scans[source_name]), model, direction)
-            psnr.append(evaluate_pair(pred.data, references[target_name], brain)["psnr"])
-        out[(direction, "simulated brains")] = float(np.mean(psnr))
-    return out
+    psnr = {}
+    for direction in ("t1-to-t2", "t2-to-t1"):
+        source, target = direction.split("-to-")
+        for kind, volumes, references, mask in cases:
+            pred = translate_volume(volumes[source], model, direction)
+            psnr.setdefault((direction, kind), []).append(evaluate_pair(pred.data, references[target], mask)["psnr"])
+    return {key: float(np.mean(values)) for key, values in psnr.items()}
 
 
 def main() -> None:
     from mri_style_app.cyclegan import checkpoint as model_files
-    from mri_style_app.cyclegan.seed_slices import split_volumes
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", choices=tuple(make_default_model.MODELS), default="default")
     args = parser.parse_args()
     bundled = make_default_model.MODELS[args.model]
-    recipe, run = bundled.runs[-1]
+    _, run = bundled.runs[-1]
     start = model_files.load_model(make_default_model.start_path(bundled))
     end = model_files.load_model(run / "model.safetensors")
-    heads, seed_volumes, brains = held_out_heads(), split_volumes("train"), held_out_brains()
+    cases = held_out_cases()
     rows = {}
     for encoder in ENCODER_SHARES:
         for decoder in DECODER_SHARES:
             share = {"encoder": encoder, "decoder": decoder, "head": decoder}
             generators = make_default_model.blended(start.generators, end.generators, share)
             model = model_files.CycleGANModel(path=None, card=end.card, generators=generators)
-            rows[(encoder, decoder)] = row = scores(model, heads, seed_volumes, brains)
+            rows[(encoder, decoder)] = row = scores(model, cases)
             print(
                 f"encoder {encoder:.2f} decoder {decoder:.2f}: "
                 + "; ".join(
