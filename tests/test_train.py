@@ -301,8 +301,14 @@ def test_killed_run_resumes_exactly(seed_dir, tmp_path):
     assert [s["resumed"] for s in starts] == [False, True] and starts[1]["iteration"] == at
     assert log[-1]["type"] == "done"
 
-    # Exactly: the same weights as a run that was never interrupted.
-    straight = Trainer(_config(seed_dir, tmp_path / "straight", iterations=total, checkpoint_every=4)).run()
+    # Exactly: the same weights as a run that was never interrupted, on as many threads as the
+    # killed run had (ENV), since the thread count changes how float sums round.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(int(ENV["OMP_NUM_THREADS"]))
+    try:
+        straight = Trainer(_config(seed_dir, tmp_path / "straight", iterations=total, checkpoint_every=4)).run()
+    finally:
+        torch.set_num_threads(threads)
     a, b = load_model(run / "model.safetensors"), load_model(straight)
     for direction in ("t1-to-t2", "t2-to-t1"):
         for (k, x), (_, y) in zip(
