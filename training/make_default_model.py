@@ -72,9 +72,8 @@ class BundledModel:
     generator_runs: dict[str, int] = field(default_factory=dict)
     synthetic_heads: bool = False  # a run reads the synthetic whole heads (`prepare` writes them too)
     # With a blend, `train` writes that start to the last recipe's init_from, and the shipped
-    # weights are share x the last run's + (1 - share) x that start's: one share for every weight,
-    # or one per part of the network ({"encoder": ..., "decoder": ..., "head": ...}).
-    blend: float | dict[str, float] | None = None
+    # weights are blend x the last run's + (1 - blend) x that start's.
+    blend: float | None = None
 
 
 MODELS = {
