@@ -158,13 +158,7 @@ def synthetic_figure(model, path: Path) -> dict:
     from mri_style_app.imaging.metrics import evaluate_pair, head_mask
     from mri_style_app.imaging.volume import Volume
 
-    cut = synth.colin27_labels_without_test_band(*synth.read_colin27())
-    labels = synth.restretched(cut)
-    head_labels, scans, _ = synth.synthetic_head(
-        labels, synth.reference_intensities(cut), np.random.default_rng(FIGURE_HEAD_SEED), 0, 0.0
-    )
-    inside = head_labels != synth.LABEL["air"]
-    (t1, t2), affine = synth.cropped_to_head([scans[("t1w", "ref")], scans[("t2w", "ref")]], inside, synth.GRID_AFFINE)
+    ((t1, t2, affine),) = synth.reference_heads([FIGURE_HEAD_SEED])
     volumes = {
         "t1": Volume(data=t1, affine=affine, name="synthetic_t1w"),
         "t2": Volume(data=t2, affine=affine, name="synthetic_t2w"),

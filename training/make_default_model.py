@@ -342,13 +342,12 @@ def blended(start: dict, end: dict, share: float | dict[str, float]) -> dict:
     out = {}
     for direction, generator in end.items():
         first = start[direction].state_dict()
+        weights = {}
+        for name, weight in generator.state_dict().items():
+            s = share_of(name, share)
+            weights[name] = (1 - s) * first[name] + s * weight
         mixed = deepcopy(generator)
-        mixed.load_state_dict(
-            {
-                name: (1 - share_of(name, share)) * first[name] + share_of(name, share) * weight
-                for name, weight in generator.state_dict().items()
-            }
-        )
+        mixed.load_state_dict(weights)
         out[direction] = mixed
     return out
 

@@ -47,14 +47,7 @@ def held_out_cases() -> list[tuple[str, dict, dict, np.ndarray]]:
 
     cases = []
     # synthetic heads no run trained on, reference protocols, whole head
-    cut = synth.colin27_labels_without_test_band(*synth.read_colin27())
-    labels, levels = synth.restretched(cut), synth.reference_intensities(cut)
-    for seed in HELD_OUT_SEEDS:
-        head_labels, scans, _ = synth.synthetic_head(labels, levels, np.random.default_rng(seed), 0, 0.0)
-        inside = head_labels != synth.LABEL["air"]
-        (t1, t2), affine = synth.cropped_to_head(
-            [scans[("t1w", "ref")], scans[("t2w", "ref")]], inside, synth.GRID_AFFINE
-        )
+    for t1, t2, affine in synth.reference_heads(HELD_OUT_SEEDS):
         t1, t2 = t1.astype(np.float32), t2.astype(np.float32)
         volumes = {"t1": Volume(data=t1, affine=affine, name="t1"), "t2": Volume(data=t2, affine=affine, name="t2")}
         cases.append(("heads", volumes, {"t1": t1, "t2": t2}, head_mask(t1, t2)))
