@@ -171,6 +171,19 @@ def test_a_unet_sees_context_takes_any_size_and_has_no_normalisation():
         GeneratorConfig(generator="vit")
 
 
+def test_a_unet_runs_any_slice_on_a_canvas_that_halves_exactly_at_every_level():
+    """A slice whose sides are not a multiple of 2 ** n_blocks is translated as if air filled it out
+    to one: every upsampling then doubles exactly, so the deep features meet the skip connection's
+    where they belong, instead of a stretch that moves them by up to a few voxels across the slice."""
+    torch.manual_seed(0)
+    net = build_generator("unet")
+    init_weights(net)
+    x = torch.rand(1, 1, 61, 47) * 2 - 1
+    canvas = torch.nn.functional.pad(x, (0, 1, 0, 3), value=-1.0)  # 64 x 48
+    with torch.inference_mode():
+        assert torch.equal(net(x), net(canvas)[..., :61, :47])
+
+
 def test_a_unet_model_file_round_trips(tmp_path):
     from mri_style_app.cyclegan import checkpoint as ck
 
