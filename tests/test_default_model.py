@@ -56,13 +56,15 @@ def test_default_model_is_bundled_with_its_evidence():
         "training/recipes/default_t1_t2_unet_bright.toml",
         "training/recipes/synthetic_heads_weighted.toml",
         "training/recipes/synthetic_heads_blend.toml",
+        "training/recipes/synthetic_heads_blend_continued.toml",
     ]
-    # both generators half-way between the fifth run (synthetic whole heads) and its start
+    # the fifth run (synthetic whole heads) averaged with its start, and the sixth run from there
     assert card["training"]["generators"] == {
-        "t1-to-t2": "training/recipes/synthetic_heads_blend.toml",
-        "t2-to-t1": "training/recipes/synthetic_heads_blend.toml",
+        "t1-to-t2": "training/recipes/synthetic_heads_blend_continued.toml",
+        "t2-to-t1": "training/recipes/synthetic_heads_blend_continued.toml",
     }
     assert card["training"]["blend"] == 0.5
+    assert card["training"]["blended"] == "training/recipes/synthetic_heads_blend.toml"
     assert card["architecture"]["preset"] == "unet" and card["architecture"]["generator"] == "unet"
     assert card["normalisation"]["contrast_percentiles"] == {"t1": 99.9, "t2": 99.5}
     assert card["normalisation"]["pixel_size_mm"] == 1.0
@@ -117,13 +119,15 @@ def test_fast_model_is_bundled_with_its_evidence():
         "training/recipes/fast_t1_t2_unet_bright.toml",
         "training/recipes/fast_t1_t2_unet_heads.toml",
         "training/recipes/fast_t1_t2_unet_blend.toml",
+        "training/recipes/fast_t1_t2_unet_blend_continued.toml",
     ]
-    # as in the default model: both generators half-way between the last run and its start
+    # as in the default model: the fourth run is averaged with its start, and the last run goes on from there
     assert card["training"]["generators"] == {
-        "t1-to-t2": "training/recipes/fast_t1_t2_unet_blend.toml",
-        "t2-to-t1": "training/recipes/fast_t1_t2_unet_blend.toml",
+        "t1-to-t2": "training/recipes/fast_t1_t2_unet_blend_continued.toml",
+        "t2-to-t1": "training/recipes/fast_t1_t2_unet_blend_continued.toml",
     }
     assert card["training"]["blend"] == 0.5
+    assert card["training"]["blended"] == "training/recipes/fast_t1_t2_unet_blend.toml"
     assert card["normalisation"]["pixel_size_mm"] == 1.0
     table = card["metrics"]["table"]
     for row in ROWS[1:]:
@@ -135,17 +139,23 @@ def test_fast_model_is_bundled_with_its_evidence():
 def test_the_recipes_that_made_the_bundled_models_are_valid_and_chained(which):
     """Each recipe the card names reads as a training run of the card's preset (the last one with
     its settings and objective); each run after the first starts from the model of the run before,
-    or, in a blended model, the last run from the generators make_default_model.py picks from the
-    runs before it."""
+    or, in a blended model, the blended run from the generators make_default_model.py picks from
+    the runs before it, and the run after it from the blend."""
     card = _card(which)
-    configs = _recipe_configs(card["training"]["recipes"])
-    chained = configs[:-1] if "blend" in card["training"] else configs
-    for before, after in zip(chained, chained[1:]):
-        assert after.init_from == str(Path(before.out) / "model.safetensors")
-    if "blend" in card["training"]:
-        module = _make_default_model()
-        assert module.start_path(module.MODELS[which]) == Path(configs[-1].init_from)
-        assert Path(configs[-1].init_from).parent.parent == REPO / "runs"
+    recipes = card["training"]["recipes"]
+    configs = _recipe_configs(recipes)
+    blended = recipes.index(card["training"]["blended"]) if "blend" in card["training"] else None
+    module = _make_default_model()
+    for index, (before, after) in enumerate(zip(configs, configs[1:]), start=1):
+        if index == blended:
+            assert module.start_path(module.MODELS[which]) == Path(after.init_from)
+        if index in (blended, blended and blended + 1):
+            assert Path(after.init_from).parent.parent == REPO / "runs"
+            assert Path(after.init_from).parent != Path(before.out)
+        else:
+            assert after.init_from == str(Path(before.out) / "model.safetensors")
+    if blended is not None:
+        assert module.MODELS[which].blend_index == blended
     last = configs[-1]
     assert {k: getattr(last, k) for k in card["training"]["settings"]} == card["training"]["settings"]
     assert all(c.preset == card["architecture"]["preset"] for c in configs)
@@ -260,6 +270,29 @@ def test_a_blended_model_starts_and_ships_as_its_card_says(tmp_path, monkeypatch
         first, last = nets[index][direction].state_dict(), nets[2][direction].state_dict()
         for name, weight in shipped.generators[direction].state_dict().items():
             assert torch.allclose(weight, (first[name] + last[name]) / 2), (direction, name)
+
+    # A run after the blended run starts from the blend (`write_blend`), and its end ships as it is.
+    torch.manual_seed(3)
+    after = {d: build_generator("unet-fast") for d in checkpoint.DIRECTIONS}
+    (tmp_path / "run3").mkdir()
+    card = checkpoint.make_card("unet-fast", checkpoint.DIRECTIONS, normalisation, training={"iterations": 3})
+    checkpoint.save_model(tmp_path / "run3" / "model.safetensors", after, card)
+    recipe = tmp_path / "run3.toml"
+    recipe.write_text('init_from = "blended/model.safetensors"\ndomain_a = "a"\ndomain_b = "b"\nout = "run3"\npreset = "unet-fast"\n')
+    bundled = module.BundledModel(
+        "test", tmp_path / "shipped.safetensors", [*runs, (recipe, tmp_path / "run3")], tmp_path,
+        {"t2-to-t1": 0}, blend=0.5, blended_run=2,
+    )
+    start_of_last = checkpoint.load_model(module.write_blend(bundled))
+    assert module.write_blend(bundled) == tmp_path / "blended" / "model.safetensors"
+    for direction in checkpoint.DIRECTIONS:
+        for name, weight in start_of_last.generators[direction].state_dict().items():
+            assert torch.equal(weight, shipped.generators[direction].state_dict()[name]), (direction, name)
+    shipped = checkpoint.load_model(module.export(bundled))
+    assert shipped.card["training"]["blended"] == "run2.toml"
+    for direction in checkpoint.DIRECTIONS:
+        for name, weight in shipped.generators[direction].state_dict().items():
+            assert torch.equal(weight, after[direction].state_dict()[name]), (direction, name)
 
 
 def test_the_blend_is_chosen_on_data_that_no_run_trains_on_and_no_figure_scores():

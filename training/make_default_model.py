@@ -1,8 +1,8 @@
 """Reproduce the bundled models and their evidence, step by step.
 
 The default model is a `unet` CycleGAN (a U-Net per direction, no normalisation layers, so the
-field of view does not change a voxel) trained in five plain `mri-style train --recipe` runs on
-the seed train split (whole heads) and simulated ICBM brains, as pairs and unpaired, the last two
+field of view does not change a voxel) trained in six plain `mri-style train --recipe` runs on
+the seed train split (whole heads) and simulated ICBM brains, as pairs and unpaired, the last three
 with synthetic whole heads added to the pairs:
   - training/recipes/default_t1_t2_unet.toml: 4000 iterations from random weights;
   - training/recipes/default_t1_t2_unet_continued.toml: that model 90 more minutes (init_from)
@@ -13,15 +13,17 @@ with synthetic whole heads added to the pairs:
     whole heads (training/make_synthetic_heads.py) among the pairs;
   - training/recipes/synthetic_heads_blend.toml: 10 more minutes on those folders from the fourth
     run's T1w -> T2w and the third run's T2w -> T1w generator (a heads run's T2w -> T1w alone is
-    better in whole heads but loses the seed brain's edges: docs/synthetic_heads.md).
-It ships the average of the fifth run's weights and those it started from (`blend`;
-training/validate_blend.py checks the share without the seed test split).
+    better in whole heads but loses the seed brain's edges: docs/synthetic_heads.md), then each
+    weight averaged with the one it started from (`blend`; training/validate_blend.py checks the
+    share without the seed test split);
+  - training/recipes/synthetic_heads_blend_continued.toml: that average 10 more minutes on the
+    same folders. It ships as it is.
 The fast model (`--model fast`) is the `unet-fast` preset, the same U-Net at half the width,
 trained on the same folders and objectives: training/recipes/fast_t1_t2_unet.toml (45 minutes from
-random weights), then fast_t1_t2_unet_bright.toml (the default's third run, 30 minutes) and
-fast_t1_t2_unet_heads.toml (the default's fourth run, 30 minutes) and fast_t1_t2_unet_blend.toml
-(the default's fifth run, from the third run's T1w -> T2w and the second run's T2w -> T1w); it
-ships the average of the fourth run's weights and those it started from.
+random weights), then fast_t1_t2_unet_bright.toml (the default's third run, 30 minutes),
+fast_t1_t2_unet_heads.toml (the default's fourth run, 30 minutes), fast_t1_t2_unet_blend.toml
+(the default's fifth run, from the third run's T1w -> T2w and the second run's T2w -> T1w, then
+averaged with its start) and fast_t1_t2_unet_blend_continued.toml (the default's sixth run).
 The seed test split is read by no run: `prepare` writes the train split alone, and the synthetic
 heads come from Colin27's label map without the test band.
 
@@ -68,12 +70,18 @@ class BundledModel:
     runs: list[tuple[Path, Path]]  # (recipe, run folder) in order; the last run is the shipped model
     evidence: Path  # its score table, sweep and figures
     # direction -> index in runs of the run whose generator ships (with a blend: whose generator the
-    # last run starts from); any other direction: the last run's (with a blend: the run before it)
+    # blended run starts from); any other direction: the last run's (with a blend: the run before it)
     generator_runs: dict[str, int] = field(default_factory=dict)
     synthetic_heads: bool = False  # a run reads the synthetic whole heads (`prepare` writes them too)
-    # With a blend, `train` writes that start to the last recipe's init_from, and the shipped
-    # weights are blend x the last run's + (1 - blend) x that start's.
+    # With a blend, `train` writes that start to the blended run's init_from, and the blend is
+    # blend x the blended run's weights + (1 - blend) x that start's: the shipped weights when the
+    # blended run is the last, else the next run's init_from.
     blend: float | None = None
+    blended_run: int = -1  # index in runs
+
+    @property
+    def blend_index(self) -> int:
+        return self.blended_run % len(self.runs)
 
 
 MODELS = {
@@ -88,14 +96,16 @@ MODELS = {
                 (RECIPES / "default_t1_t2_unet_bright.toml", REPO / "runs" / "default-model-unet-bright"),
                 (RECIPES / "synthetic_heads_weighted.toml", REPO / "runs" / "synthetic-heads-weighted"),
                 (RECIPES / "synthetic_heads_blend.toml", REPO / "runs" / "synthetic-heads-blend"),
+                (RECIPES / "synthetic_heads_blend_continued.toml", REPO / "runs" / "synthetic-heads-blend-continued"),
             ],
             REPO / "docs" / "default_model",
             # the fifth run starts from the fourth run's T1w -> T2w and the third run's T2w -> T1w
-            # (a heads run's T2w -> T1w alone loses the seed brain's edges) and ships half-way
-            # between its start and its end (training/validate_blend.py's pick)
+            # (a heads run's T2w -> T1w alone loses the seed brain's edges); the sixth run starts
+            # half-way between the fifth's start and its end (training/validate_blend.py's pick)
             {"t2-to-t1": 2},
             synthetic_heads=True,
             blend=0.5,
+            blended_run=4,
         ),
         BundledModel(
             "fast",
@@ -105,11 +115,13 @@ MODELS = {
                 (RECIPES / "fast_t1_t2_unet_bright.toml", REPO / "runs" / "fast-model-unet-bright"),
                 (RECIPES / "fast_t1_t2_unet_heads.toml", REPO / "runs" / "fast-model-unet-heads"),
                 (RECIPES / "fast_t1_t2_unet_blend.toml", REPO / "runs" / "fast-model-unet-blend"),
+                (RECIPES / "fast_t1_t2_unet_blend_continued.toml", REPO / "runs" / "fast-model-unet-blend-continued"),
             ],
             REPO / "docs" / "default_model" / "fast",
             {"t2-to-t1": 1},  # as in the default model
             synthetic_heads=True,
             blend=0.5,  # training/validate_blend.py's pick for this model
+            blended_run=3,
         ),
     )
 }
@@ -170,15 +182,17 @@ RUN_DESCRIPTION = {
         "third run": _BRIGHT_RUN,
         "fourth run": _heads_run(25),
         "fifth run": "10 minutes more on the fourth run's folders, from the fourth run's T1w -> T2w and the "
-        "third run's T2w -> T1w generator",
-        "generators": "both the average of the fifth run's weights and its start's",
+        "third run's T2w -> T1w generator; its weights averaged with its start's",
+        "sixth run": "10 minutes more on the same folders, from that average",
+        "generators": "both the sixth run's",
     },
     "fast": {
         "second run": _BRIGHT_RUN,
         "third run": _heads_run(30),
         "fourth run": "10 minutes more on the third run's folders, from the third run's T1w -> T2w and the "
-        "second run's T2w -> T1w generator",
-        "generators": "both the average of the fourth run's weights and its start's",
+        "second run's T2w -> T1w generator; its weights averaged with its start's",
+        "fifth run": "10 minutes more on the same folders, from that average",
+        "generators": "both the fifth run's",
     },
 }
 
@@ -246,8 +260,10 @@ def train(bundled: BundledModel) -> None:
     for index, (recipe, run) in enumerate(bundled.runs):
         if any(e.get("type") == "done" for e in read_events(run)):
             continue  # finished before
-        if bundled.blend is not None and index == len(bundled.runs) - 1:
+        if bundled.blend is not None and index == bundled.blend_index:
             write_start(bundled)
+        if bundled.blend is not None and index == bundled.blend_index + 1:
+            write_blend(bundled)
         # --resume continues the run in --out with the settings saved there
         resume = ["--resume", "--out", str(run)] if (run / "checkpoints" / "latest.pt").exists() else []
         subprocess.run([*CLI, "train", "--recipe", str(recipe), *resume], check=True)
@@ -311,15 +327,15 @@ def recipe_config(recipe: Path):
 
 
 def start_path(bundled: BundledModel) -> Path:
-    """Where the last run starts from: its recipe's init_from."""
-    return Path(recipe_config(bundled.runs[-1][0]).init_from)
+    """Where the blended run starts from: its recipe's init_from."""
+    return Path(recipe_config(bundled.runs[bundled.blend_index][0]).init_from)
 
 
 def write_start(bundled: BundledModel) -> Path:
-    """The last run's start: the generators generator_runs picks from the runs before it."""
+    """The blended run's start: the generators generator_runs picks from the runs before it."""
     from mri_style_app.cyclegan import checkpoint as model_files
 
-    before = len(bundled.runs) - 2
+    before = bundled.blend_index - 1
     generators, normalisation = picked_generators(bundled, made_by(bundled, before))
     card = model_files.make_card(recipe_config(bundled.runs[before][0]).preset, model_files.DIRECTIONS, normalisation)
     start_path(bundled).parent.mkdir(parents=True, exist_ok=True)
@@ -352,6 +368,29 @@ def blended(start: dict, end: dict, share: float | dict[str, float]) -> dict:
     return out
 
 
+def blend_of(bundled: BundledModel) -> tuple[dict, dict]:
+    """(generators, normalisation): the blended run's end blended with its start."""
+    from mri_style_app.cyclegan import checkpoint as model_files
+
+    end, normalisation = picked_generators(bundled, {d: bundled.blend_index for d in model_files.DIRECTIONS})
+    start = model_files.load_model(start_path(bundled))
+    if start.normalisation != normalisation:
+        raise SystemExit(f"{start_path(bundled)} scales the contrasts unlike the run that started from it")
+    return blended(start.generators, end, bundled.blend), normalisation
+
+
+def write_blend(bundled: BundledModel) -> Path:
+    """The blend, where the run after the blended run starts (its recipe's init_from)."""
+    from mri_style_app.cyclegan import checkpoint as model_files
+
+    recipe = bundled.runs[bundled.blend_index + 1][0]
+    generators, normalisation = blend_of(bundled)
+    card = model_files.make_card(recipe_config(recipe).preset, model_files.DIRECTIONS, normalisation)
+    path = Path(recipe_config(recipe).init_from)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return model_files.save_model(path, generators, card)
+
+
 def export(bundled: BundledModel) -> Path:
     from mri_style_app.cyclegan import checkpoint as model_files
 
@@ -360,13 +399,12 @@ def export(bundled: BundledModel) -> Path:
     if bundled.blend is None:
         runs = made_by(bundled, last)
         generators, normalisation = picked_generators(bundled, runs)
+    elif bundled.blend_index < last:
+        runs = {direction: last for direction in model_files.DIRECTIONS}
+        generators, normalisation = picked_generators(bundled, runs)
     else:
         runs = {direction: last for direction in model_files.DIRECTIONS}
-        end, normalisation = picked_generators(bundled, runs)
-        start = model_files.load_model(start_path(bundled))
-        if start.normalisation != normalisation:
-            raise SystemExit(f"{start_path(bundled)} scales the contrasts unlike the run that started from it")
-        generators = blended(start.generators, end, bundled.blend)
+        generators, normalisation = blend_of(bundled)
     training = run_model(*bundled.runs[last])[1]
     # folders of the machine that trained it, and the last run's own scores while it ran
     for machine_specific in ("data", "init_from", "recipe", "validation"):
@@ -376,6 +414,11 @@ def export(bundled: BundledModel) -> Path:
             "recipes": [r.relative_to(REPO).as_posix() for r, _ in bundled.runs],
             "generators": {d: bundled.runs[i][0].relative_to(REPO).as_posix() for d, i in runs.items()},
             **({"blend": bundled.blend} if bundled.blend is not None else {}),
+            **(
+                {"blended": bundled.runs[bundled.blend_index][0].relative_to(REPO).as_posix()}
+                if bundled.blend is not None
+                else {}
+            ),
             "reproduce": "python training/make_default_model.py"
             + ("" if bundled.name == "default" else f" --model {bundled.name}")
             + " all",

@@ -85,7 +85,7 @@ def main() -> None:
     parser.add_argument("--model", choices=tuple(make_default_model.MODELS), default="default")
     args = parser.parse_args()
     bundled = make_default_model.MODELS[args.model]
-    _, run = bundled.runs[-1]
+    _, run = bundled.runs[bundled.blend_index]
     start = model_files.load_model(make_default_model.start_path(bundled))
     end = model_files.load_model(run / "model.safetensors")
     cases = held_out_cases()
