@@ -78,7 +78,7 @@ THIN_VOXELS = 4
 # the target, such as CSF and bone in a T1w). Measured in docs/translation.md.
 SLICE_RADIUS = 2
 SLICE_SIGMA = 1.0
-GUIDE_SIGMA = 0.05
+GUIDE_SIGMA = 0.07
 OUTPUT_SIGMA = 0.35
 
 
