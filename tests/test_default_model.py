@@ -278,10 +278,17 @@ def test_a_blended_model_starts_and_ships_as_its_card_says(tmp_path, monkeypatch
     card = checkpoint.make_card("unet-fast", checkpoint.DIRECTIONS, normalisation, training={"iterations": 3})
     checkpoint.save_model(tmp_path / "run3" / "model.safetensors", after, card)
     recipe = tmp_path / "run3.toml"
-    recipe.write_text('init_from = "blended/model.safetensors"\ndomain_a = "a"\ndomain_b = "b"\nout = "run3"\npreset = "unet-fast"\n')
+    recipe.write_text(
+        'init_from = "blended/model.safetensors"\ndomain_a = "a"\ndomain_b = "b"\nout = "run3"\npreset = "unet-fast"\n'
+    )
     bundled = module.BundledModel(
-        "test", tmp_path / "shipped.safetensors", [*runs, (recipe, tmp_path / "run3")], tmp_path,
-        {"t2-to-t1": 0}, blend=0.5, blended_run=2,
+        "test",
+        tmp_path / "shipped.safetensors",
+        [*runs, (recipe, tmp_path / "run3")],
+        tmp_path,
+        {"t2-to-t1": 0},
+        blend=0.5,
+        blended_run=2,
     )
     start_of_last = checkpoint.load_model(module.write_blend(bundled))
     assert module.write_blend(bundled) == tmp_path / "blended" / "model.safetensors"
