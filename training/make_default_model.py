@@ -1,8 +1,8 @@
 """Reproduce the bundled models and their evidence, step by step.
 
 The default model is a `unet` CycleGAN (a U-Net per direction, no normalisation layer) trained
-in six plain `mri-style train --recipe` runs on the seed train split (whole heads) and simulated ICBM brains, as pairs and unpaired, the last three
-with synthetic whole heads added to the pairs:
+in six plain `mri-style train --recipe` runs on the seed train split (whole heads) and simulated
+ICBM brains, as pairs and unpaired, the last three with synthetic whole heads added to the pairs:
   - training/recipes/default_t1_t2_unet.toml: 4000 iterations from random weights;
   - training/recipes/default_t1_t2_unet_continued.toml: that model 90 more minutes (init_from)
     at half the learning rate;
