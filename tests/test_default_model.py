@@ -149,7 +149,7 @@ def test_the_recipes_that_made_the_bundled_models_are_valid_and_chained(which):
     for index, (before, after) in enumerate(zip(configs, configs[1:]), start=1):
         if index == blended:
             assert module.start_path(module.MODELS[which]) == Path(after.init_from)
-        if index in (blended, blended and blended + 1):
+        if blended is not None and index in (blended, blended + 1):
             assert Path(after.init_from).parent.parent == REPO / "runs"
             assert Path(after.init_from).parent != Path(before.out)
         else:

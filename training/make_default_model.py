@@ -395,15 +395,12 @@ def export(bundled: BundledModel) -> Path:
 
     last = len(bundled.runs) - 1
     config = recipe_config(bundled.runs[last][0])
-    if bundled.blend is None:
-        runs = made_by(bundled, last)
-        generators, normalisation = picked_generators(bundled, runs)
-    elif bundled.blend_index < last:
-        runs = {direction: last for direction in model_files.DIRECTIONS}
-        generators, normalisation = picked_generators(bundled, runs)
-    else:
-        runs = {direction: last for direction in model_files.DIRECTIONS}
+    # with a blend, generator_runs names the blended run's start: both directions are the last run's
+    runs = made_by(bundled, last) if bundled.blend is None else {d: last for d in model_files.DIRECTIONS}
+    if bundled.blend is not None and bundled.blend_index == last:
         generators, normalisation = blend_of(bundled)
+    else:
+        generators, normalisation = picked_generators(bundled, runs)
     training = run_model(*bundled.runs[last])[1]
     # folders of the machine that trained it, and the last run's own scores while it ran
     for machine_specific in ("data", "init_from", "recipe", "validation"):

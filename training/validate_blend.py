@@ -1,7 +1,7 @@
 """Choose a bundled model's blend without the seed test split.
 
-A blended model ships share x the last run's weights + (1 - share) x its start's
-(make_default_model.py), with one share for the encoder and one for the decoder and head. This
+A bundled model's blend is share x its blended run's weights + (1 - share) x that run's start's
+(make_default_model.py); here with one share for the encoder and one for the decoder and head. This
 scores a grid of the two shares on data no run trained on and no figure is measured on:
 
   - held-out synthetic whole heads (make_synthetic_heads.py with seeds that no training set uses,

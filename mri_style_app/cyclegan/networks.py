@@ -20,14 +20,14 @@ alone, deepened (`intensity_depth` 3x3 convolutions): a local, full-resolution t
 normalisation layer: each output voxel depends only on the input within its receptive field.
 Downsampling is a stride-2 convolution; upsampling is bilinear, then a convolution (no
 transposed convolutions, which leave checkerboards). It pads its input with air to a multiple of
-2 ** n_blocks on each side and crops the result back: on any other size some level's upsampling
-stretches by other than 2, its features land up to a few voxels from the skip connection's, and
-edges blur (a skull-stripped brain's outermost voxel, bright CSF in a T2w, came out at 0.47 of the
-scale where the reference has 0.81 and a slice padded to a multiple of 16 gives 0.78). Its output is linear inside [-1, 1] and
-leaky beyond (slope LEAK): under the paired L1 loss a tanh output saturated at the background's
--1 everywhere within 40 iterations and never recovered, whatever the learning rate; a fully
-linear output trained well until, after 1600 CycleGAN iterations, out-of-range values fed from
-one generator into the other made the cycle loss explode.
+2 ** n_blocks along each axis and crops the result back: on any other size some level's
+upsampling stretches by other than 2, its features land up to a few voxels from the skip
+connection's, and edges blur (weights fitted to skull-stripped brains put their outermost voxel,
+bright CSF in a T2w at 0.81 of the scale, at 0.46-0.52 on such sizes and 0.77-0.80 padded). Its
+output is linear inside [-1, 1] and leaky beyond (slope LEAK): under the paired L1 loss a tanh
+output saturated at the background's -1 everywhere within 40 iterations and never recovered,
+whatever the learning rate; a fully linear output trained well until, after 1600 CycleGAN
+iterations, out-of-range values fed from one generator into the other made the cycle loss explode.
 """
 
 from __future__ import annotations
