@@ -103,3 +103,22 @@ def test_the_undeformed_heads_references_come_close_to_the_real_seed_pairs(colin
     assert scores["t1w"]["head"]["ssim"] > 0.92 and scores["t2w"]["head"]["ssim"] > 0.84
     outside = scores["t2w"]["outside the brain"]
     assert outside["ssim"] > 0.72 and outside["psnr"] > 14.0, outside
+
+
+def test_a_skull_stripped_head_is_cut_through_the_scan_not_blended_with_air(cut_labels):
+    """Stripping tools mask the scan as it was acquired: the outermost voxels they keep are brain
+    or CSF, no darker than the darkest of them (a blend with air would be), and nothing outside
+    the mask is left."""
+    from scipy import ndimage as ndi
+
+    labels = synth.restretched(cut_labels)
+    levels = synth.reference_intensities(cut_labels)
+    head_labels, scans, log = synth.synthetic_head(labels, levels, np.random.default_rng([7, 0]), 1, 1.0)
+    assert log["skull_stripped"]
+    kept = head_labels != synth.LABEL["air"]
+    for key in (("t1w", "ref"), ("t2w", "ref"), ("t1w", "v0"), ("t2w", "v0")):
+        assert not scans[key][~kept].any(), key
+    outer = kept & ~ndi.binary_erosion(kept)
+    for contrast in ("t1w", "t2w"):
+        darkest = min(levels[contrast][synth.LABEL[tissue]] for tissue in ("csf", "gm", "wm"))
+        assert np.median(scans[(contrast, "ref")][outer]) > 0.8 * darkest, contrast

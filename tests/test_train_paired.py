@@ -229,3 +229,30 @@ def test_short_paired_run_learns_the_pairs_and_records_them(seed_dir, pair_folde
     card = load_model(out / "model.safetensors").card
     assert card["training"]["objective"]["lambda_paired"] == 10.0
     assert card["training"]["data"]["paired"]["files"] == ["head_0.nii.gz", "head_1.nii.gz", "head_2.nii.gz"]
+
+
+def test_the_paired_warp_keeps_a_cut_edge_as_bright_as_it_is(tmp_path):
+    """A skull-stripped brain's outermost voxels (bright CSF in the T2w) stay bright after the
+    paired augmentation's warp: anatomy is averaged with anatomy, not with the air beyond."""
+    from scipy import ndimage as ndi
+
+    demo = paths.resources_dir() / "demo"
+    middle = slice(90, 95)
+    folders = [tmp_path / "A", tmp_path / "B"]
+    for folder, name in zip(folders, ("icbm152_2009a_t1w.nii.gz", "icbm152_2009a_t2w_sim.nii.gz")):
+        folder.mkdir()
+        data = load_volume(demo / name).data[:, :, middle]
+        nib.save(nib.Nifti1Image(data.astype(np.float32), np.eye(4)), folder / "brain.nii.gz")
+
+    def outer_layer_mean(images: torch.Tensor) -> float:
+        values = []
+        for image in (images[:, 0].numpy() + 1) / 2:
+            brain = ndi.binary_fill_holes(image > 1e-3)
+            values.append(image[brain & ~ndi.binary_erosion(brain)].mean())
+        return float(np.mean(values))
+
+    pairs = load_pairs(*folders)
+    plain = PairedBatches(pairs, size=240, batch_size=4, augment=False).next(torch.Generator().manual_seed(0))
+    warped = PairedBatches(pairs, size=240, batch_size=4).next(torch.Generator().manual_seed(0))
+    for side in (1, 3):  # the references: T1w, T2w
+        assert outer_layer_mean(warped[side]) > 0.9 * outer_layer_mean(plain[side]), side

@@ -96,6 +96,7 @@ MODELS = {
                 (RECIPES / "synthetic_heads_weighted.toml", REPO / "runs" / "synthetic-heads-weighted"),
                 (RECIPES / "synthetic_heads_blend.toml", REPO / "runs" / "synthetic-heads-blend"),
                 (RECIPES / "synthetic_heads_blend_continued.toml", REPO / "runs" / "synthetic-heads-blend-continued"),
+                (RECIPES / "synthetic_heads_hard_cut.toml", REPO / "runs" / "synthetic-heads-hard-cut"),
             ],
             REPO / "docs" / "default_model",
             # the fifth run starts from the fourth run's T1w -> T2w and the third run's T2w -> T1w

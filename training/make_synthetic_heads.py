@@ -252,9 +252,9 @@ def mirrored(labels: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, 
     return labels, kind
 
 
-def skull_stripped(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The brain alone, cut the way skull-stripping tools cut it: the brain and some of its CSF, a
-    random 0-2 mm more or less."""
+def skull_strip_mask(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """What a skull-stripping tool keeps: the brain and some of its CSF, a random 0-2 mm more or
+    less."""
     brain = np.isin(labels, [LABEL["gm"], LABEL["wm"], LABEL["csf"]])
     brain = ndi.binary_opening(brain, iterations=2)
     parts, count = ndi.label(brain)
@@ -265,7 +265,7 @@ def skull_stripped(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         brain = ndi.binary_dilation(brain, iterations=step) & (labels != LABEL["air"])
     elif step < 0:
         brain = ndi.binary_erosion(brain, iterations=-step)
-    return np.where(brain, labels, LABEL["air"]).astype(np.uint8)
+    return brain
 
 
 def soft_fractions(labels: np.ndarray, sigma: float) -> dict[str, np.ndarray]:
@@ -309,8 +309,9 @@ def coarser(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def input_scan(fractions, tissues, contrast: str, settings: dict, bias, rng, stripped: bool) -> np.ndarray:
-    """One random-protocol scan; a skull-stripped head's is 0 outside the brain, as stripping tools leave it."""
+def input_scan(fractions, tissues, contrast: str, settings: dict, bias, rng, kept) -> np.ndarray:
+    """One random-protocol scan; a skull-stripped head's (`kept`: the stripping mask, else None) is
+    0 outside the mask, as stripping tools leave it."""
     if contrast == "t1w":
         signal = simulate.spoiled_gradient_echo(fractions, tissues=tissues, **settings)
     else:
@@ -318,7 +319,7 @@ def input_scan(fractions, tissues, contrast: str, settings: dict, bias, rng, str
     signal = coarser(signal * bias, rng)
     brainish = fractions["gm"] + fractions["wm"] > 0.5
     noisy = simulate.add_rician_noise(signal, float(rng.uniform(0, 3)), brainish, rng)
-    return noisy if not stripped else np.where(fractions["air"] < 0.5, noisy, 0.0).astype(np.float32)
+    return noisy if kept is None else np.where(kept, noisy, 0.0).astype(np.float32)
 
 
 def cropped_to_head(volumes: list[np.ndarray], head: np.ndarray, affine: np.ndarray, margin: int = 8):
@@ -344,22 +345,27 @@ def synthetic_head(labels, levels, rng: np.random.Generator, variants: int, stri
     head_labels, mirror = mirrored(labels, rng)
     head_labels = deformed_labels(head_labels, rng)
     stripped = bool(rng.uniform() < stripped_share)
-    if stripped:
-        head_labels = skull_stripped(head_labels, rng)
+    kept = skull_strip_mask(head_labels, rng) if stripped else None
+    # partial volume from the whole head, then the mask: a stripping tool cuts through the scan as
+    # it was acquired, so the outermost kept voxel is CSF or cortex, not a blend with air
     fractions = soft_fractions(head_labels, sigma=float(rng.uniform(0.4, 0.8)))
     scans = {
         ("t1w", "ref"): reference_scan(fractions, levels["t1w"]),
         ("t2w", "ref"): reference_scan(fractions, levels["t2w"]),
         ("weights", "ref"): paired_weight(fractions),
     }
+    if stripped:
+        head_labels = np.where(kept, head_labels, LABEL["air"]).astype(np.uint8)
+        for contrast in ("t1w", "t2w"):
+            scans[(contrast, "ref")] = np.where(kept, scans[(contrast, "ref")], 0.0).astype(np.float32)
     log = {"mirror": mirror, "skull_stripped": stripped, "variants": []}
     for k in range(variants):
         field = float(rng.choice(list(simulate.HEAD_TISSUES)))
         tissues = jitter_tissues(simulate.HEAD_TISSUES[field], rng, spread=0.15)
         bias = simulate.bias_field(head_labels.shape, float(rng.uniform(0, 0.4)), rng)
         t1s, t2s = random_t1w_settings(rng), random_t2w_settings(rng)
-        scans[("t1w", f"v{k}")] = input_scan(fractions, tissues, "t1w", t1s, bias, rng, stripped)
-        scans[("t2w", f"v{k}")] = input_scan(fractions, tissues, "t2w", t2s, bias, rng, stripped)
+        scans[("t1w", f"v{k}")] = input_scan(fractions, tissues, "t1w", t1s, bias, rng, kept)
+        scans[("t2w", f"v{k}")] = input_scan(fractions, tissues, "t2w", t2s, bias, rng, kept)
         log["variants"].append({"field_T": field, "t1w": t1s, "t2w": t2s})
     return head_labels, scans, log
 

@@ -31,6 +31,8 @@ _PLANE_AXIS = {"axial": 2, "coronal": 1, "sagittal": 0}
 MIN_SLICE_AREA_SHARE = 0.25
 # A PNG slice is refused as blank when less than this share of its pixels is foreground.
 MIN_PNG_FOREGROUND = 0.02
+# A voxel of a reference above this share of its scale is anatomy to the paired warp, not air.
+ANATOMY_LEVEL = 1e-3
 
 
 class DataError(Exception):
@@ -282,6 +284,10 @@ class Augmentation:
     gamma: float = 0.1
     intensity: float = 0.05
     elastic: float = 0.0  # largest displacement of the warp, as a share of the image side
+    # Channels whose voxels above the background are the anatomy. With any, the warp averages
+    # anatomy with anatomy and background with background, so a cut edge (a skull-stripped brain)
+    # keeps its brightness rather than fading into the air as plain bilinear resampling fades it.
+    anatomy_channels: tuple[int, ...] = ()
 
     def __call__(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         n = batch.shape[0]
@@ -307,11 +313,23 @@ class Augmentation:
                 0, 2, 3, 1
             )
         # Shift into [0, 1] so the zero padding outside the image is background.
-        unit = F.grid_sample((batch + 1) / 2, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        unit = self._warped((batch + 1) / 2, grid)
         gamma = torch.exp(uniform(self.gamma))[:, None, None, None]
         scale = (1 + uniform(self.intensity))[:, None, None, None]
         unit = (unit.clamp(0, 1) ** gamma * scale).clamp(0, 1)
         return unit * 2 - 1
+
+    def _warped(self, unit: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+        def sample(image: torch.Tensor) -> torch.Tensor:
+            return F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+        if not self.anatomy_channels:
+            return sample(unit)
+        anatomy = (unit[:, list(self.anatomy_channels)] > ANATOMY_LEVEL).any(dim=1, keepdim=True).float()
+        cover = sample(anatomy)
+        inside = sample(unit * anatomy) / cover.clamp_min(1e-6)
+        outside = sample(unit * (1 - anatomy)) / (1 - cover).clamp_min(1e-6)
+        return torch.where(cover >= 0.5, inside, outside)
 
 
 @dataclass(frozen=True)
@@ -616,7 +634,9 @@ class PairedBatches(ShuffledPasses):
         self.size = size
         self.batch_size = batch_size
         self.augmentation = (
-            Augmentation(degrees=10.0, scale=0.1, gamma=0.0, intensity=0.0, elastic=0.02) if augment else None
+            Augmentation(degrees=10.0, scale=0.1, gamma=0.0, intensity=0.0, elastic=0.02, anatomy_channels=(1, 3))
+            if augment
+            else None
         )
         self.scanner = ScannerAugmentation() if augment else None
 
