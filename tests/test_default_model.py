@@ -57,11 +57,12 @@ def test_default_model_is_bundled_with_its_evidence():
         "training/recipes/synthetic_heads_weighted.toml",
         "training/recipes/synthetic_heads_blend.toml",
         "training/recipes/synthetic_heads_blend_continued.toml",
+        "training/recipes/synthetic_heads_hard_cut.toml",
     ]
-    # the fifth run (synthetic whole heads) averaged with its start, and the sixth run from there
+    # the fifth run (synthetic whole heads) averaged with its start, the sixth and seventh from there
     assert card["training"]["generators"] == {
-        "t1-to-t2": "training/recipes/synthetic_heads_blend_continued.toml",
-        "t2-to-t1": "training/recipes/synthetic_heads_blend_continued.toml",
+        "t1-to-t2": "training/recipes/synthetic_heads_hard_cut.toml",
+        "t2-to-t1": "training/recipes/synthetic_heads_hard_cut.toml",
     }
     assert card["training"]["blend"] == 0.5
     assert card["training"]["blended"] == "training/recipes/synthetic_heads_blend.toml"

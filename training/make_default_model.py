@@ -1,8 +1,8 @@
 """Reproduce the bundled models and their evidence, step by step.
 
 The default model is a `unet` CycleGAN (a U-Net per direction, no normalisation layer) trained
-in six plain `mri-style train --recipe` runs on the seed train split (whole heads) and simulated
-ICBM brains, as pairs and unpaired, the last three with synthetic whole heads added to the pairs:
+in seven plain `mri-style train --recipe` runs on the seed train split (whole heads) and simulated
+ICBM brains, as pairs and unpaired, the last four with synthetic whole heads added to the pairs:
   - training/recipes/default_t1_t2_unet.toml: 4000 iterations from random weights;
   - training/recipes/default_t1_t2_unet_continued.toml: that model 90 more minutes (init_from)
     at half the learning rate;
@@ -16,7 +16,10 @@ ICBM brains, as pairs and unpaired, the last three with synthetic whole heads ad
     weight averaged with the one it started from (`blend`; training/validate_blend.py checks the
     share without the seed test split);
   - training/recipes/synthetic_heads_blend_continued.toml: that average 10 more minutes on the
-    same folders. It ships as it is.
+    same folders;
+  - training/recipes/synthetic_heads_hard_cut.toml: that model 10 more minutes on the same
+    folders, the skull-stripped heads cut through the scan and the paired warp keeping anatomy
+    apart from air. It ships as it is.
 The fast model (`--model fast`) is the `unet-fast` preset, the same U-Net at half the width,
 trained on the same folders and objectives: training/recipes/fast_t1_t2_unet.toml (45 minutes from
 random weights), then fast_t1_t2_unet_bright.toml (the default's third run, 30 minutes),
@@ -184,7 +187,9 @@ RUN_DESCRIPTION = {
         "fifth run": "10 minutes more on the fourth run's folders, from the fourth run's T1w -> T2w and the "
         "third run's T2w -> T1w generator; its weights averaged with its start's",
         "sixth run": "10 minutes more on the same folders, from that average",
-        "generators": "both the sixth run's",
+        "seventh run": "10 minutes more on the same folders, the paired warp averaging anatomy with anatomy "
+        "and air with air, so a skull-stripped brain's cut edge keeps its brightness",
+        "generators": "both the seventh run's",
     },
     "fast": {
         "second run": _BRIGHT_RUN,

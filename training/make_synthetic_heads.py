@@ -10,8 +10,9 @@ the head above them is joined to the head below (`COLIN27_TEST_BAND`).
 Each tissue's brightness under the reference protocols is the mode of the seed train split's
 exact T1w/T2w pairs over that tissue (the BrainWeb protocols the test split was made with). Each
 synthetic head is the label map under a random 3D affine (size +-15 %, rotation, shift) and a
-smooth elastic warp, sometimes mirrored or made of one hemisphere twice, sometimes cut at the
-brain the way skull-stripping tools cut it; its tissues get partial volume at their borders. The
+smooth elastic warp, sometimes mirrored or made of one hemisphere twice; its tissues get partial
+volume at their borders; sometimes it is then cut at the brain the way skull-stripping tools cut
+a scan, through the tissue at the mask's edge. The
 TARGETS (`head_NN.nii.gz` in both folders) are that head under the reference protocols; the
 INPUTS (`head_NN~vK.nii.gz`) are the same head through BrainWeb's signal equations with this
 head's own tissue values (1.5 or 3 T, jittered), random sequence settings, a bias field, Rician
