@@ -119,6 +119,7 @@ MODELS = {
                 (RECIPES / "fast_t1_t2_unet_heads.toml", REPO / "runs" / "fast-model-unet-heads"),
                 (RECIPES / "fast_t1_t2_unet_blend.toml", REPO / "runs" / "fast-model-unet-blend"),
                 (RECIPES / "fast_t1_t2_unet_blend_continued.toml", REPO / "runs" / "fast-model-unet-blend-continued"),
+                (RECIPES / "fast_t1_t2_unet_hard_cut.toml", REPO / "runs" / "fast-model-unet-hard-cut"),
             ],
             REPO / "docs" / "default_model" / "fast",
             {"t2-to-t1": 1},  # as in the default model
