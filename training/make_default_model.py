@@ -25,7 +25,8 @@ trained on the same folders and objectives: training/recipes/fast_t1_t2_unet.tom
 random weights), then fast_t1_t2_unet_bright.toml (the default's third run, 30 minutes),
 fast_t1_t2_unet_heads.toml (the default's fourth run, 30 minutes), fast_t1_t2_unet_blend.toml
 (the default's fifth run, from the third run's T1w -> T2w and the second run's T2w -> T1w, then
-averaged with its start) and fast_t1_t2_unet_blend_continued.toml (the default's sixth run).
+averaged with its start), fast_t1_t2_unet_blend_continued.toml (the default's sixth run) and
+fast_t1_t2_unet_hard_cut.toml (the default's seventh run).
 The seed test split is read by no run: `prepare` writes the train split alone, and the synthetic
 heads come from Colin27's label map without the test band.
 
@@ -170,6 +171,12 @@ _BRIGHT_RUN = (
     "percentile, so fat and marrow are not clipped"
 )
 
+_HARD_CUT_RUN = (
+    "10 minutes more on the same folders, the skull-stripped heads cut through the scan and the paired "
+    "warp averaging anatomy with anatomy and air with air, so a skull-stripped brain's cut edge keeps "
+    "its brightness"
+)
+
 
 def _heads_run(minutes: int) -> str:
     return (
@@ -188,8 +195,7 @@ RUN_DESCRIPTION = {
         "fifth run": "10 minutes more on the fourth run's folders, from the fourth run's T1w -> T2w and the "
         "third run's T2w -> T1w generator; its weights averaged with its start's",
         "sixth run": "10 minutes more on the same folders, from that average",
-        "seventh run": "10 minutes more on the same folders, the paired warp averaging anatomy with anatomy "
-        "and air with air, so a skull-stripped brain's cut edge keeps its brightness",
+        "seventh run": _HARD_CUT_RUN,
         "generators": "both the seventh run's",
     },
     "fast": {
@@ -198,7 +204,8 @@ RUN_DESCRIPTION = {
         "fourth run": "10 minutes more on the third run's folders, from the third run's T1w -> T2w and the "
         "second run's T2w -> T1w generator; its weights averaged with its start's",
         "fifth run": "10 minutes more on the same folders, from that average",
-        "generators": "both the fifth run's",
+        "sixth run": _HARD_CUT_RUN,
+        "generators": "both the sixth run's",
     },
 }
 
