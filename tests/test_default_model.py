@@ -292,8 +292,9 @@ def test_a_blended_model_starts_and_ships_as_its_card_says(tmp_path, monkeypatch
         blend=0.5,
         blended_run=2,
     )
-    start_of_last = checkpoint.load_model(module.write_blend(bundled))
-    assert module.write_blend(bundled) == tmp_path / "blended" / "model.safetensors"
+    blend_path = module.write_blend(bundled)
+    assert blend_path == tmp_path / "blended" / "model.safetensors"
+    start_of_last = checkpoint.load_model(blend_path)
     for direction in checkpoint.DIRECTIONS:
         for name, weight in start_of_last.generators[direction].state_dict().items():
             assert torch.equal(weight, shipped.generators[direction].state_dict()[name]), (direction, name)

@@ -423,9 +423,11 @@ def export(bundled: BundledModel) -> Path:
         {
             "recipes": [r.relative_to(REPO).as_posix() for r, _ in bundled.runs],
             "generators": {d: bundled.runs[i][0].relative_to(REPO).as_posix() for d, i in runs.items()},
-            **({"blend": bundled.blend} if bundled.blend is not None else {}),
             **(
-                {"blended": bundled.runs[bundled.blend_index][0].relative_to(REPO).as_posix()}
+                {
+                    "blend": bundled.blend,
+                    "blended": bundled.runs[bundled.blend_index][0].relative_to(REPO).as_posix(),
+                }
                 if bundled.blend is not None
                 else {}
             ),
