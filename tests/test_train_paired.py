@@ -17,7 +17,7 @@ from mri_style_app import paths
 from mri_style_app.cyclegan import events
 from mri_style_app.cyclegan.checkpoint import load_model
 from mri_style_app.cyclegan.data import DataError, PairedBatches, _view_slice, load_pairs
-from mri_style_app.cyclegan.losses import BRIGHT_MODEL, paired_l1
+from mri_style_app.cyclegan.losses import BRIGHT_MODEL, outer_layer, paired_l1
 from mri_style_app.cyclegan.train_config import SetupError, TrainConfig
 from mri_style_app.imaging import simulate
 from mri_style_app.imaging.volume import load_volume
@@ -134,6 +134,20 @@ def test_bright_weight_counts_errors_on_bright_references_more():
     assert paired_l1(translation[:2], target[:2], 8.0).item() == pytest.approx(0.2)
     with pytest.raises(SetupError, match="bright_weight_b"):
         TrainConfig(domain_a="a", domain_b="b", out="o", bright_weight_b=0.5).check()
+
+
+def test_edge_weight_counts_errors_on_the_anatomys_outer_layer_more():
+    target = torch.full((1, 1, 5, 5), -1.0)
+    target[..., 1:4, 1:4] = 0.0  # a 3 x 3 anatomy: 8 voxels at its edge around 1 inside it
+    assert outer_layer(target).sum() == 8
+    assert not outer_layer(target)[0, 0, 2, 2]
+    translation = target - 0.2
+    # 16 background and 1 inner voxel once, 8 edge voxels 4 times
+    assert paired_l1(translation, target, edge_weight=4.0).item() == pytest.approx(0.2 * (17 + 8 * 4) / 25)
+    # anatomy that fills the slice has no edge: the slice's border is not background
+    assert not outer_layer(torch.zeros(1, 1, 4, 4)).any()
+    with pytest.raises(SetupError, match="edge_weight"):
+        TrainConfig(domain_a="a", domain_b="b", out="o", edge_weight=0.5).check()
 
 
 def test_weight_maps_count_each_voxels_paired_error_that_much(pair_folders, tmp_path):

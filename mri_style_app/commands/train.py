@@ -68,6 +68,7 @@ _RECIPE_ONLY = (
     "lambda_paired",
     "bright_weight_a",
     "bright_weight_b",
+    "edge_weight",
     "paired_weights",
     "lambda_structure",
     "lambda_anchor",

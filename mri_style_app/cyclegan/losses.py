@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mri_style_app.cyclegan.data import ANATOMY_LEVEL
 from mri_style_app.cyclegan.structure import structure_loss
 
 if TYPE_CHECKING:
@@ -65,16 +66,32 @@ BRIGHT_MODEL = 2 * BRIGHT_UNIT - 1
 
 
 def paired_l1(
-    translation: torch.Tensor, target: torch.Tensor, bright_weight: float = 1.0, weight: torch.Tensor | None = None
+    translation: torch.Tensor,
+    target: torch.Tensor,
+    bright_weight: float = 1.0,
+    weight: torch.Tensor | None = None,
+    edge_weight: float = 1.0,
 ) -> torch.Tensor:
-    """Mean absolute error, each voxel where the target is bright counted `bright_weight` times
-    and, with `weight` (per voxel, 0-1), each voxel that much."""
+    """Mean absolute error, each voxel where the target is bright counted `bright_weight` times,
+    each voxel of the target's outer layer (outer_layer) `edge_weight` times and, with `weight`
+    (per voxel, 0-1), each voxel that much."""
     error = (translation - target).abs()
     if bright_weight != 1.0:
         error = torch.where(target > BRIGHT_MODEL, error * bright_weight, error)
+    if edge_weight != 1.0:
+        error = torch.where(outer_layer(target), error * edge_weight, error)
     if weight is not None:
         error = error * weight
     return error.mean()
+
+
+def outer_layer(target: torch.Tensor) -> torch.Tensor:
+    """(N, 1, H, W) bool: the voxels of a reference's anatomy (above data.ANATOMY_LEVEL of its unit
+    scale) with background among their 8 neighbours, such as a skull-stripped brain's cut edge."""
+    anatomy = (target > 2 * ANATOMY_LEVEL - 1).float()
+    # a minimum filter: max pooling of the negation (the padding counts as anatomy, not background)
+    inner = -F.max_pool2d(-anatomy, kernel_size=3, stride=1, padding=1)
+    return (anatomy > 0) & (inner == 0)
 
 
 def generator_losses(
@@ -123,7 +140,7 @@ def generator_losses(
         weight = pair[4] if len(pair) > 4 else None
 
         def paired(G: nn.Module, source: torch.Tensor, target: torch.Tensor, bright: float) -> torch.Tensor:
-            error = paired_l1(G(source).float(), target, bright, weight)
+            error = paired_l1(G(source).float(), target, bright, weight, cfg.edge_weight)
             return error * cfg.lambda_paired
 
         losses["paired_A"] = paired(G_A, input_A, target_B, cfg.bright_weight_b)

@@ -77,6 +77,10 @@ class TrainConfig:
     # translation that under-produces them has every other tissue too bright on that scale.
     bright_weight_a: float = 1.0
     bright_weight_b: float = 1.0
+    # The paired L1's weight on the outermost voxel layer of each reference's anatomy (voxels next
+    # to background, losses.outer_layer), against 1 elsewhere. A skull-stripped brain's cut edge is
+    # one voxel wide: too few voxels for the plain mean to fit it in the iterations a run has.
+    edge_weight: float = 1.0
     # Optional folder of per-voxel weight maps for the paired L1 (NAME.nii.gz on the grid of the
     # paired head NAME, values 0-1; heads without one count fully): where a pair's reference is
     # right only in part, such as synthetic heads whose brain is a few flat labels.
@@ -198,7 +202,7 @@ class TrainConfig:
             raise SetupError("paired training needs both paired_a and paired_b (folders of co-registered volumes)")
         if self.paired_weights is not None and self.paired_a is None:
             raise SetupError("paired_weights weighs the paired L1: it needs paired_a and paired_b")
-        for name in ("bright_weight_a", "bright_weight_b"):
+        for name in ("bright_weight_a", "bright_weight_b", "edge_weight"):
             if getattr(self, name) < 1:
                 raise SetupError(f"{name} must be at least 1 (got {getattr(self, name)})")
         if min(self.lambda_paired, self.lambda_adversarial, self.lambda_structure, self.lambda_anchor) < 0:
