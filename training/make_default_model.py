@@ -1,7 +1,7 @@
 """Reproduce the bundled models and their evidence, step by step.
 
 The default model is a `unet` CycleGAN (a U-Net per direction, no normalisation layer) trained
-in seven plain `mri-style train --recipe` runs on the seed train split (whole heads) and simulated
+in nine plain `mri-style train --recipe` runs on the seed train split (whole heads) and simulated
 ICBM brains, as pairs and unpaired, the last four with synthetic whole heads added to the pairs:
   - training/recipes/default_t1_t2_unet.toml: 4000 iterations from random weights;
   - training/recipes/default_t1_t2_unet_continued.toml: that model 90 more minutes (init_from)
@@ -19,14 +19,19 @@ ICBM brains, as pairs and unpaired, the last four with synthetic whole heads add
     same folders;
   - training/recipes/synthetic_heads_hard_cut.toml: that model 10 more minutes on the same
     folders, the skull-stripped heads cut through the scan and the paired warp keeping anatomy
-    apart from air. It ships as it is.
+    apart from air;
+  - training/recipes/synthetic_heads_edge.toml: that model 10 more minutes on the same folders,
+    the paired L1 counting each reference's outermost anatomy layer 5 times (edge_weight);
+  - training/recipes/synthetic_heads_edge_continued.toml: that model 10 more minutes, the layer
+    counted 10 times. It ships as it is.
 The fast model (`--model fast`) is the `unet-fast` preset, the same U-Net at half the width,
 trained on the same folders and objectives: training/recipes/fast_t1_t2_unet.toml (45 minutes from
 random weights), then fast_t1_t2_unet_bright.toml (the default's third run, 30 minutes),
 fast_t1_t2_unet_heads.toml (the default's fourth run, 30 minutes), fast_t1_t2_unet_blend.toml
 (the default's fifth run, from the third run's T1w -> T2w and the second run's T2w -> T1w, then
 averaged with its start), fast_t1_t2_unet_blend_continued.toml (the default's sixth run) and
-fast_t1_t2_unet_hard_cut.toml (the default's seventh run).
+fast_t1_t2_unet_hard_cut.toml (the default's seventh run) and fast_t1_t2_unet_edge.toml (the
+default's eighth run).
 The seed test split is read by no run: `prepare` writes the train split alone, and the synthetic
 heads come from Colin27's label map without the test band.
 
@@ -101,6 +106,8 @@ MODELS = {
                 (RECIPES / "synthetic_heads_blend.toml", REPO / "runs" / "synthetic-heads-blend"),
                 (RECIPES / "synthetic_heads_blend_continued.toml", REPO / "runs" / "synthetic-heads-blend-continued"),
                 (RECIPES / "synthetic_heads_hard_cut.toml", REPO / "runs" / "synthetic-heads-hard-cut"),
+                (RECIPES / "synthetic_heads_edge.toml", REPO / "runs" / "synthetic-heads-edge"),
+                (RECIPES / "synthetic_heads_edge_continued.toml", REPO / "runs" / "synthetic-heads-edge-continued"),
             ],
             REPO / "docs" / "default_model",
             # the fifth run starts from the fourth run's T1w -> T2w and the third run's T2w -> T1w
@@ -121,6 +128,7 @@ MODELS = {
                 (RECIPES / "fast_t1_t2_unet_blend.toml", REPO / "runs" / "fast-model-unet-blend"),
                 (RECIPES / "fast_t1_t2_unet_blend_continued.toml", REPO / "runs" / "fast-model-unet-blend-continued"),
                 (RECIPES / "fast_t1_t2_unet_hard_cut.toml", REPO / "runs" / "fast-model-unet-hard-cut"),
+                (RECIPES / "fast_t1_t2_unet_edge.toml", REPO / "runs" / "fast-model-unet-edge"),
             ],
             REPO / "docs" / "default_model" / "fast",
             {"t2-to-t1": 1},  # as in the default model
@@ -178,6 +186,14 @@ _HARD_CUT_RUN = (
 )
 
 
+
+def _edge_run(weight: int) -> str:
+    return (
+        f"10 minutes more on the same folders, the paired L1 counting each reference's outermost anatomy "
+        f"layer (voxels next to background, such as a skull-stripped brain's cut edge) {weight} times"
+    )
+
+
 def _heads_run(minutes: int) -> str:
     return (
         f"{minutes} minutes more with 16 synthetic whole heads added to the pairs (training/make_synthetic_heads.py: "
@@ -196,7 +212,9 @@ RUN_DESCRIPTION = {
         "third run's T2w -> T1w generator; its weights averaged with its start's",
         "sixth run": "10 minutes more on the same folders, from that average",
         "seventh run": _HARD_CUT_RUN,
-        "generators": "both the seventh run's",
+        "eighth run": _edge_run(5),
+        "ninth run": _edge_run(10),
+        "generators": "both the ninth run's",
     },
     "fast": {
         "second run": _BRIGHT_RUN,
@@ -205,7 +223,8 @@ RUN_DESCRIPTION = {
         "second run's T2w -> T1w generator; its weights averaged with its start's",
         "fifth run": "10 minutes more on the same folders, from that average",
         "sixth run": _HARD_CUT_RUN,
-        "generators": "both the sixth run's",
+        "seventh run": _edge_run(5),
+        "generators": "both the seventh run's",
     },
 }
 
