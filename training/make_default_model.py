@@ -186,7 +186,6 @@ _HARD_CUT_RUN = (
 )
 
 
-
 def _edge_run(weight: int) -> str:
     return (
         f"10 minutes more on the same folders, the paired L1 counting each reference's outermost anatomy "
