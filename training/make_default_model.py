@@ -30,8 +30,8 @@ random weights), then fast_t1_t2_unet_bright.toml (the default's third run, 30 m
 fast_t1_t2_unet_heads.toml (the default's fourth run, 30 minutes), fast_t1_t2_unet_blend.toml
 (the default's fifth run, from the third run's T1w -> T2w and the second run's T2w -> T1w, then
 averaged with its start), fast_t1_t2_unet_blend_continued.toml (the default's sixth run) and
-fast_t1_t2_unet_hard_cut.toml (the default's seventh run) and fast_t1_t2_unet_edge.toml (the
-default's eighth run).
+fast_t1_t2_unet_hard_cut.toml (the default's seventh run), fast_t1_t2_unet_edge.toml (the
+default's eighth run) and fast_t1_t2_unet_edge_continued.toml (the default's ninth run).
 The seed test split is read by no run: `prepare` writes the train split alone, and the synthetic
 heads come from Colin27's label map without the test band.
 
@@ -129,6 +129,7 @@ MODELS = {
                 (RECIPES / "fast_t1_t2_unet_blend_continued.toml", REPO / "runs" / "fast-model-unet-blend-continued"),
                 (RECIPES / "fast_t1_t2_unet_hard_cut.toml", REPO / "runs" / "fast-model-unet-hard-cut"),
                 (RECIPES / "fast_t1_t2_unet_edge.toml", REPO / "runs" / "fast-model-unet-edge"),
+                (RECIPES / "fast_t1_t2_unet_edge_continued.toml", REPO / "runs" / "fast-model-unet-edge-continued"),
             ],
             REPO / "docs" / "default_model" / "fast",
             {"t2-to-t1": 1},  # as in the default model
@@ -223,7 +224,8 @@ RUN_DESCRIPTION = {
         "fifth run": "10 minutes more on the same folders, from that average",
         "sixth run": _HARD_CUT_RUN,
         "seventh run": _edge_run(5),
-        "generators": "both the seventh run's",
+        "eighth run": _edge_run(10),
+        "generators": "both the eighth run's",
     },
 }
 
