@@ -2,7 +2,7 @@
 
 The default model is a `unet` CycleGAN (a U-Net per direction, no normalisation layer) trained
 in nine plain `mri-style train --recipe` runs on the seed train split (whole heads) and simulated
-ICBM brains, as pairs and unpaired, the last four with synthetic whole heads added to the pairs:
+ICBM brains, as pairs and unpaired, the last six with synthetic whole heads added to the pairs:
   - training/recipes/default_t1_t2_unet.toml: 4000 iterations from random weights;
   - training/recipes/default_t1_t2_unet_continued.toml: that model 90 more minutes (init_from)
     at half the learning rate;
