@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 
 import nibabel as nib
@@ -10,10 +11,17 @@ import pytest
 import torch
 
 from mri_style_app.cyclegan import checkpoint as ck
-from mri_style_app.cyclegan.device import DeviceError, cuda_available, describe_device, physical_cores
-from mri_style_app.cyclegan.networks import GeneratorConfig, ResnetGenerator, init_weights
+from mri_style_app.cyclegan.device import (
+    DeviceError,
+    cuda_available,
+    describe_device,
+    keep_freed_memory,
+    physical_cores,
+)
+from mri_style_app.cyclegan.networks import GeneratorConfig, ResnetGenerator, UNetGenerator, init_weights
 from mri_style_app.cyclegan.translate import (
     TranslationCancelled,
+    _run_around,
     cycle_error_volume,
     inference_autocast,
     run_generator,
@@ -95,6 +103,29 @@ def test_padding_to_the_size_multiple_and_back(model):
         with torch.inference_mode():
             out = run_generator(net, torch.rand(2, 1, h, w) * 2 - 1)
         assert out.shape == (2, 1, h, w)
+
+
+def test_a_unet_runs_on_the_anatomy_and_its_margin_only():
+    torch.manual_seed(0)
+    net = UNetGenerator(GeneratorConfig(ngf=4, n_blocks=2, generator="unet")).eval()  # strides of 4
+    init_weights(net)
+    view = torch.rand(3, 1, 30, 41) * 2 - 1
+    with torch.inference_mode():
+        whole = run_generator(net, view)
+        # a margin that reaches every side: the same as the whole view
+        assert torch.equal(_run_around(net, view, (10, 20, 10, 30), 20), whole)
+        part = _run_around(net, view, (13, 15, 9, 11), 2)
+    # rows 11-17 and columns 7-13 are needed: the grid of 4 makes that rows 8-20, columns 4-16
+    assert part.shape == view.shape
+    inside = (slice(None), slice(None), slice(8, 20), slice(4, 16))
+    assert torch.equal(part[inside], run_generator(net, view[inside]))
+    outside = torch.ones_like(part, dtype=torch.bool)
+    outside[inside] = False
+    assert (part[outside] == -1).all()
+    # a ResNet generator (instance normalisation: the whole view matters) always runs whole
+    resnet = ResnetGenerator(CONFIG).eval()
+    with torch.inference_mode():
+        assert torch.equal(_run_around(resnet, view, (13, 15, 9, 11), 2), run_generator(resnet, view))
 
 
 def test_each_plane_and_tri_planar_fusion(volume, model):
@@ -232,3 +263,8 @@ def test_the_card_sets_the_normalising_percentile_per_source_contrast(volume, tm
     assert np.allclose(
         translate_volume(volume, plain, "t2-to-t1").data, translate_volume(volume, per_contrast, "t2-to-t1").data
     )
+
+
+def test_commands_keep_freed_memory_on_linux():
+    # glibc's mallopt accepts each setting; elsewhere nothing is changed
+    assert keep_freed_memory() is sys.platform.startswith("linux")

@@ -114,7 +114,7 @@ def _load_model(args):
     """(model, device) or an error message; the generator for the direction is checked here."""
     from mri_style_app import paths
     from mri_style_app.cyclegan.checkpoint import ModelError, load_model
-    from mri_style_app.cyclegan.device import DeviceError, choose_device, configure_threads
+    from mri_style_app.cyclegan.device import DeviceError, choose_device, configure_threads, keep_freed_memory
 
     model_path = Path(args.model) if args.model else paths.default_model_path()
     try:
@@ -130,6 +130,7 @@ def _load_model(args):
         # Set once, here, before any work: torch's thread count is never changed while other
         # threads may run OpenMP regions (the GUI's translations run in worker threads).
         configure_threads()
+        keep_freed_memory()
     return (model, device), None
 
 
