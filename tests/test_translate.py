@@ -122,10 +122,27 @@ def test_a_unet_runs_on_the_anatomy_and_its_margin_only():
     outside = torch.ones_like(part, dtype=torch.bool)
     outside[inside] = False
     assert (part[outside] == -1).all()
-    # a ResNet generator (instance normalisation: the whole view matters) always runs whole
-    resnet = ResnetGenerator(CONFIG).eval()
-    with torch.inference_mode():
-        assert torch.equal(_run_around(resnet, view, (13, 15, 9, 11), 2), run_generator(resnet, view))
+
+
+def test_a_unet_translation_does_not_depend_on_the_batch_size():
+    # each group of neighbouring slices shares one window whatever the batches (or the device):
+    # a cone, so that the anatomy (and its window) narrows from slice to slice
+    x, y = np.meshgrid(np.arange(140) - 70.0, np.arange(130) - 65.0, indexing="ij")
+    radius = np.hypot(x, y)[:, :, None]
+    cone = np.where(radius < np.linspace(8, 50, 12), 600.0 + radius, 0.0).astype(np.float32)
+    volume = Volume(data=cone, affine=np.eye(4), name="cone")
+    torch.manual_seed(0)
+    nets = {}
+    for direction in ck.DIRECTIONS:
+        nets[direction] = UNetGenerator(GeneratorConfig(ngf=4, n_blocks=2, generator="unet")).eval()
+        init_weights(nets[direction])
+    unet = ck.CycleGANModel(None, ck.make_card("unet", list(ck.DIRECTIONS)), nets)
+    whole = translate_volume(volume, unet, "t1-to-t2", device="cpu").data
+    assert whole.any()
+    for size in (1, 3):
+        assert np.allclose(
+            translate_volume(volume, unet, "t1-to-t2", device="cpu", batch_size=size).data, whole, atol=1e-5
+        )
 
 
 def test_each_plane_and_tri_planar_fusion(volume, model):

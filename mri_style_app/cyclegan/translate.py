@@ -72,6 +72,8 @@ AIR_LEVEL = 0.05
 # edge there, not the window's end: on held-out simulated brains (T1w -> T2w) 32 mm gives 1.5 dB
 # more than 16 mm, 48 mm 2 dB more again at 1.25 times the work (docs/translation.md).
 AIR_MARGIN_MM = 32.0
+# A U-Net runs this many neighbouring slices at a time on their own anatomy plus AIR_MARGIN_MM.
+WINDOW_SLICES = 4
 # A volume thinner than this along an axis is a slab of slices in the other two axes' plane.
 THIN_VOXELS = 4
 # Slices translated one at a time disagree a little with their neighbours, which shows as bands
@@ -202,28 +204,36 @@ def _translate_plane(
     rows, cols, pad = _crop_window(plane_mask.any(axis=0), margin)
     crop_shape = (rows.stop - rows.start + pad[0] + pad[1], cols.stop - cols.start + pad[2] + pad[3])
     model_shape = tuple(max(1, int(round(n * s / target))) for n, s in zip(crop_shape, spacing))
-    size = _batch_size(*model_shape, device, batch_size)
+    # A U-Net runs WINDOW_SLICES neighbouring slices at a time on their own anatomy plus the
+    # margin (_run_around): groups fixed by the slices alone, so the answer does not depend on the
+    # batch size or the device.
+    unet = _is_unet(net)
+    group = WINDOW_SLICES if unet else len(indices)
+    size = min(group, batch_size or group) if unet else _batch_size(*model_shape, device, batch_size)
+    margin_pixels = int(np.ceil(AIR_MARGIN_MM / target))
     precision = inference_autocast(device) or contextlib.nullcontext()
     layout = _layout(net)
-    for start in range(0, len(indices), size):
-        if cancel is not None and cancel.is_set():
-            raise TranslationCancelled("translation cancelled")
-        chosen = indices[start : start + size]
-        batch = torch.from_numpy(stack[chosen][:, rows, cols] * np.float32(2.0) - np.float32(1.0))[:, None]
-        batch = F.pad(batch, (pad[2], pad[3], pad[0], pad[1]), value=-1.0)
-        batch = _resize(batch, model_shape).to(device)
-        view = torch.rot90(batch, 1, dims=(2, 3)).contiguous(memory_format=layout)  # as training saw it
-        foreground = np.pad(plane_mask[chosen].any(axis=0)[rows, cols], (pad[:2], pad[2:]))
-        box = _box_in_view(foreground, model_shape)
-        with precision:
-            result = _run_around(net, view, box, int(np.ceil(AIR_MARGIN_MM / target)))
-        result = _resize(torch.rot90(result.float(), -1, dims=(2, 3)).cpu(), crop_shape)
-        unit = ((result[:, 0] + 1.0) * 0.5).clamp_(0.0, 1.0).numpy()
-        unit = unit[:, pad[0] : crop_shape[0] - pad[1], pad[2] : crop_shape[1] - pad[3]]
-        block = out[chosen]
-        block[:, rows, cols] = unit
-        out[chosen] = block
-        step(len(chosen))
+    for first in range(0, len(indices), group):
+        together = indices[first : first + group]
+        anatomy = np.pad(plane_mask[together].any(axis=0)[rows, cols], (pad[:2], pad[2:]))
+        box = _box_in_view(anatomy, model_shape) if unet else None
+        for start in range(0, len(together), size):
+            if cancel is not None and cancel.is_set():
+                raise TranslationCancelled("translation cancelled")
+            chosen = together[start : start + size]
+            batch = torch.from_numpy(stack[chosen][:, rows, cols] * np.float32(2.0) - np.float32(1.0))[:, None]
+            batch = F.pad(batch, (pad[2], pad[3], pad[0], pad[1]), value=-1.0)
+            batch = _resize(batch, model_shape).to(device)
+            view = torch.rot90(batch, 1, dims=(2, 3)).contiguous(memory_format=layout)  # as training saw it
+            with precision:
+                result = _run_around(net, view, box, margin_pixels) if unet else run_generator(net, view)
+            result = _resize(torch.rot90(result.float(), -1, dims=(2, 3)).cpu(), crop_shape)
+            unit = ((result[:, 0] + 1.0) * 0.5).clamp_(0.0, 1.0).numpy()
+            unit = unit[:, pad[0] : crop_shape[0] - pad[1], pad[2] : crop_shape[1] - pad[3]]
+            block = out[chosen]
+            block[:, rows, cols] = unit
+            out[chosen] = block
+            step(len(chosen))
     return np.moveaxis(out, 0, axis)
 
 
@@ -242,13 +252,12 @@ def _box_in_view(foreground: np.ndarray, model_shape: tuple[int, int]) -> tuple[
 
 
 def _run_around(net, view: torch.Tensor, box: tuple[int, int, int, int], margin: int) -> torch.Tensor:
-    """run_generator on `view`, where only the pixels within `margin` of `box` (first row, end
-    row, first column, end column) are needed: a U-Net runs on that part alone, its edges on the
-    grid of its strided convolutions (as in a run of the whole view, so the slices of a plane stay
-    alike), and returns air (-1) elsewhere. Near the top of a head a batch's anatomy is much
-    smaller than the head's widest window, whose size the whole plane shares."""
-    if not _is_unet(net):  # instance normalisation: the output depends on the whole image
-        return run_generator(net, view)
+    """A U-Net run on `view` where only the pixels within `margin` of `box` (first row, end row,
+    first column, end column) are needed: on that part alone, its edges on the grid of the
+    network's strided convolutions (as in a run of the whole view, so the slices of a plane stay
+    alike), and air (-1) elsewhere. Near the top of a head the anatomy of a few slices is much
+    smaller than the head's widest window, which the whole plane shares. (A ResNet generator
+    normalises over the whole image, so it always runs whole: run_generator.)"""
     h, w = view.shape[-2:]
     multiple = 2**net.config.n_blocks  # the U-Net halves its input n_blocks times
     height, width = h + -h % multiple, w + -w % multiple
