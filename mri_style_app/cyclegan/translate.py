@@ -69,8 +69,8 @@ AIR_LEVEL = 0.05
 # Air kept around the head's in-plane window, in mm: the model sees the head's edge against air,
 # as in training, whatever the field of view of the scan. The deepest U-Net level works in 16 mm
 # pixels, and a skull-stripped brain is translated well only when it sees air beyond the brain's
-# edge there, not the window's end: on held-out simulated brains (T1w -> T2w) 32 mm gives 1.5 dB
-# more than 16 mm, 48 mm 2 dB more again at 1.25 times the work (docs/translation.md).
+# edge there, not the window's end: on held-out simulated brains (T1w -> T2w) 32 mm gives 2.6 dB
+# more than 16 mm, 48 mm 2 dB more again at 1.2 times the time (docs/translation.md).
 AIR_MARGIN_MM = 32.0
 # A U-Net runs this many neighbouring slices at a time on their own anatomy plus AIR_MARGIN_MM.
 WINDOW_SLICES = 4
