@@ -339,28 +339,40 @@ def translate_unit(
                     cancel,
                 )
             )
-    if len(results) == 1:
-        axis = PLANE_AXIS[plane_list[0]]
-        out = smooth_across_slices(results[0], unit, axis) if smooth_slices else results[0]
-    else:  # the median of three planes is already consistent across each of them
-        out = np.median(np.stack(results), axis=0).astype(np.float32)
     # Air stays air: the generators leave a faint haze around the head (measured on the demo
     # T1w: a quarter of the air voxels above 1 % of the brightest tissue), cleared beyond a
     # margin so the head's edge keeps what the model made of it. Not `mask`: in a skull-stripped
     # T2w, whose darkest tissue (white matter) sets its low end, that leaves out a quarter of the brain.
-    out[~dilate(unit > AIR_LEVEL, BACKGROUND_MARGIN_VOXELS)] = 0.0
+    near = dilate(unit > AIR_LEVEL, BACKGROUND_MARGIN_VOXELS)
+    if len(results) == 1:
+        axis = PLANE_AXIS[plane_list[0]]
+        out = smooth_across_slices(results[0], unit, axis, near) if smooth_slices else results[0]
+    else:  # the median of three planes is already consistent across each of them
+        out = np.median(np.stack(results), axis=0).astype(np.float32)
+    out[~near] = 0.0
     return out
 
 
-def smooth_across_slices(out: np.ndarray, guide: np.ndarray, axis: int) -> np.ndarray:
+def smooth_across_slices(out: np.ndarray, guide: np.ndarray, axis: int, wanted: np.ndarray | None = None) -> np.ndarray:
     """`out` averaged across slices along `axis` with neighbours that are alike in `guide` (the
     [0, 1] source) and in `out` itself: a joint bilateral filter along one axis, which evens out
-    slice-to-slice disagreement and keeps the anatomy's edges. A slab too thin to have
-    neighbours is returned as it is."""
+    slice-to-slice disagreement and keeps the anatomy's edges. `wanted`: where the caller uses
+    the result (elsewhere it may stay unfiltered). A slab too thin to have neighbours is returned
+    as it is."""
     if out.shape[axis] < THIN_VOXELS or not out.any():
         return out
+
+    def extent(volume: np.ndarray, a: int) -> np.ndarray:
+        return np.flatnonzero(volume.any(axis=tuple(b for b in range(3) if b != a)))
+
     # Only the box around what the network made: the air around a head costs time and holds 0.
-    kept = [np.flatnonzero(out.any(axis=tuple(b for b in range(3) if b != a))) for a in range(3)]
+    # Each voxel's result depends only on its own line across slices, so the box's in-plane
+    # sides may also stop where no voxel is wanted.
+    kept = [extent(out, a) for a in range(3)]
+    if wanted is not None:
+        kept = [k if a == axis else np.intersect1d(k, extent(wanted, a)) for a, k in enumerate(kept)]
+        if any(k.size == 0 for k in kept):
+            return out.copy()
     box = tuple(slice(int(k[0]), int(k[-1]) + 1) for k in kept)
     smoothed = out.copy()
     smoothed[box] = _smooth_box(out[box], guide[box], axis)
