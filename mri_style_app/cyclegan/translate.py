@@ -100,7 +100,9 @@ def normalise_volume(data: np.ndarray, normalisation: dict | None = None, contra
         )
     mask = foreground_mask(data, float(norm["foreground_fraction"]))
     scale = percentile_scale(data, mask if mask.any() else None, contrast_percentile(norm, contrast))
-    return np.clip(data / scale, 0.0, 1.0).astype(np.float32), scale, mask
+    unit = data / scale  # float32 for a float32 volume: clipped in place, not copied again
+    np.clip(unit, 0.0, 1.0, out=unit)
+    return unit.astype(np.float32, copy=False), scale, mask
 
 
 # ---------------------------------------------------------------- slices <-> the network
