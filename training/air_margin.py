@@ -34,21 +34,15 @@ STRIPPED_SEEDS = [(13, k) for k in range(3)]
 
 
 def stripped_cases() -> list[tuple[str, dict, dict, np.ndarray]]:
-    """(kind, source Volume per contrast, reference per contrast, mask) of each stripped head."""
+    """(kind, source Volume per contrast, reference per contrast, mask) of each stripped head; the
+    mask is what the stripping kept (every kept tissue is above 0 in one contrast or both)."""
     from mri_style_app.imaging.volume import Volume
 
-    cut = synth.colin27_labels_without_test_band(*synth.read_colin27())
-    labels, levels = synth.restretched(cut), synth.reference_intensities(cut)
     cases = []
-    for seed in STRIPPED_SEEDS:
-        head_labels, scans, _ = synth.synthetic_head(labels, levels, np.random.default_rng(seed), 0, 1.0)
-        kept = head_labels != synth.LABEL["air"]
-        (t1, t2, mask), affine = synth.cropped_to_head(
-            [scans[("t1w", "ref")], scans[("t2w", "ref")], kept.astype(np.float32)], kept, synth.GRID_AFFINE
-        )
+    for t1, t2, affine in synth.reference_heads(STRIPPED_SEEDS, stripped=True):
         arrays = {"t1": t1.astype(np.float32), "t2": t2.astype(np.float32)}
         volumes = {c: Volume(data=a, affine=affine, name=c) for c, a in arrays.items()}
-        cases.append(("stripped heads", volumes, arrays, mask > 0.5))
+        cases.append(("stripped heads", volumes, arrays, (t1 > 0) | (t2 > 0)))
     return cases
 
 

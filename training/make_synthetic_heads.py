@@ -371,14 +371,15 @@ def synthetic_head(labels, levels, rng: np.random.Generator, variants: int, stri
     return head_labels, scans, log
 
 
-def reference_heads(seeds) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """(T1w, T2w, affine) of a synthetic head per seed (no variants, none skull-stripped) under
-    the reference protocols, cropped to the head: heads to measure a model on."""
+def reference_heads(seeds, stripped: bool = False) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(T1w, T2w, affine) of a synthetic head per seed (no variants; whole, or all cut at the brain
+    as stripping tools cut: 0 outside what they keep) under the reference protocols, cropped to
+    the head: heads to measure a model on."""
     cut = colin27_labels_without_test_band(*read_colin27())
     labels, levels = restretched(cut), reference_intensities(cut)
     heads = []
     for seed in seeds:
-        head_labels, scans, _ = synthetic_head(labels, levels, np.random.default_rng(seed), 0, 0.0)
+        head_labels, scans, _ = synthetic_head(labels, levels, np.random.default_rng(seed), 0, float(stripped))
         (t1, t2), affine = cropped_to_head(
             [scans[("t1w", "ref")], scans[("t2w", "ref")]], head_labels != LABEL["air"], GRID_AFFINE
         )

@@ -155,6 +155,11 @@ def _unet_level(in_channels: int, out_channels: int, stride: int = 1, convs: int
     return nn.Sequential(*layers)
 
 
+def unet_size_multiple(config: GeneratorConfig) -> int:
+    """Sides a U-Net of `config` runs without padding: it halves its input n_blocks times."""
+    return 2**config.n_blocks
+
+
 class UNetGenerator(nn.Module):
     """Image in [-1, 1] -> image in about [-1, 1] (leaky beyond), any size. `ngf` filters at full
     resolution, doubling per level up to 8 x ngf, `n_blocks` downsampling levels."""
@@ -175,7 +180,7 @@ class UNetGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        multiple = 2 ** (len(self.encoder) - 1)
+        multiple = unet_size_multiple(self.config)
         if h % multiple or w % multiple:  # air (-1) below and to the right, cropped off at the end
             return self.forward(F.pad(x, (0, -w % multiple, 0, -h % multiple), value=-1.0))[..., :h, :w]
         skips = []

@@ -7,8 +7,9 @@ The steps, and why:
 - Slice the canonical RAS volume along a plane, in batches. Slices without foreground are not run
   (they are air). Each slice is cut to the in-plane window of the head plus AIR_MARGIN_MM of air
   (air is added where the scan ends closer), so the field of view around the head does not
-  change the answer, and the work shrinks to the head; a U-Net runs each batch on its own
-  anatomy plus that margin, on the grid of its strides. The window is resampled to the card's
+  change the answer, and the work shrinks to the head; a U-Net runs each group of
+  WINDOW_SLICES neighbouring slices on the group's own anatomy plus that margin, on the grid of
+  its strides. The window is resampled to the card's
   pixel size (the size the model was trained at; averaged when shrinking), turned the way
   training saw slices (superior or anterior up), run, and resampled back: a 0.5 mm or a 2 mm scan
   is translated like a 1 mm one.
@@ -41,7 +42,7 @@ import torch.nn.functional as F
 
 from mri_style_app.cyclegan.checkpoint import DEFAULT_NORMALISATION, CycleGANModel, ModelError, contrast_percentile
 from mri_style_app.cyclegan.device import choose_device, native_bfloat16
-from mri_style_app.cyclegan.networks import SIZE_MULTIPLE, memory_format
+from mri_style_app.cyclegan.networks import SIZE_MULTIPLE, memory_format, unet_size_multiple
 from mri_style_app.imaging.intensity import foreground_mask, percentile_scale
 from mri_style_app.imaging.volume import Volume
 
@@ -217,8 +218,8 @@ def _translate_plane(
     layout = _layout(net)
     for first in range(0, len(indices), group):
         together = indices[first : first + group]
-        anatomy = np.pad(plane_mask[together].any(axis=0)[rows, cols], (pad[:2], pad[2:]))
-        box = _box_in_view(anatomy, model_shape) if unet else None
+        anatomy = plane_mask[together].any(axis=0)[rows, cols] if unet else None
+        box = _box_in_view(np.pad(anatomy, (pad[:2], pad[2:])), model_shape) if unet else None
         for start in range(0, len(together), size):
             if cancel is not None and cancel.is_set():
                 raise TranslationCancelled("translation cancelled")
@@ -230,10 +231,10 @@ def _translate_plane(
             with precision:
                 result = _run_around(net, view, box, margin_pixels) if unet else run_generator(net, view)
             result = _resize(torch.rot90(result.float(), -1, dims=(2, 3)).cpu(), crop_shape)
-            unit = ((result[:, 0] + 1.0) * 0.5).clamp_(0.0, 1.0).numpy()
-            unit = unit[:, pad[0] : crop_shape[0] - pad[1], pad[2] : crop_shape[1] - pad[3]]
+            translated = ((result[:, 0] + 1.0) * 0.5).clamp_(0.0, 1.0).numpy()
+            translated = translated[:, pad[0] : crop_shape[0] - pad[1], pad[2] : crop_shape[1] - pad[3]]
             block = out[chosen]
-            block[:, rows, cols] = unit
+            block[:, rows, cols] = translated
             out[chosen] = block
             step(len(chosen))
     return np.moveaxis(out, 0, axis)
@@ -261,7 +262,7 @@ def _run_around(net, view: torch.Tensor, box: tuple[int, int, int, int], margin:
     smaller than the head's widest window, which the whole plane shares. (A ResNet generator
     normalises over the whole image, so it always runs whole: run_generator.)"""
     h, w = view.shape[-2:]
-    multiple = 2**net.config.n_blocks  # the U-Net halves its input n_blocks times
+    multiple = unet_size_multiple(net.config)
     height, width = h + -h % multiple, w + -w % multiple
     r0, r1, c0, c1 = (
         max(0, (box[0] - margin) // multiple * multiple),
