@@ -108,6 +108,11 @@ def _click_in_message_box(qtbot, window, button_text: str) -> None:
     QTimer.singleShot(20, press)
 
 
+# Long enough (a few seconds of lite/32 on a fast CPU) that the run is still going when Stop
+# reaches it, a moment after its first loss points.
+WIZARD_ITERATIONS = 100
+
+
 def test_wizard_trains_in_a_subprocess_with_live_curves_stop_resume_and_hand_over(
     qtbot, loop, window, tiny_domains, tmp_path, monkeypatch
 ):
@@ -131,7 +136,7 @@ def test_wizard_trains_in_a_subprocess_with_live_curves_stop_resume_and_hand_ove
     model_page.length_combo.setCurrentIndex(model_page.length_combo.findData("iterations"))
     model_page.preset_combo.setCurrentText("lite")
     model_page.size_spin.setValue(32)
-    model_page.iterations_spin.setValue(12)
+    model_page.iterations_spin.setValue(WIZARD_ITERATIONS)
     model_page.device_combo.setCurrentText("cpu")
     wizard.next()  # the model page times real iterations of lite/32 on this CPU
     assert wizard.currentPage() is model_page
@@ -147,7 +152,7 @@ def test_wizard_trains_in_a_subprocess_with_live_curves_stop_resume_and_hand_ove
     wizard.output_page.folder_edit.setText(str(run_dir))
     assert wizard.output_page.isComplete()
     assert (
-        "--preset lite --size 32 --iterations 12 --device cpu --log-every 1"
+        f"--preset lite --size 32 --iterations {WIZARD_ITERATIONS} --device cpu --log-every 1"
         in wizard.output_page.command_view.toPlainText()
     )
     wizard.next()  # "Start training": a real `mri-style train` child process
@@ -168,7 +173,7 @@ def test_wizard_trains_in_a_subprocess_with_live_curves_stop_resume_and_hand_ove
     assert window.close()
     run_until(loop, lambda: not run.is_running() and run.stopped, 60, "the run to stop")
     stopped_at = run.last_iteration
-    assert 0 < stopped_at < 12 and run.can_resume()
+    assert 0 < stopped_at < WIZARD_ITERATIONS and run.can_resume()
     assert view.resume_button.isEnabled() and "Resume" in view.progress_label.text()
 
     print(f"stopped {time.monotonic() - started:.1f} s after Start")
@@ -177,12 +182,12 @@ def test_wizard_trains_in_a_subprocess_with_live_curves_stop_resume_and_hand_ove
     print(f"finished {time.monotonic() - started:.1f} s after Start")
     steps = [e for e in run_events.read_events(run_dir) if e["type"] == "step"]
     iterations = [e["iteration"] for e in steps]
-    assert iterations == sorted(set(iterations)) and iterations[-1] == 12  # continued, no duplicates
+    assert iterations == sorted(set(iterations)) and iterations[-1] == WIZARD_ITERATIONS  # continued, no duplicates
     assert view.plot.point_count() == len(steps)
     assert view.progress_bar.value() == 1000
     assert not view.sample_label.pixmap().isNull()
     assert view.diagnosis_label.text() and "Training finished" in view.diagnosis_label.text()
-    print(f"stopped at iteration {stopped_at}, resumed to 12; {len(steps)} loss points")
+    print(f"stopped at iteration {stopped_at}, resumed to {WIZARD_ITERATIONS}; {len(steps)} loss points")
 
     # "Use this model" loads the run's model into the translate panel.
     panel = window.translate_panel
