@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 
 import nibabel as nib
@@ -222,6 +223,22 @@ def test_save_is_atomic(tmp_path, monkeypatch):
         save_volume(vol.with_data(vol.data + 1), target)
     assert target.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.nii"]  # no temporary left behind
+
+
+@pytest.mark.parametrize("image_class", [nib.Nifti1Image, nib.Nifti2Image])
+def test_gzipped_save_is_a_plain_gzip_of_the_uncompressed_save(tmp_path, image_class):
+    data, affine = _file_in_order("LIA")
+    src = tmp_path / "src.nii"
+    nib.save(image_class(data, affine), src)
+    vol = load_volume(src).with_data(load_volume(src).data * 2, name="twice")
+    plain = save_volume(vol, tmp_path / "out.nii").read_bytes()
+    packed = save_volume(vol, tmp_path / "out.nii.gz").read_bytes()
+    assert gzip.decompress(packed) == plain
+    # Like nibabel's own writer: no file name (flags 0) and no time in the gzip header, so the
+    # same volume always gives the same bytes.
+    assert packed[:2] == b"\x1f\x8b" and packed[3] == 0 and packed[4:8] == bytes(4)
+    assert save_volume(vol, tmp_path / "again.nii.gz").read_bytes() == packed
+    assert isinstance(nib.load(tmp_path / "out.nii.gz"), image_class)
 
 
 def test_save_rejects_bad_targets(tmp_path):

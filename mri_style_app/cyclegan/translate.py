@@ -390,10 +390,12 @@ def _smooth_box(out: np.ndarray, guide: np.ndarray, axis: int) -> np.ndarray:
     guide_scale, output_scale = 0.5 / GUIDE_SIGMA**2, 0.5 / OUTPUT_SIGMA**2
     for shift in range(1, min(SLICE_RADIUS, n - 1) + 1):
         distance_weight = float(np.exp(-0.5 * shift**2 / SLICE_SIGMA**2))
-        for here, there in ((slice(shift, None), slice(None, n - shift)), (slice(None, n - shift), slice(shift, None))):
-            weight = (source[here] - source[there]).square_().mul_(guide_scale)
-            weight.add_((result[here] - result[there]).square_().mul_(output_scale))
-            weight = weight.neg_().exp_().mul_(distance_weight)
+        above, below = slice(shift, None), slice(None, n - shift)
+        # The weight between two slices is symmetric: made once, used in both directions.
+        weight = (source[above] - source[below]).square_().mul_(guide_scale)
+        weight.add_((result[above] - result[below]).square_().mul_(output_scale))
+        weight = weight.neg_().exp_().mul_(distance_weight)
+        for here, there in ((above, below), (below, above)):
             total[here] += weight * result[there]
             weights[here] += weight
     return np.moveaxis(total.div_(weights).numpy(), 0, axis)

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+from isal import igzip
 from nibabel import orientations as ornt_lib
+from nibabel.fileholders import FileHolder
 
 from mri_style_app.files import write_atomically
 
@@ -364,6 +366,17 @@ def load_volume(path, volume_index: int = 0, series: str | None = None) -> Volum
     )
 
 
+def _write_gzipped(img: nib.Nifti1Image | nib.Nifti2Image, path: str) -> None:
+    """`img` as a gzipped NIfTI file. ISA-L's gzip at level 1 compresses a float32 translation
+    about ten times faster than zlib's level 1 (nibabel's), into a slightly smaller file. Like
+    nibabel's, the gzip header holds no file name and no time."""
+    with (
+        open(path, "wb") as raw,
+        igzip.IGzipFile(filename="", mode="wb", compresslevel=1, fileobj=raw, mtime=0) as stream,
+    ):
+        img.to_file_map({"image": FileHolder(fileobj=stream)})
+
+
 def _same_file(a: Path, b: Path) -> bool:
     try:
         return a.exists() and b.exists() and os.path.samefile(a, b)
@@ -421,8 +434,15 @@ def save_volume(volume: Volume, path) -> Path:
     img.header["scl_slope"] = np.nan
     img.header["scl_inter"] = np.nan
 
-    suffix = ".nii.gz" if lower.endswith(".gz") else ".nii"
+    compress = lower.endswith(".gz")
+
+    def write(tmp: str) -> None:
+        if compress:
+            _write_gzipped(img, tmp)
+        else:
+            nib.save(img, tmp)
+
     try:
-        return write_atomically(path, lambda tmp: nib.save(img, tmp), suffix=f".tmp{suffix}")
+        return write_atomically(path, write, suffix=".tmp.nii.gz" if compress else ".tmp.nii")
     except OSError as exc:
         raise VolumeError(f"{path}: could not be written ({exc}). Check free disk space and permissions") from None
