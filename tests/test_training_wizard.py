@@ -88,9 +88,18 @@ def window(qtbot):
 
     win = MainWindow()
     _install_panels(win)
-    qtbot.addWidget(win)
     win.show()
-    return win
+    yield win
+    # Closed here rather than by qtbot, which closes its widgets before this runs: a test that
+    # fails part-way can leave a training run going, and closing would then open the close
+    # guard's modal question, which nobody answers. Such runs end here and the window closes
+    # without asking, so a failure is reported instead of hanging the suite.
+    for run in win.training_panel.running_runs():
+        run.detach()
+        if run.process is not None and run.process.is_running():
+            run.process.process.kill()
+    win.close_guards.clear()
+    win.close()
 
 
 def _click_in_message_box(qtbot, window, button_text: str) -> None:
