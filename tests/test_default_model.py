@@ -126,11 +126,12 @@ def test_fast_model_is_bundled_with_its_evidence():
         "training/recipes/fast_t1_t2_unet_hard_cut.toml",
         "training/recipes/fast_t1_t2_unet_edge.toml",
         "training/recipes/fast_t1_t2_unet_edge_continued.toml",
+        "training/recipes/fast_t1_t2_unet_edge_hour.toml",
     ]
     # as in the default model: the fourth run is averaged with its start, and the last runs go on from there
     assert card["training"]["generators"] == {
-        "t1-to-t2": "training/recipes/fast_t1_t2_unet_edge_continued.toml",
-        "t2-to-t1": "training/recipes/fast_t1_t2_unet_edge_continued.toml",
+        "t1-to-t2": "training/recipes/fast_t1_t2_unet_edge_hour.toml",
+        "t2-to-t1": "training/recipes/fast_t1_t2_unet_edge_hour.toml",
     }
     assert card["training"]["blend"] == 0.5
     assert card["training"]["blended"] == "training/recipes/fast_t1_t2_unet_blend.toml"

@@ -218,6 +218,19 @@ def test_frozen_app_reads_and_writes_compressed_dicom(exe, tmp_path):
     assert load_volume(out).same_grid(load_volume(tmp_path / "s0"), atol=1e-5)
 
 
+def test_frozen_app_writes_a_gzipped_nifti(exe, tmp_path):
+    """The .nii.gz writer (isal) is a compiled extension: the bundle has it."""
+    from mri_style_app import paths
+    from mri_style_app.imaging.volume import load_volume
+
+    out = tmp_path / "synthetic.nii.gz"
+    result = _run([exe, "translate", paths.demo_t1_path(), out, "--direction", "t1-to-t2"], timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert out.read_bytes()[:2] == b"\x1f\x8b"
+    translated = load_volume(out)
+    assert translated.same_grid(load_volume(paths.demo_t1_path()), atol=1e-5) and translated.data.any()
+
+
 def test_selftest_offscreen(exe):
     result = _run([exe, "--selftest"], timeout=600, QT_QPA_PLATFORM="offscreen")
     assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
