@@ -359,9 +359,10 @@ def translate_unit(
 def smooth_across_slices(out: np.ndarray, guide: np.ndarray, axis: int, wanted: np.ndarray | None = None) -> np.ndarray:
     """`out` averaged across slices along `axis` with neighbours that are alike in `guide` (the
     [0, 1] source) and in `out` itself: a joint bilateral filter along one axis, which evens out
-    slice-to-slice disagreement and keeps the anatomy's edges. `wanted`: where the caller uses
-    the result (elsewhere it may stay unfiltered). A slab too thin to have neighbours is returned
-    as it is."""
+    slice-to-slice disagreement and keeps the anatomy's edges. `out` is filtered in place (a
+    volume-sized copy costs the first translation in a process about 0.07 s) and returned.
+    `wanted`: where the caller uses the result (elsewhere it may stay unfiltered). A slab too
+    thin to have neighbours is left as it is."""
     if out.shape[axis] < THIN_VOXELS or not out.any():
         return out
 
@@ -375,11 +376,10 @@ def smooth_across_slices(out: np.ndarray, guide: np.ndarray, axis: int, wanted: 
     if wanted is not None:
         kept = [k if a == axis else np.intersect1d(k, extent(wanted, a)) for a, k in enumerate(kept)]
         if any(k.size == 0 for k in kept):
-            return out.copy()
+            return out
     box = tuple(slice(int(k[0]), int(k[-1]) + 1) for k in kept)
-    smoothed = out.copy()
-    smoothed[box] = _smooth_box(out[box], guide[box], axis)
-    return smoothed
+    out[box] = _smooth_box(out[box], guide[box], axis)
+    return out
 
 
 def _smooth_box(out: np.ndarray, guide: np.ndarray, axis: int) -> np.ndarray:
