@@ -1,4 +1,4 @@
-"""PyInstaller's entry script for the frozen app: the same `main()` as `mri-style`.
+"""PyInstaller's entry script for the frozen app: the same entry point as `mri-style`.
 
 freeze_support() must run first: if anything in the app (or torch's DataLoader workers)
 starts a multiprocessing child, the frozen executable is re-run as that child and this
@@ -6,10 +6,9 @@ call turns it into the worker instead of opening a second window.
 """
 
 import multiprocessing
-import sys
 
 if __name__ == "__main__":
     multiprocessing.freeze_support()
-    from mri_style_app.__main__ import main
+    from mri_style_app.__main__ import entry
 
-    sys.exit(main())
+    entry()
